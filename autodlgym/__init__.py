@@ -1,0 +1,68 @@
+"""autodlgym: a Gymnasium-style environment for automated deep learning.
+
+The public API is re-exported here lazily: ``import autodlgym`` imports neither torch nor ray.
+Importing the package registers the ``autodlgym/<Task>-v0`` Gymnasium environments.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ArchSpec": "autodlgym.searchspace.spec",
+    "SearchSpace": "autodlgym.searchspace.space",
+    "Choice": "autodlgym.searchspace.space",
+    "AutoDLError": "autodlgym.errors",
+    "SpecError": "autodlgym.errors",
+    "Fidelity": "autodlgym.trial",
+    "TrialResult": "autodlgym.trial",
+    "IOSpec": "autodlgym.searchspace.io",
+    "build_model": "autodlgym.searchspace.build",
+    "register_block": "autodlgym.searchspace.blocks",
+    "apply_init": "autodlgym.searchspace.init",
+    "register_init": "autodlgym.searchspace.init",
+    "diagnose": "autodlgym.searchspace.diagnostics",
+    "Diagnostics": "autodlgym.searchspace.diagnostics",
+    "Task": "autodlgym.envs.tasks",
+    "get_task": "autodlgym.envs.tasks",
+    "list_tasks": "autodlgym.envs.tasks",
+    "register_task": "autodlgym.envs.tasks",
+    "train_and_score": "autodlgym.envs.train",
+    "LocalExecutor": "autodlgym.envs.executors",
+    "RayExecutor": "autodlgym.envs.executors",
+    "AutoDLEnv": "autodlgym.envs.autodl_env",
+    "SequentialAutoDLEnv": "autodlgym.envs.sequential_env",
+    "ResultStore": "autodlgym.results.store",
+    "load_results": "autodlgym.results.store",
+    "leaderboard": "autodlgym.results.leaderboard",
+    "Searcher": "autodlgym.searchers.base",
+    "register_searcher": "autodlgym.searchers.base",
+    "get_searcher": "autodlgym.searchers.base",
+    "list_searchers": "autodlgym.searchers.base",
+    "RunConfig": "autodlgym.runner",
+    "run_search": "autodlgym.runner",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autodlgym' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+try:  # register the Gymnasium ids (string entry points: nothing heavy is imported)
+    from autodlgym.envs import registration as _registration  # noqa: F401
+except ImportError:  # pragma: no cover - gymnasium missing: the rest still works
+    pass

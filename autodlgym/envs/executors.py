@@ -1,0 +1,105 @@
+"""Executors run TrialJobs and hand back TrialResults.
+
+An executor keeps up to ``capacity`` trials in flight. ``submit`` hands it a job; ``wait``
+blocks until at least one job has finished and returns every finished ``(job, result)`` pair.
+The runner asks its searcher for a new candidate as soon as a slot frees: there is no batch
+barrier.
+
+:class:`LocalExecutor` trains in this process, one trial at a time. The Ray executor lives in
+:mod:`autodlgym.envs.ray_executor` and is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from autodlgym.trial import ERROR, TrialJob, TrialResult
+
+
+class PruningReporter(Protocol):
+    """What a worker calls after each epoch of a job with ``prune=True``."""
+
+    def report(self, trial_id: int, epoch: int, value: float) -> bool:
+        """Record an intermediate validation score; return True when the trial should stop."""
+
+
+def run_job(job: TrialJob, device: str = "cpu", reporter: PruningReporter | None = None,
+            worker: str = "") -> TrialResult:
+    """Train and score one job (the same function runs in-process and on Ray workers)."""
+    try:
+        from autodlgym.envs.tasks import get_task
+        from autodlgym.envs.train import train_and_score
+        from autodlgym.searchspace.spec import ArchSpec
+
+        spec = ArchSpec.from_json(job.spec_json)
+        task = get_task(job.task, **dict(job.task_kwargs))
+        callback: Callable[[int, float], bool] | None = None
+        if job.prune and reporter is not None:
+            def callback(epoch: int, value: float) -> bool:
+                return not reporter.report(job.trial_id, epoch, value)
+        result = train_and_score(spec, task, job.fidelity, job.seed, device=device, callback=callback)
+    except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
+        result = TrialResult.failure(ERROR, f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1))
+    result.worker = worker or f"pid{os.getpid()}"
+    return result
+
+
+class Executor(ABC):
+    """Runs trials; see the module docstring."""
+
+    capacity: int = 1
+
+    @abstractmethod
+    def submit(self, job: TrialJob) -> None: ...
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
+        """Block until at least one job finished (or ``timeout`` seconds passed); return the
+        finished ones."""
+
+    @property
+    @abstractmethod
+    def in_flight(self) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers. Jobs still in flight are abandoned."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """Trains one trial at a time in this process (``wait`` runs the oldest submitted job).
+
+    Args:
+        device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        reporter: where jobs with ``prune=True`` report their epochs.
+    """
+
+    capacity = 1
+
+    def __init__(self, device: str = "cpu", reporter: PruningReporter | None = None) -> None:
+        self.device = device
+        self.reporter = reporter
+        self._queue: collections.deque[TrialJob] = collections.deque()
+
+    def submit(self, job: TrialJob) -> None:
+        self._queue.append(job)
+
+    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
+        if not self._queue:
+            return []
+        job = self._queue.popleft()
+        return [(job, run_job(job, self.device, self.reporter, worker="local"))]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)

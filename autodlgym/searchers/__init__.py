@@ -1,0 +1,3 @@
+"""Searchers. Importing this package registers the built-ins."""
+
+from autodlgym.searchers import random  # noqa: F401

@@ -1,0 +1,141 @@
+"""The searcher interface, its registry and plugin loading.
+
+A searcher proposes candidates with ``ask(n)`` and learns from ``tell(spec, result)``; it never
+trains anything itself and sees only validation scores. It owns a seeded numpy Generator
+(``self.rng``). Its state is saved with the run after every ``tell`` (``state_dict`` /
+``load_state_dict``; by default everything in ``__dict__`` that pickles), so ``--resume``
+continues the same search.
+
+Searchers are found by name in the registry (``@register_searcher("name")``), through the
+``autodlgym.searchers`` entry-point group, or as ``package.module:Class``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autodlgym.errors import AutoDLError
+from autodlgym.registry import Registry
+from autodlgym.searchspace.space import SearchSpace
+from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.trial import TrialResult
+
+ENTRY_POINT_GROUP = "autodlgym.searchers"
+
+SEARCHERS: Registry[type[Searcher]] = Registry("searcher", lazy_module="autodlgym.searchers")
+
+
+class Searcher(ABC):
+    """Base class of all searchers.
+
+    Args:
+        space: the search space to propose from.
+        seed: seeds ``self.rng``.
+        run_dir: the run directory (a searcher may keep files there, e.g. an Optuna study),
+            or None for an in-memory search.
+        **options: searcher-specific settings (from ``--searcher-opt key=value``).
+
+    Subclasses implement :meth:`ask` and usually :meth:`tell`.
+    """
+
+    #: one line for ``autodlgym searchers``
+    description: str = ""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None,
+                 **options: Any) -> None:
+        self.space = space
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if options:
+            raise AutoDLError(
+                f"searcher {type(self).__name__} takes no option(s) {', '.join(sorted(options))}"
+            )
+
+    @abstractmethod
+    def ask(self, n: int = 1) -> list[ArchSpec]:
+        """Propose ``n`` candidates (each must be in ``self.space``)."""
+
+    def tell(self, spec: ArchSpec, result: TrialResult) -> None:  # noqa: B027 - optional hook
+        """Learn from the evaluation of a candidate this searcher proposed (or any candidate)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the search; must pickle. The space is not included."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("space", "run_dir")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (files, studies)."""
+
+
+def register_searcher(name: str, **meta: Any):
+    """Class decorator adding a searcher to the registry under ``name``."""
+    return SEARCHERS.register(name, **meta)
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def list_searchers() -> list[tuple[str, str, str]]:
+    """``(name, origin, description)`` for built-ins and entry-point plugins."""
+    out = []
+    for name in SEARCHERS.names():
+        cls = SEARCHERS.get(name)
+        out.append((name, "built-in", cls.description or (cls.__doc__ or "").strip().split("\n")[0]))
+    for name, ep in sorted(_plugins().items()):
+        if name in SEARCHERS:
+            continue
+        try:
+            cls = ep.load()
+            desc = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is listed, not fatal
+            desc = f"(fails to load: {type(exc).__name__}: {exc})"
+        out.append((name, f"plugin {ep.value}", desc))
+    return out
+
+
+def get_searcher(name: str) -> type[Searcher]:
+    """A searcher class by registry name, entry-point name or ``package.module:Class``."""
+    if ":" in name:
+        mod_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as exc:
+            raise AutoDLError(f"cannot import searcher module {mod_name!r}: {exc}") from None
+        cls = getattr(module, attr, None)
+        if cls is None:
+            raise AutoDLError(f"module {mod_name!r} has no searcher class {attr!r}")
+        return _check_class(name, cls)
+    if name in SEARCHERS:
+        return SEARCHERS.get(name)
+    plugins = _plugins()
+    if name in plugins:
+        return _check_class(name, plugins[name].load())
+    known = SEARCHERS.names() + sorted(plugins)
+    raise AutoDLError(
+        f"unknown searcher {name!r}; choose one of: {', '.join(known)}, or give package.module:Class"
+    )
+
+
+def _check_class(name: str, cls: Any) -> type[Searcher]:
+    if not (isinstance(cls, type) and issubclass(cls, Searcher)):
+        raise AutoDLError(f"{name!r} is not a subclass of autodlgym.Searcher")
+    return cls
+
+
+def make_searcher(name: str, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None,
+                  **options: Any) -> Searcher:
+    cls = get_searcher(name)
+    try:
+        return cls(space, seed=seed, run_dir=run_dir, **options)
+    except TypeError as exc:
+        raise AutoDLError(f"searcher {name!r} rejected its options: {exc}") from None

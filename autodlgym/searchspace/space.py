@@ -1,0 +1,657 @@
+"""SearchSpace: the single source of every decision an architecture search makes.
+
+A space is an ordered list of :class:`Choice` objects. Each choice has a finite, ordered list of
+options and at most one condition: it is *active* only when its parent is active and the parent's
+value is one of the listed values (kernel size only for conv-like blocks, cell type only for
+recurrent blocks, every ``stageI.*`` decision only when ``n_stages >= I``). Parents come before
+their children, so walking the list in order always knows whether a choice is active.
+
+From this list the space derives everything else: sampling, validation, the fixed-length integer
+encoding and its Gymnasium ``MultiDiscrete`` space, Optuna define-by-run suggestions, mutation,
+the exact number of distinct architectures, the one-decision-per-step order used by
+:class:`~autodlgym.envs.sequential_env.SequentialAutoDLEnv`, and the flat leaderboard columns.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autodlgym.errors import AutoDLError, SpecError
+from autodlgym.searchspace.spec import ArchSpec, Scalar
+
+if TYPE_CHECKING:  # pragma: no cover
+    import gymnasium
+    import optuna
+
+KINDS = ("categorical", "int", "float")
+
+#: Blocks shipped with autodlgym (their code lives in ``blocks.py``; this list keeps the space
+#: importable without torch).
+BUILTIN_BLOCKS = (
+    "mlp", "conv", "residual", "highway", "dense", "inception", "se", "attention", "recurrent",
+    "wavenet",
+)
+CONV_LIKE = ["conv", "residual", "dense", "se", "wavenet"]
+
+# The default space, in the same format a user's YAML/JSON space file uses.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "max_stages": 4,
+    "globals": {
+        "n_stages": {"options": [1, 2, 3, 4], "doc": "number of stages"},
+        "connections": {
+            "options": ["chain", "skip2", "skip3", "dense"],
+            "doc": "links between blocks inside a stage: plain chain, a skip every k blocks, or "
+            "every block fed the sum of all earlier outputs of its stage",
+        },
+        "activation": {"options": ["relu", "gelu", "silu", "tanh", "leaky_relu", "elu"]},
+        "norm": {"options": ["none", "batch", "layer", "instance"]},
+        "dropout": {"options": [0.0, 0.1, 0.25, 0.5]},
+        "init": {
+            "options": [
+                "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
+                "orthogonal", "torch_default",
+            ],
+            "doc": "weight-init law; gains corrected for the activation, biases zero",
+        },
+        "zero_init_residual": {
+            "options": [False, True],
+            "doc": "zero the last layer of every residual branch so each block starts as identity",
+        },
+        "trainable": {
+            "options": ["all", "fraction_0.1", "head"],
+            "doc": "which weights train: all; 10 % of the units of each layer (the rest keep their "
+            "random init); or the head only (random features, trained linear readout)",
+        },
+        "head_pool": {"options": ["avg", "max", "flatten", "last"]},
+        "optimizer": {"options": ["adam", "adamw", "sgd", "rmsprop"]},
+        "momentum": {"options": [0.0, 0.9, 0.99], "when": {"optimizer": ["sgd", "rmsprop"]}},
+        "lr": {
+            "kind": "float",
+            "log": True,
+            "options": [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1],
+        },
+        "weight_decay": {"options": [0.0, 1e-5, 1e-4, 1e-3, 1e-2], "kind": "float"},
+        "batch_size": {"options": [32, 64, 128, 256], "kind": "int", "log": True},
+        "grad_clip": {"options": [0.0, 0.5, 1.0, 5.0], "kind": "float", "doc": "0 means no clipping"},
+    },
+    "stage": {
+        "downsample": {
+            "options": ["none", "max", "avg", "lp", "lse", "strided"],
+            "doc": "pooling (or a strided conv) before this stage; stage 1 has none",
+            "from_stage": 2,
+        },
+        "block": {"options": list(BUILTIN_BLOCKS)},
+        "depth": {"options": [1, 2, 3, 4], "kind": "int", "doc": "blocks in this stage"},
+        "width": {"options": [8, 16, 32, 64, 128, 256, 512], "kind": "int", "log": True},
+        "kernel": {"options": [3, 5, 7, 9], "kind": "int", "when": {"block": CONV_LIKE}},
+        "dilation": {"options": [1, 2, 4], "kind": "int", "when": {"block": ["conv", "residual"]}},
+        "growth": {"options": [8, 16, 32], "kind": "int", "when": {"block": ["dense"]}},
+        "heads": {"options": [1, 2, 4], "kind": "int", "when": {"block": ["attention"]}},
+        "cell": {"options": ["rnn", "gru", "lstm", "minimal"], "when": {"block": ["recurrent"]}},
+        "bidirectional": {"options": [False, True], "when": {"block": ["recurrent"]}},
+        "chrono_init": {
+            "options": [False, True],
+            "when": {"cell": ["gru", "lstm", "minimal"]},
+            "doc": "chrono init of gate biases: log U[1, T_max - 1]",
+        },
+    },
+}
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return True
+    return type(a) is type(b)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision.
+
+    Args:
+        name: unique name, e.g. ``"stage2.kernel"``.
+        options: allowed values, in order (numeric options ascending).
+        kind: ``"categorical"``, ``"int"`` or ``"float"``; decides how Optuna suggests it.
+        log: whether numeric options are spread on a log scale.
+        parent: name of the choice this one depends on, or None.
+        parent_values: values of ``parent`` for which this choice is active.
+        doc: one line for ``autodlgym space show``.
+    """
+
+    name: str
+    options: tuple[Scalar, ...]
+    kind: str = "categorical"
+    log: bool = False
+    parent: str | None = None
+    parent_values: tuple[Scalar, ...] = ()
+    doc: str = ""
+
+    def index(self, value: Any) -> int:
+        for i, o in enumerate(self.options):
+            if o == value and _same_type(o, value):
+                return i
+        raise SpecError(
+            f"{self.name}={value!r} is not allowed; choose one of {', '.join(map(repr, self.options))}"
+        )
+
+    def snap(self, value: float) -> Scalar:
+        """The option nearest to a number (on a log scale for log choices)."""
+        nums = np.asarray(self.options, dtype=float)
+        if self.log and value > 0 and (nums > 0).all():
+            i = int(np.argmin(np.abs(np.log(nums) - math.log(value))))
+        else:
+            i = int(np.argmin(np.abs(nums - value)))
+        return self.options[i]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A choice as seen by a one-decision-per-step agent: its position and valid option mask."""
+
+    choice: Choice
+    position: int
+    mask: np.ndarray = field(compare=False)
+
+
+class SearchSpace:
+    """An ordered, conditional set of choices. See the module docstring.
+
+    Build one with :meth:`default`, :meth:`from_config` or :meth:`from_file`.
+    """
+
+    def __init__(self, choices: Sequence[Choice], config: Mapping[str, Any] | None = None) -> None:
+        seen: dict[str, Choice] = {}
+        for c in choices:
+            if c.name in seen:
+                raise AutoDLError(f"decision {c.name!r} is defined twice")
+            if not c.options:
+                raise AutoDLError(f"decision {c.name!r} has no options; give at least one")
+            if c.kind not in KINDS:
+                raise AutoDLError(f"decision {c.name!r} has kind {c.kind!r}; use one of {', '.join(KINDS)}")
+            if c.kind != "categorical" and not all(
+                isinstance(o, int | float) and not isinstance(o, bool) for o in c.options
+            ):
+                raise AutoDLError(f"decision {c.name!r} is {c.kind} but has non-numeric options {list(c.options)}")
+            if len(set(map(repr, c.options))) != len(c.options):
+                raise AutoDLError(f"decision {c.name!r} lists an option twice: {list(c.options)}")
+            if c.parent is not None:
+                if c.parent not in seen:
+                    raise AutoDLError(
+                        f"decision {c.name!r} depends on {c.parent!r}, which is not defined before it"
+                    )
+                parent = seen[c.parent]
+                for v in c.parent_values:
+                    try:
+                        parent.index(v)
+                    except SpecError:
+                        raise AutoDLError(
+                            f"decision {c.name!r} is conditioned on {c.parent}={v!r}, which is not "
+                            f"an option of {c.parent} ({', '.join(map(repr, parent.options))})"
+                        ) from None
+            seen[c.name] = c
+        self._choices: tuple[Choice, ...] = tuple(choices)
+        self._by_name = seen
+        self._position = {c.name: i for i, c in enumerate(self._choices)}
+        self._children: dict[str | None, list[Choice]] = {}
+        for c in self._choices:
+            self._children.setdefault(c.parent, []).append(c)
+        self._config = copy.deepcopy(dict(config)) if config is not None else None
+
+    # Construction -------------------------------------------------------------------------
+    @classmethod
+    def default(cls) -> SearchSpace:
+        """The default space: every block type, init law and training setting autodlgym ships."""
+        return cls.from_config(DEFAULT_CONFIG)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SearchSpace:
+        """A space from a config dict (the format of DEFAULT_CONFIG).
+
+        A config with ``base: default`` starts from the default space and overrides it: a
+        decision given there replaces that decision's entries (narrow or widen ``options``,
+        change ``log``); ``max_stages`` changes the stage count; ``remove: [names]`` drops
+        decisions (their children go too).
+        """
+        if not isinstance(config, Mapping):
+            raise AutoDLError(f"a space config must be a mapping, got {type(config).__name__}")
+        config = dict(config)
+        base = config.pop("base", None)
+        if base not in (None, "default", "none"):
+            raise AutoDLError(f"space base {base!r} is unknown; use 'default' or leave it out")
+        if base == "default":
+            merged = copy.deepcopy(DEFAULT_CONFIG)
+            unknown = set(config) - {"max_stages", "globals", "stage", "remove"}
+            if unknown:
+                raise AutoDLError(
+                    f"space file has unknown section(s) {sorted(unknown)}; use max_stages, globals, stage, remove"
+                )
+            for section in ("globals", "stage"):
+                over = config.get(section) or {}
+                if not isinstance(over, Mapping):
+                    raise AutoDLError(f"space section {section!r} must be a mapping of decision -> settings")
+                for name, settings in over.items():
+                    if not isinstance(settings, Mapping):
+                        raise AutoDLError(
+                            f"space decision {section}.{name} must be a mapping such as {{options: [...]}}, got {settings!r}"
+                        )
+                    if name in merged[section]:
+                        merged[section][name] = {**merged[section][name], **settings}
+                    elif "options" in settings:
+                        merged[section][name] = dict(settings)
+                    else:
+                        raise AutoDLError(
+                            f"space decision {section}.{name} is new and needs 'options'; "
+                            f"known: {', '.join(sorted(merged[section]))}"
+                        )
+            for name in config.get("remove") or []:
+                if name in merged["globals"]:
+                    del merged["globals"][name]
+                elif name in merged["stage"]:
+                    del merged["stage"][name]
+                else:
+                    raise AutoDLError(f"cannot remove unknown decision {name!r}")
+            if "max_stages" in config:
+                merged["max_stages"] = config["max_stages"]
+            config = merged
+        return cls(_expand(config), config)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchSpace:
+        """A space from a YAML or JSON file (see :meth:`from_config` for the format)."""
+        p = Path(path)
+        if not p.is_file():
+            raise AutoDLError(f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file")
+        text = p.read_text()
+        try:
+            if p.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                import yaml
+
+                data = yaml.safe_load(text)
+        except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AutoDLError(f"space file {str(p)!r} cannot be parsed: {first}") from None
+        if data is None:
+            raise AutoDLError(f"space file {str(p)!r} is empty; write e.g. 'base: default'")
+        return cls.from_config(data)
+
+    def to_config(self) -> dict[str, Any]:
+        """The config this space was made from (stored with a run so it can be rebuilt)."""
+        if self._config is not None:
+            return copy.deepcopy(self._config)
+        return {"choices": [_choice_to_dict(c) for c in self._choices]}
+
+    # Introspection ------------------------------------------------------------------------
+    @property
+    def choices(self) -> tuple[Choice, ...]:
+        return self._choices
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self._choices]
+
+    def __getitem__(self, name: str) -> Choice:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise SpecError(f"unknown decision {name!r}") from None
+
+    def __len__(self) -> int:
+        return len(self._choices)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self._choices == other._choices
+
+    def __hash__(self) -> int:
+        return hash(self._choices)
+
+    @property
+    def max_options(self) -> int:
+        return max(len(c.options) for c in self._choices)
+
+    def is_active(self, choice: Choice | str, values: Mapping[str, Any]) -> bool:
+        """Whether a choice is active given (at least) the values of its ancestors."""
+        c = self[choice] if isinstance(choice, str) else choice
+        while c.parent is not None:
+            if c.parent not in values:
+                return False
+            p = self._by_name[c.parent]
+            v = values[c.parent]
+            if not any(v == pv and _same_type(v, pv) for pv in c.parent_values):
+                return False
+            c = p
+        return True
+
+    def cardinality(self) -> int:
+        """The exact number of distinct architectures in the space."""
+
+        def count(c: Choice) -> int:
+            total = 0
+            for o in c.options:
+                prod = 1
+                for child in self._children.get(c.name, []):
+                    if any(o == pv and _same_type(o, pv) for pv in child.parent_values):
+                        prod *= count(child)
+                total += prod
+            return total
+
+        result = 1
+        for root in self._children.get(None, []):
+            result *= count(root)
+        return result
+
+    # Sampling and completion --------------------------------------------------------------
+    def _complete(self, values: Mapping[str, Any], pick) -> ArchSpec:
+        out: dict[str, Scalar] = {}
+        for c in self._choices:
+            if not self.is_active(c, out):
+                continue
+            v = values.get(c.name, _MISSING)
+            out[c.name] = pick(c) if v is _MISSING else v
+        return ArchSpec(out)
+
+    def sample(self, rng: np.random.Generator | int | None = None) -> ArchSpec:
+        """A uniformly drawn option for every active decision.
+
+        Args:
+            rng: a numpy Generator (consumed) or an int seed.
+        """
+        gen = _as_generator(rng)
+        return self._complete({}, lambda c: c.options[int(gen.integers(len(c.options)))])
+
+    def contains(self, spec: Mapping[str, Any]) -> bool:
+        try:
+            self.validate(spec)
+        except SpecError:
+            return False
+        return True
+
+    def validate(self, spec: Mapping[str, Any]) -> ArchSpec:
+        """Check a spec against the space; returns it as an ArchSpec.
+
+        Raises:
+            SpecError: naming the decision, the bad value and the allowed values.
+        """
+        if not isinstance(spec, Mapping):
+            raise SpecError(f"a spec must be a mapping of decision -> value, got {type(spec).__name__}")
+        for key in spec:
+            if key not in self._by_name:
+                raise SpecError(
+                    f"spec has unknown decision {key!r}; this space's decisions are: {', '.join(self.names)}"
+                )
+        for c in self._choices:
+            active = self.is_active(c, spec)
+            if active and c.name not in spec:
+                raise SpecError(
+                    f"spec lacks {c.name!r}, which is active here; give one of {', '.join(map(repr, c.options))}"
+                )
+            if not active and c.name in spec:
+                raise SpecError(
+                    f"spec sets {c.name}={spec[c.name]!r}, which is inactive unless "
+                    f"{c.parent} is one of {', '.join(map(repr, c.parent_values))}; remove it"
+                )
+            if active:
+                c.index(spec[c.name])
+        return spec if isinstance(spec, ArchSpec) else ArchSpec(spec)
+
+    # Encoding -----------------------------------------------------------------------------
+    def encode(self, spec: Mapping[str, Any]) -> np.ndarray:
+        """Fixed-length int64 vector of option indices; inactive decisions encode as 0."""
+        self.validate(spec)
+        return np.array(
+            [c.index(spec[c.name]) if c.name in spec else 0 for c in self._choices], dtype=np.int64
+        )
+
+    def decode(self, vector: Sequence[int] | np.ndarray) -> ArchSpec:
+        """The spec a vector stands for. Every vector inside the bounds of
+        :meth:`gymnasium_space` decodes to a legal spec; entries of inactive decisions are ignored.
+        """
+        vec = np.asarray(vector).reshape(-1)
+        if vec.shape[0] != len(self._choices):
+            raise AutoDLError(
+                f"action has {vec.shape[0]} entries, the space has {len(self._choices)} decisions"
+            )
+        values: dict[str, Scalar] = {}
+        for c, raw in zip(self._choices, vec):
+            if not self.is_active(c, values):
+                continue
+            i = int(raw)
+            if not 0 <= i < len(c.options):
+                raise AutoDLError(
+                    f"action entry for {c.name} is {i}; it must lie in [0, {len(c.options) - 1}]"
+                )
+            values[c.name] = c.options[i]
+        return ArchSpec(values)
+
+    def nvec(self) -> np.ndarray:
+        return np.array([len(c.options) for c in self._choices], dtype=np.int64)
+
+    def gymnasium_space(self, seed: int | None = None) -> gymnasium.spaces.MultiDiscrete:
+        from gymnasium.spaces import MultiDiscrete
+
+        return MultiDiscrete(self.nvec(), seed=seed)
+
+    # One decision per step ----------------------------------------------------------------
+    def next_decision(self, partial: Mapping[str, Any]) -> Decision | None:
+        """The first active decision not yet made in ``partial`` (None when the spec is done),
+        with the mask of its valid options over ``max_options`` slots."""
+        start = max((self._position[k] + 1 for k in partial), default=0)
+        for c in self._choices[start:]:
+            if self.is_active(c, partial):
+                mask = np.zeros(self.max_options, dtype=bool)
+                mask[: len(c.options)] = True
+                return Decision(c, self._position[c.name], mask)
+        return None
+
+    def decisions(self, spec: Mapping[str, Any]) -> list[Decision]:
+        """The decisions a one-decision-per-step agent makes to build ``spec``, in order."""
+        out, partial = [], {}
+        while (d := self.next_decision(partial)) is not None:
+            out.append(d)
+            partial[d.choice.name] = spec[d.choice.name]
+        return out
+
+    # Optuna -------------------------------------------------------------------------------
+    def suggest(self, trial: optuna.Trial) -> ArchSpec:
+        """Define-by-run suggestions for an Optuna trial; conditional decisions are suggested
+        only when active. Numeric decisions are suggested over their range (log when the
+        choice is log) and snapped to the nearest option."""
+        values: dict[str, Scalar] = {}
+        for c in self._choices:
+            if not self.is_active(c, values):
+                continue
+            if c.kind == "categorical" or len(c.options) == 1:
+                values[c.name] = trial.suggest_categorical(c.name, list(c.options))
+            elif c.kind == "int":
+                lo, hi = int(min(c.options)), int(max(c.options))
+                log = c.log and lo > 0
+                values[c.name] = c.snap(trial.suggest_int(c.name, lo, hi, log=log))
+            else:
+                lo, hi = float(min(c.options)), float(max(c.options))
+                log = c.log and lo > 0
+                values[c.name] = c.snap(trial.suggest_float(c.name, lo, hi, log=log))
+        return ArchSpec(values)
+
+    # Mutation -----------------------------------------------------------------------------
+    def mutate(self, spec: Mapping[str, Any], rng: np.random.Generator | int | None = None) -> ArchSpec:
+        """Change one active decision to another option (a neighbouring option with probability
+        1/2 for ordered decisions); decisions that become active are sampled, those that become
+        inactive are dropped. Returns a spec different from ``spec`` whenever the space allows."""
+        gen = _as_generator(rng)
+        spec = self.validate(spec)
+        mutable = [c for c in self._choices if c.name in spec and len(c.options) > 1]
+        if not mutable:
+            return spec
+        c = mutable[int(gen.integers(len(mutable)))]
+        i = c.index(spec[c.name])
+        if c.kind != "categorical" and gen.random() < 0.5:
+            j = i + (1 if gen.random() < 0.5 else -1)
+            j = min(max(j, 0), len(c.options) - 1)
+            if j == i:
+                j = i - 1 if i > 0 else i + 1
+        else:
+            j = int(gen.integers(len(c.options) - 1))
+            j = j if j < i else j + 1
+        values = dict(spec)
+        values[c.name] = c.options[j]
+        return self._complete(values, lambda ch: ch.options[int(gen.integers(len(ch.options)))])
+
+    # Tables -------------------------------------------------------------------------------
+    def columns(self, spec: Mapping[str, Any]) -> dict[str, Scalar | None]:
+        """One flat column per decision (None where inactive), for leaderboards."""
+        return {c.name: spec.get(c.name) for c in self._choices}
+
+    def describe(self) -> str:
+        """A human-readable listing: choices, conditions, cardinality."""
+        lines = [f"{len(self._choices)} decisions, {self.cardinality():,} distinct architectures"]
+        for c in self._choices:
+            opts = ", ".join(map(_fmt, c.options))
+            cond = f"  [if {c.parent} in {{{', '.join(map(_fmt, c.parent_values))}}}]" if c.parent else ""
+            kind = c.kind + (", log" if c.log else "")
+            lines.append(f"  {c.name:<24} {kind:<12} {{{opts}}}{cond}")
+            if c.doc:
+                lines.append(f"  {'':<24} {c.doc}")
+        return "\n".join(lines)
+
+
+_MISSING = object()
+
+
+def _fmt(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _choice_to_dict(c: Choice) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": c.name, "options": list(c.options), "kind": c.kind}
+    if c.log:
+        d["log"] = True
+    if c.parent:
+        d["when"] = {c.parent: list(c.parent_values)}
+    if c.doc:
+        d["doc"] = c.doc
+    return d
+
+
+def _make_choice(name: str, settings: Mapping[str, Any], parent: str | None, parent_values: Iterable[Any]) -> Choice:
+    allowed = {"options", "kind", "log", "when", "doc", "from_stage", "name"}
+    unknown = set(settings) - allowed
+    if unknown:
+        raise AutoDLError(f"decision {name!r} has unknown setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    options = settings.get("options")
+    if not isinstance(options, list | tuple) or not options:
+        raise AutoDLError(f"decision {name!r} needs a non-empty list 'options', got {options!r}")
+    for o in options:
+        if not isinstance(o, bool | int | float | str):
+            raise AutoDLError(f"decision {name!r} has option {o!r}; options must be numbers, strings or booleans")
+    kind = settings.get("kind")
+    if kind is None:
+        kind = "categorical"
+    return Choice(
+        name=name,
+        options=tuple(options),
+        kind=str(kind),
+        log=bool(settings.get("log", False)),
+        parent=parent,
+        parent_values=tuple(parent_values),
+        doc=str(settings.get("doc", "")),
+    )
+
+
+def _when(name: str, settings: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+    when = settings.get("when")
+    if when is None:
+        return None
+    if not isinstance(when, Mapping) or len(when) != 1:
+        raise AutoDLError(f"decision {name!r}: 'when' must name exactly one parent, e.g. {{block: [conv]}}")
+    (parent, values), = when.items()
+    if not isinstance(values, list | tuple) or not values:
+        raise AutoDLError(f"decision {name!r}: 'when: {{{parent}: ...}}' needs a non-empty list of values")
+    return str(parent), list(values)
+
+
+def _expand(config: Mapping[str, Any]) -> list[Choice]:
+    """Turn a config into the ordered choice list, expanding the per-stage template."""
+    if "choices" in config:  # an explicit list (what to_config writes for hand-made spaces)
+        out = []
+        for d in config["choices"]:
+            w = _when(d.get("name", "?"), d)
+            out.append(_make_choice(d["name"], d, w[0] if w else None, w[1] if w else ()))
+        return out
+    unknown = set(config) - {"max_stages", "globals", "stage"}
+    if unknown:
+        raise AutoDLError(f"space config has unknown section(s) {sorted(unknown)}; use max_stages, globals, stage")
+    max_stages = config.get("max_stages", 1)
+    if not isinstance(max_stages, int) or isinstance(max_stages, bool) or not 1 <= max_stages <= 8:
+        raise AutoDLError(f"max_stages must be an integer from 1 to 8, got {max_stages!r}")
+    glob = dict(config.get("globals") or {})
+    stage = dict(config.get("stage") or {})
+    if "n_stages" in glob:
+        ns = glob["n_stages"]
+        opts = [o for o in ns.get("options", []) if isinstance(o, int) and 1 <= o <= max_stages]
+        if not opts:
+            raise AutoDLError(f"n_stages needs options between 1 and max_stages={max_stages}")
+        glob["n_stages"] = {**ns, "options": opts, "kind": "int"}
+    else:
+        glob = {"n_stages": {"options": [max_stages], "kind": "int"}, **glob}
+    n_stage_opts = glob["n_stages"]["options"]
+
+    out: list[Choice] = []
+    names: set[str] = set()
+    # n_stages first, then the stages (which depend on it), then the other globals
+    out.append(_make_choice("n_stages", glob.pop("n_stages"), None, ()))
+    names.add("n_stages")
+    if "block" in stage:
+        blocks = stage["block"].get("options", [])
+        from autodlgym.searchspace.registry import known_blocks
+
+        known = known_blocks()
+        for b in blocks:
+            if b not in known:
+                raise AutoDLError(f"unknown block {b!r}; registered blocks: {', '.join(sorted(known))}")
+    for i in range(1, max_stages + 1):
+        stage_values = [n for n in n_stage_opts if n >= i]
+        if not stage_values:
+            break
+        for key, settings in stage.items():
+            if not isinstance(settings, Mapping):
+                raise AutoDLError(f"stage decision {key!r} must be a mapping such as {{options: [...]}}")
+            if i < int(settings.get("from_stage", 1)):
+                continue
+            name = f"stage{i}.{key}"
+            w = _when(name, settings)
+            if w is None:
+                parent, pvals = "n_stages", stage_values
+            else:
+                parent, pvals = f"stage{i}.{w[0]}", w[1]
+                if parent not in names:
+                    raise AutoDLError(
+                        f"stage decision {key!r} depends on {w[0]!r}, which must be defined before it"
+                    )
+            out.append(_make_choice(name, settings, parent, pvals))
+            names.add(name)
+    for key, settings in glob.items():
+        if not isinstance(settings, Mapping):
+            raise AutoDLError(f"decision {key!r} must be a mapping such as {{options: [...]}}")
+        w = _when(key, settings)
+        if w is not None and w[0] not in names:
+            raise AutoDLError(f"decision {key!r} depends on {w[0]!r}, which must be defined before it")
+        out.append(_make_choice(key, settings, w[0] if w else None, w[1] if w else ()))
+        names.add(key)
+    return out
