@@ -27,6 +27,9 @@ class PruningReporter(Protocol):
     def report(self, trial_id: int, epoch: int, value: float) -> bool:
         """Record an intermediate validation score; return True when the trial should stop."""
 
+    def finish(self, trial_id: int, result: TrialResult) -> None:
+        """The trial ended (executors call this for every finished job with ``prune=True``)."""
+
 
 def run_job(job: TrialJob, device: str = "cpu", reporter: PruningReporter | None = None,
             worker: str = "") -> TrialResult:
@@ -98,7 +101,10 @@ class LocalExecutor(Executor):
         if not self._queue:
             return []
         job = self._queue.popleft()
-        return [(job, run_job(job, self.device, self.reporter, worker="local"))]
+        result = run_job(job, self.device, self.reporter, worker="local")
+        if job.prune and self.reporter is not None:
+            self.reporter.finish(job.trial_id, result)
+        return [(job, result)]
 
     @property
     def in_flight(self) -> int:
