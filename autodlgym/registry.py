@@ -43,7 +43,9 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name:
             raise AutoDLError(f"{self.kind} names must be non-empty strings, got {name!r}")
         if name in self._entries and self._entries[name] is not obj:
-            warnings.warn(f"{self.kind} {name!r} is registered again; the new one replaces it", stacklevel=3)
+            warnings.warn(
+                f"{self.kind} {name!r} is registered again; the new one replaces it", stacklevel=3
+            )
         self._entries[name] = obj
         self._meta[name] = meta
 

@@ -41,7 +41,9 @@ class Fidelity:
         if self.max_train_samples is not None and self.max_train_samples < 1:
             raise AutoDLError(f"max_train_samples must be positive, got {self.max_train_samples!r}")
         if self.time_limit is not None and not self.time_limit > 0:
-            raise AutoDLError(f"time_limit must be a positive number of seconds, got {self.time_limit!r}")
+            raise AutoDLError(
+                f"time_limit must be a positive number of seconds, got {self.time_limit!r}"
+            )
 
     def key(self) -> str:
         """Canonical text used to recognise an evaluation already made."""
@@ -94,7 +96,11 @@ class TrialResult:
 
     @classmethod
     def failure(cls, status: str, message: str, **kw: Any) -> TrialResult:
-        return cls(status=status, message=message.strip().splitlines()[-1][:500] if message.strip() else status, **kw)
+        return cls(
+            status=status,
+            message=message.strip().splitlines()[-1][:500] if message.strip() else status,
+            **kw,
+        )
 
 
 def finite_or_none(x: float | None) -> float | None:

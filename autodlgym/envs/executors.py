@@ -31,8 +31,13 @@ class PruningReporter(Protocol):
         """The trial ended (executors call this for every finished job with ``prune=True``)."""
 
 
-def run_job(job: TrialJob, device: str = "cpu", reporter: PruningReporter | None = None,
-            worker: str = "") -> TrialResult:
+def run_job(
+    job: TrialJob,
+    device: str = "cpu",
+    reporter: PruningReporter | None = None,
+    worker: str = "",
+    amp: bool = False,
+) -> TrialResult:
     """Train and score one job (the same function runs in-process and on Ray workers)."""
     try:
         from autodlgym.envs.tasks import get_task
@@ -43,11 +48,18 @@ def run_job(job: TrialJob, device: str = "cpu", reporter: PruningReporter | None
         task = get_task(job.task, **dict(job.task_kwargs))
         callback: Callable[[int, float], bool] | None = None
         if job.prune and reporter is not None:
+
             def callback(epoch: int, value: float) -> bool:
                 return not reporter.report(job.trial_id, epoch, value)
-        result = train_and_score(spec, task, job.fidelity, job.seed, device=device, callback=callback)
+
+        kwargs = {"amp": True} if amp else {}
+        result = train_and_score(
+            spec, task, job.fidelity, job.seed, device=device, callback=callback, **kwargs
+        )
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
-        result = TrialResult.failure(ERROR, f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1))
+        result = TrialResult.failure(
+            ERROR, f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1)
+        )
     result.worker = worker or f"pid{os.getpid()}"
     return result
 
@@ -85,13 +97,17 @@ class LocalExecutor(Executor):
     Args:
         device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         reporter: where jobs with ``prune=True`` report their epochs.
+        amp: mixed precision (CUDA only).
     """
 
     capacity = 1
 
-    def __init__(self, device: str = "cpu", reporter: PruningReporter | None = None) -> None:
+    def __init__(
+        self, device: str = "cpu", reporter: PruningReporter | None = None, amp: bool = False
+    ) -> None:
         self.device = device
         self.reporter = reporter
+        self.amp = amp
         self._queue: collections.deque[TrialJob] = collections.deque()
 
     def submit(self, job: TrialJob) -> None:
@@ -101,7 +117,7 @@ class LocalExecutor(Executor):
         if not self._queue:
             return []
         job = self._queue.popleft()
-        result = run_job(job, self.device, self.reporter, worker="local")
+        result = run_job(job, self.device, self.reporter, worker="local", amp=self.amp)
         if job.prune and self.reporter is not None:
             self.reporter.finish(job.trial_id, result)
         return [(job, result)]

@@ -47,8 +47,9 @@ class Searcher(ABC):
     #: one line for ``autodlgym searchers``
     description: str = ""
 
-    def __init__(self, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None, **options: Any
+    ) -> None:
         self.space = space
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -90,7 +91,9 @@ def list_searchers() -> list[tuple[str, str, str]]:
     out = []
     for name in SEARCHERS.names():
         cls = SEARCHERS.get(name)
-        out.append((name, "built-in", cls.description or (cls.__doc__ or "").strip().split("\n")[0]))
+        out.append(
+            (name, "built-in", cls.description or (cls.__doc__ or "").strip().split("\n")[0])
+        )
     for name, ep in sorted(_plugins().items()):
         if name in SEARCHERS:
             continue
@@ -132,8 +135,9 @@ def _check_class(name: str, cls: Any) -> type[Searcher]:
     return cls
 
 
-def make_searcher(name: str, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None,
-                  **options: Any) -> Searcher:
+def make_searcher(
+    name: str, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None, **options: Any
+) -> Searcher:
     cls = get_searcher(name)
     try:
         return cls(space, seed=seed, run_dir=run_dir, **options)

@@ -27,7 +27,9 @@ class IOSpec:
     def __post_init__(self) -> None:
         want = {"vector": 1, "sequence": 2, "image": 3}
         if self.modality not in want:
-            raise AutoDLError(f"modality {self.modality!r} is unknown; use one of {', '.join(MODALITIES)}")
+            raise AutoDLError(
+                f"modality {self.modality!r} is unknown; use one of {', '.join(MODALITIES)}"
+            )
         if len(self.shape) != want[self.modality] or any(int(s) < 1 for s in self.shape):
             raise AutoDLError(
                 f"a {self.modality} input needs a shape of {want[self.modality]} positive sizes, got {self.shape}"

@@ -36,7 +36,15 @@ KINDS = ("categorical", "int", "float")
 #: Blocks shipped with autodlgym (their code lives in ``blocks.py``; this list keeps the space
 #: importable without torch).
 BUILTIN_BLOCKS = (
-    "mlp", "conv", "residual", "highway", "dense", "inception", "se", "attention", "recurrent",
+    "mlp",
+    "conv",
+    "residual",
+    "highway",
+    "dense",
+    "inception",
+    "se",
+    "attention",
+    "recurrent",
     "wavenet",
 )
 CONV_LIKE = ["conv", "residual", "dense", "se", "wavenet"]
@@ -56,8 +64,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "dropout": {"options": [0.0, 0.1, 0.25, 0.5]},
         "init": {
             "options": [
-                "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal",
-                "orthogonal", "torch_default",
+                "glorot_uniform",
+                "glorot_normal",
+                "he_uniform",
+                "he_normal",
+                "lecun_normal",
+                "orthogonal",
+                "torch_default",
             ],
             "doc": "weight-init law; gains corrected for the activation, biases zero",
         },
@@ -80,7 +93,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
         },
         "weight_decay": {"options": [0.0, 1e-5, 1e-4, 1e-3, 1e-2], "kind": "float"},
         "batch_size": {"options": [32, 64, 128, 256], "kind": "int", "log": True},
-        "grad_clip": {"options": [0.0, 0.5, 1.0, 5.0], "kind": "float", "doc": "0 means no clipping"},
+        "grad_clip": {
+            "options": [0.0, 0.5, 1.0, 5.0],
+            "kind": "float",
+            "doc": "0 means no clipping",
+        },
     },
     "stage": {
         "downsample": {
@@ -177,11 +194,15 @@ class SearchSpace:
             if not c.options:
                 raise AutoDLError(f"decision {c.name!r} has no options; give at least one")
             if c.kind not in KINDS:
-                raise AutoDLError(f"decision {c.name!r} has kind {c.kind!r}; use one of {', '.join(KINDS)}")
+                raise AutoDLError(
+                    f"decision {c.name!r} has kind {c.kind!r}; use one of {', '.join(KINDS)}"
+                )
             if c.kind != "categorical" and not all(
                 isinstance(o, int | float) and not isinstance(o, bool) for o in c.options
             ):
-                raise AutoDLError(f"decision {c.name!r} is {c.kind} but has non-numeric options {list(c.options)}")
+                raise AutoDLError(
+                    f"decision {c.name!r} is {c.kind} but has non-numeric options {list(c.options)}"
+                )
             if len(set(map(repr, c.options))) != len(c.options):
                 raise AutoDLError(f"decision {c.name!r} lists an option twice: {list(c.options)}")
             if c.parent is not None:
@@ -238,7 +259,9 @@ class SearchSpace:
             for section in ("globals", "stage"):
                 over = config.get(section) or {}
                 if not isinstance(over, Mapping):
-                    raise AutoDLError(f"space section {section!r} must be a mapping of decision -> settings")
+                    raise AutoDLError(
+                        f"space section {section!r} must be a mapping of decision -> settings"
+                    )
                 for name, settings in over.items():
                     if not isinstance(settings, Mapping):
                         raise AutoDLError(
@@ -270,7 +293,9 @@ class SearchSpace:
         """A space from a YAML or JSON file (see :meth:`from_config` for the format)."""
         p = Path(path)
         if not p.is_file():
-            raise AutoDLError(f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file")
+            raise AutoDLError(
+                f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file"
+            )
         text = p.read_text()
         try:
             if p.suffix.lower() == ".json":
@@ -384,7 +409,9 @@ class SearchSpace:
             SpecError: naming the decision, the bad value and the allowed values.
         """
         if not isinstance(spec, Mapping):
-            raise SpecError(f"a spec must be a mapping of decision -> value, got {type(spec).__name__}")
+            raise SpecError(
+                f"a spec must be a mapping of decision -> value, got {type(spec).__name__}"
+            )
         for key in spec:
             if key not in self._by_name:
                 raise SpecError(
@@ -484,7 +511,9 @@ class SearchSpace:
         return ArchSpec(values)
 
     # Mutation -----------------------------------------------------------------------------
-    def mutate(self, spec: Mapping[str, Any], rng: np.random.Generator | int | None = None) -> ArchSpec:
+    def mutate(
+        self, spec: Mapping[str, Any], rng: np.random.Generator | int | None = None
+    ) -> ArchSpec:
         """Change one active decision to another option (a neighbouring option with probability
         1/2 for ordered decisions); decisions that become active are sampled, those that become
         inactive are dropped. Returns a spec different from ``spec`` whenever the space allows."""
@@ -517,7 +546,11 @@ class SearchSpace:
         lines = [f"{len(self._choices)} decisions, {self.cardinality():,} distinct architectures"]
         for c in self._choices:
             opts = ", ".join(map(_fmt, c.options))
-            cond = f"  [if {c.parent} in {{{', '.join(map(_fmt, c.parent_values))}}}]" if c.parent else ""
+            cond = (
+                f"  [if {c.parent} in {{{', '.join(map(_fmt, c.parent_values))}}}]"
+                if c.parent
+                else ""
+            )
             kind = c.kind + (", log" if c.log else "")
             lines.append(f"  {c.name:<24} {kind:<12} {{{opts}}}{cond}")
             if c.doc:
@@ -549,17 +582,23 @@ def _choice_to_dict(c: Choice) -> dict[str, Any]:
     return d
 
 
-def _make_choice(name: str, settings: Mapping[str, Any], parent: str | None, parent_values: Iterable[Any]) -> Choice:
+def _make_choice(
+    name: str, settings: Mapping[str, Any], parent: str | None, parent_values: Iterable[Any]
+) -> Choice:
     allowed = {"options", "kind", "log", "when", "doc", "from_stage", "name"}
     unknown = set(settings) - allowed
     if unknown:
-        raise AutoDLError(f"decision {name!r} has unknown setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise AutoDLError(
+            f"decision {name!r} has unknown setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     options = settings.get("options")
     if not isinstance(options, list | tuple) or not options:
         raise AutoDLError(f"decision {name!r} needs a non-empty list 'options', got {options!r}")
     for o in options:
         if not isinstance(o, bool | int | float | str):
-            raise AutoDLError(f"decision {name!r} has option {o!r}; options must be numbers, strings or booleans")
+            raise AutoDLError(
+                f"decision {name!r} has option {o!r}; options must be numbers, strings or booleans"
+            )
     kind = settings.get("kind")
     if kind is None:
         kind = "categorical"
@@ -579,10 +618,14 @@ def _when(name: str, settings: Mapping[str, Any]) -> tuple[str, list[Any]] | Non
     if when is None:
         return None
     if not isinstance(when, Mapping) or len(when) != 1:
-        raise AutoDLError(f"decision {name!r}: 'when' must name exactly one parent, e.g. {{block: [conv]}}")
-    (parent, values), = when.items()
+        raise AutoDLError(
+            f"decision {name!r}: 'when' must name exactly one parent, e.g. {{block: [conv]}}"
+        )
+    ((parent, values),) = when.items()
     if not isinstance(values, list | tuple) or not values:
-        raise AutoDLError(f"decision {name!r}: 'when: {{{parent}: ...}}' needs a non-empty list of values")
+        raise AutoDLError(
+            f"decision {name!r}: 'when: {{{parent}: ...}}' needs a non-empty list of values"
+        )
     return str(parent), list(values)
 
 
@@ -596,7 +639,9 @@ def _expand(config: Mapping[str, Any]) -> list[Choice]:
         return out
     unknown = set(config) - {"max_stages", "globals", "stage"}
     if unknown:
-        raise AutoDLError(f"space config has unknown section(s) {sorted(unknown)}; use max_stages, globals, stage")
+        raise AutoDLError(
+            f"space config has unknown section(s) {sorted(unknown)}; use max_stages, globals, stage"
+        )
     max_stages = config.get("max_stages", 1)
     if not isinstance(max_stages, int) or isinstance(max_stages, bool) or not 1 <= max_stages <= 8:
         raise AutoDLError(f"max_stages must be an integer from 1 to 8, got {max_stages!r}")
@@ -624,14 +669,18 @@ def _expand(config: Mapping[str, Any]) -> list[Choice]:
         known = known_blocks()
         for b in blocks:
             if b not in known:
-                raise AutoDLError(f"unknown block {b!r}; registered blocks: {', '.join(sorted(known))}")
+                raise AutoDLError(
+                    f"unknown block {b!r}; registered blocks: {', '.join(sorted(known))}"
+                )
     for i in range(1, max_stages + 1):
         stage_values = [n for n in n_stage_opts if n >= i]
         if not stage_values:
             break
         for key, settings in stage.items():
             if not isinstance(settings, Mapping):
-                raise AutoDLError(f"stage decision {key!r} must be a mapping such as {{options: [...]}}")
+                raise AutoDLError(
+                    f"stage decision {key!r} must be a mapping such as {{options: [...]}}"
+                )
             if i < int(settings.get("from_stage", 1)):
                 continue
             name = f"stage{i}.{key}"
@@ -651,7 +700,9 @@ def _expand(config: Mapping[str, Any]) -> list[Choice]:
             raise AutoDLError(f"decision {key!r} must be a mapping such as {{options: [...]}}")
         w = _when(key, settings)
         if w is not None and w[0] not in names:
-            raise AutoDLError(f"decision {key!r} depends on {w[0]!r}, which must be defined before it")
+            raise AutoDLError(
+                f"decision {key!r} depends on {w[0]!r}, which must be defined before it"
+            )
         out.append(_make_choice(key, settings, w[0] if w else None, w[1] if w else ()))
         names.add(key)
     return out

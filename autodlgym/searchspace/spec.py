@@ -13,11 +13,11 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any, Union
+from typing import Any
 
 from autodlgym.errors import SpecError
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 def _check_scalar(name: str, value: Any) -> Scalar:
@@ -105,9 +105,13 @@ class ArchSpec(Mapping[str, Scalar]):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SpecError(f"spec is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+            raise SpecError(
+                f"spec is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            ) from None
         if not isinstance(data, dict):
-            raise SpecError(f"spec JSON must be an object of decision -> value, got {type(data).__name__}")
+            raise SpecError(
+                f"spec JSON must be an object of decision -> value, got {type(data).__name__}"
+            )
         return cls(data)
 
     @property
@@ -123,4 +127,17 @@ class ArchSpec(Mapping[str, Scalar]):
     def stage(self, i: int) -> dict[str, Scalar]:
         """Decisions of stage ``i`` (1-based) without the ``stageI.`` prefix."""
         prefix = f"stage{i}."
-        return {k[len(prefix):]: v for k, v in self._items if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in self._items if k.startswith(prefix)}
+
+    def summary(self) -> str:
+        """A short human-readable description, e.g. ``conv x2 (64) > gru x1 (32)``."""
+        parts = []
+        for i in range(1, self.n_stages + 1):
+            st = self.stage(i)
+            if not st:
+                continue
+            block = str(st.get("block", "?"))
+            if block == "recurrent":
+                block = str(st.get("cell", "rnn")) + ("-bi" if st.get("bidirectional") else "")
+            parts.append(f"{block} x{st.get('depth', 1)} ({st.get('width', '?')})")
+        return " > ".join(parts) or "(empty)"

@@ -1,0 +1,303 @@
+"""A REINFORCE agent over the one-decision-per-step environment (the REINFORCE baseline of
+NAS-Bench-201, after Williams 1992 and Zoph & Le 2017).
+
+The policy is a small autoregressive controller: at each step a GRU cell reads the embedding of
+the previous action plus the embedding of the current decision's position in the space, and a
+linear head gives logits over ``space.max_options`` slots; slots the environment's action mask
+rules out get probability zero. Episodes are played through the Gymnasium API of
+:class:`~autodlgym.envs.sequential_env.SequentialAutoDLEnv` with ``evaluate=False``: the last
+step hands back the spec, which the runner evaluates and tells back.
+
+Learning, one Adam step per ``tell`` (tells of a parallel batch arrive one by one, in any
+order)::
+
+    reward    = val_score  (ok or pruned trials; failures get ``failure_reward``, default 0)
+    advantage = reward - baseline            # baseline before this tell; the first tell sets it
+    loss      = -advantage * sum_t log pi(a_t) - entropy * sum_t H(pi_t)
+    baseline  = decay * baseline + (1 - decay) * reward
+
+The log-probabilities are recomputed under the current policy from the remembered positions,
+masks and actions of the episode (arch_id -> FIFO of episodes, so the same spec asked twice is
+matched in order). Tells for specs this agent did not propose are ignored: the gradient estimate
+is only valid for its own samples.
+
+torch is imported lazily; sampling uses a ``torch.Generator`` seeded from ``self.rng`` and the
+policy's initial weights come from a forked, seeded torch RNG, so torch's global state is never
+touched and the same seed gives the same asks.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autodlgym.errors import AutoDLError
+from autodlgym.searchers.base import Searcher, register_searcher
+from autodlgym.searchspace.space import SearchSpace
+from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.trial import OK, PRUNED, TrialResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: remembered episodes beyond this many are dropped oldest first (trials that are never told)
+_MAX_PENDING = 100_000
+
+
+def _build_policy(n_positions: int, n_options: int, hidden: int):
+    """The controller: GRU cell over (previous action, decision position) embeddings."""
+    import torch
+    from torch import nn
+
+    class Controller(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # slot 0 of the action embedding is the start token
+            self.action_emb = nn.Embedding(n_options + 1, hidden)
+            self.position_emb = nn.Embedding(n_positions, hidden)
+            self.cell = nn.GRUCell(hidden, hidden)
+            self.head = nn.Linear(hidden, n_options)
+            self.n_options = n_options
+
+        def initial(self) -> torch.Tensor:
+            return torch.zeros(1, self.cell.hidden_size)
+
+        def step(self, h: torch.Tensor, prev_action: int, position: int,
+                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """One decision: new hidden state and masked logits (invalid slots are -inf)."""
+            x = self.action_emb(torch.tensor([prev_action + 1])) + self.position_emb(
+                torch.tensor([position])
+            )
+            h = self.cell(x, h)
+            logits = self.head(h)[0].masked_fill(~mask, float("-inf"))
+            return h, logits
+
+    return Controller()
+
+
+@register_searcher("reinforce")
+class ReinforceSearcher(Searcher):
+    """REINFORCE with an exponential-moving-average baseline and an entropy bonus.
+
+    Args:
+        space: the search space (the environment acts over its decisions).
+        seed: seeds ``self.rng``, the policy's initial weights and every episode's sampling.
+        run_dir: unused.
+        lr: Adam learning rate.
+        hidden: width of the controller's embeddings and GRU state.
+        decay: baseline decay of the moving average of rewards, in [0, 1).
+        entropy: weight of the entropy bonus (summed over an episode's decisions).
+        failure_reward: reward of a failed trial (nan, oom, timeout, error, lost).
+    """
+
+    description = "REINFORCE over one decision per step: GRU controller, EMA baseline, entropy bonus"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None,
+                 lr: float = 0.02, hidden: int = 32, decay: float = 0.9, entropy: float = 1e-3,
+                 failure_reward: float = 0.0) -> None:
+        super().__init__(space, seed=seed, run_dir=run_dir)
+        self.lr = float(lr)
+        self.hidden = int(hidden)
+        self.decay = float(decay)
+        self.entropy = float(entropy)
+        self.failure_reward = float(failure_reward)
+        if not self.lr > 0:
+            raise AutoDLError(f"reinforce lr must be positive, got {lr!r}")
+        if self.hidden < 1:
+            raise AutoDLError(f"reinforce hidden must be a positive integer, got {hidden!r}")
+        if not 0.0 <= self.decay < 1.0:
+            raise AutoDLError(f"reinforce decay must lie in [0, 1), got {decay!r}")
+        if self.entropy < 0:
+            raise AutoDLError(f"reinforce entropy must be non-negative, got {entropy!r}")
+        self.baseline: float | None = None
+        self.n_updates = 0
+        #: arch_id -> FIFO of episodes (positions, masks, actions) awaiting their tell
+        self.pending: dict[str, deque[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self._pending_order: deque[str] = deque()
+        self._env = None
+        self._make_policy()
+
+    # Model --------------------------------------------------------------------------------
+    def _make_policy(self) -> None:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.policy = _build_policy(len(self.space.choices), self.space.max_options, self.hidden)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
+
+    @property
+    def env(self):
+        """The :class:`SequentialAutoDLEnv` the agent acts in (built on first use; it never
+        trains, so its task's data is not needed)."""
+        if self._env is None:
+            from autodlgym.envs.sequential_env import SequentialAutoDLEnv
+
+            self._env = SequentialAutoDLEnv(task="mnist1d", space=self.space, evaluate=False)
+        return self._env
+
+    # Ask ----------------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[ArchSpec]:
+        import torch
+
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2**63 - 1)))
+        out = []
+        self.policy.eval()
+        with torch.no_grad():
+            for _ in range(n):
+                spec, episode = self._rollout(gen)
+                self._remember(spec.arch_id, episode)
+                out.append(spec)
+        return out
+
+    def _rollout(self, gen: torch.Generator) -> tuple[ArchSpec, tuple[np.ndarray, ...]]:
+        import torch
+
+        env = self.env
+        obs, info = env.reset(seed=int(self.rng.integers(2**31 - 1)))
+        positions, masks, actions = [], [], []
+        h, prev = self.policy.initial(), -1
+        terminated = truncated = False
+        while not (terminated or truncated):
+            mask = np.asarray(env.action_masks(), dtype=bool)
+            position = int(obs[-1])
+            h, logits = self.policy.step(h, prev, position, torch.from_numpy(mask))
+            action = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+            positions.append(position)
+            masks.append(mask)
+            actions.append(action)
+            obs, _, terminated, truncated, info = env.step(action)
+            prev = action
+        if "spec" not in info:
+            raise AutoDLError("the sequential environment ended an episode without a spec")
+        episode = (
+            np.asarray(positions, dtype=np.int64),
+            np.packbits(np.stack(masks), axis=1),  # compact: a few bytes per decision
+            np.asarray(actions, dtype=np.int64),
+        )
+        return ArchSpec(info["spec"]), episode
+
+    def _remember(self, arch_id: str, episode: tuple[np.ndarray, ...]) -> None:
+        self.pending.setdefault(arch_id, deque()).append(episode)
+        self._pending_order.append(arch_id)
+        while len(self._pending_order) > _MAX_PENDING:
+            old = self._pending_order.popleft()
+            q = self.pending.get(old)
+            if q:
+                q.popleft()
+                if not q:
+                    del self.pending[old]
+
+    # Tell ---------------------------------------------------------------------------------
+    def reward(self, result: TrialResult) -> float:
+        """``val_score`` of ok and pruned trials; ``failure_reward`` otherwise."""
+        if result.status in (OK, PRUNED) and result.val_score is not None:
+            v = float(result.val_score)
+            if math.isfinite(v):
+                return v
+        return self.failure_reward
+
+    def tell(self, spec: ArchSpec, result: TrialResult) -> None:
+        """One policy-gradient step for an episode this agent proposed; others are ignored."""
+        arch_id = ArchSpec(spec).arch_id
+        queue = self.pending.get(arch_id)
+        if not queue:
+            return
+        episode = queue.popleft()
+        if not queue:
+            del self.pending[arch_id]
+        try:
+            self._pending_order.remove(arch_id)
+        except ValueError:  # pragma: no cover - already trimmed
+            pass
+        r = self.reward(result)
+        advantage = 0.0 if self.baseline is None else r - self.baseline
+        self.baseline = r if self.baseline is None else self.decay * self.baseline + (1 - self.decay) * r
+        self._update(episode, advantage)
+
+    def _update(self, episode: tuple[np.ndarray, ...], advantage: float) -> None:
+        import torch
+
+        positions, packed, actions = episode
+        masks = np.unpackbits(packed, axis=1, count=self.space.max_options).astype(bool)
+        self.policy.train()
+        h, prev = self.policy.initial(), -1
+        log_prob = torch.zeros(())
+        entropy = torch.zeros(())
+        for position, mask, action in zip(positions, masks, actions):
+            h, logits = self.policy.step(h, prev, int(position), torch.from_numpy(mask))
+            logp = torch.log_softmax(logits, -1)
+            log_prob = log_prob + logp[int(action)]
+            valid = torch.from_numpy(mask)
+            entropy = entropy - (logp[valid].exp() * logp[valid]).sum()
+            prev = int(action)
+        loss = -advantage * log_prob - self.entropy * entropy
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.n_updates += 1
+
+    # Introspection ------------------------------------------------------------------------
+    def probabilities(self, partial: dict[str, Any] | None = None) -> dict[Any, float]:
+        """The policy's distribution over the options of the next decision after ``partial``
+        (decisions made so far, in order), e.g. ``{"mlp": 0.1, "conv": 0.3, ...}``."""
+        import torch
+
+        partial = dict(partial or {})
+        made: dict[str, Any] = {}
+        h, prev = self.policy.initial(), -1
+        with torch.no_grad():
+            while True:
+                d = self.space.next_decision(made)
+                if d is None:
+                    raise AutoDLError("the spec is complete; there is no next decision")
+                h, logits = self.policy.step(h, prev, d.position, torch.from_numpy(d.mask))
+                if d.choice.name not in partial:
+                    p = torch.softmax(logits, -1).numpy()
+                    return {o: float(p[i]) for i, o in enumerate(d.choice.options)}
+                prev = d.choice.index(partial[d.choice.name])
+                made[d.choice.name] = partial[d.choice.name]
+
+    # State --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        skip = ("space", "run_dir", "_env", "policy", "optimizer")
+        state = {k: v for k, v in self.__dict__.items() if k not in skip}
+        state["policy"] = _clone_state(self.policy.state_dict())
+        state["optimizer"] = _clone_state(self.optimizer.state_dict())
+        state["pending"] = {k: list(v) for k, v in self.pending.items()}
+        state["_pending_order"] = list(self._pending_order)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        policy = state.pop("policy")
+        optimizer = state.pop("optimizer")
+        pending = state.pop("pending")
+        order = state.pop("_pending_order")
+        self.__dict__.update(state)
+        self._make_policy()  # rebuilt for the (possibly changed) options, then overwritten
+        self.policy.load_state_dict(policy)
+        self.optimizer.load_state_dict(optimizer)
+        self.pending = {k: deque(v) for k, v in pending.items()}
+        self._pending_order = deque(order)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+def _clone_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a torch state dict, detached from the live tensors (later steps must not
+    change a saved state)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)

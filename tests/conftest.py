@@ -1,0 +1,65 @@
+"""Test-wide settings: every artefact stays in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="autodlgym-tests-"))
+for var, sub in (("MPLCONFIGDIR", "mpl"), ("RAY_TMPDIR", "ray"), ("AUTODLGYM_CACHE", "cache")):
+    os.environ.setdefault(var, str(_ROOT / sub))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "autodlgym",
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    settings.load_profile("autodlgym")
+except ImportError:  # pragma: no cover
+    pass
+
+#: A small corner of the default space: fast trials for end-to-end tests.
+TINY_SPACE = {
+    "base": "default",
+    "max_stages": 1,
+    "globals": {
+        "n_stages": {"options": [1]},
+        "norm": {"options": ["none", "batch"]},
+        "dropout": {"options": [0.0]},
+        "trainable": {"options": ["all"]},
+        "batch_size": {"options": [64]},
+        "optimizer": {"options": ["adam", "sgd"]},
+        "lr": {"options": [1e-3, 1e-2]},
+    },
+    "stage": {
+        "block": {"options": ["mlp", "conv"]},
+        "depth": {"options": [1]},
+        "width": {"options": [8, 16]},
+    },
+}
+
+
+@pytest.fixture
+def tiny_space_config() -> dict:
+    import copy
+
+    return copy.deepcopy(TINY_SPACE)
+
+
+@pytest.fixture
+def tiny_space_file(tmp_path: Path) -> Path:
+    import json
+
+    p = tmp_path / "tiny_space.json"
+    p.write_text(json.dumps(TINY_SPACE))
+    return p
