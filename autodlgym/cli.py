@@ -228,7 +228,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         config = RunConfig(out=args.out, **kw)
         summary_call = dict(config=config)
     try:
-        summary = run_search(**summary_call, progress=not args.no_progress and sys.stderr.isatty())
+        summary = run_search(**summary_call, progress=not args.no_progress)
     except SearchInterrupted as exc:
         s = exc.summary
         print(

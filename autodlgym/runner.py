@@ -103,7 +103,7 @@ class RunConfig:
             raise AutoDLError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
-        self.fidelity  # validates epochs, max_train_samples, trial_time_limit
+        _ = self.fidelity  # validates epochs, max_train_samples, trial_time_limit
 
     @property
     def fidelity(self) -> Fidelity:
@@ -243,7 +243,7 @@ def run_search(
     """
     from autodlgym.envs.tasks import get_task
     from autodlgym.results.store import ResultStore
-    from autodlgym.searchers.base import make_searcher
+    from autodlgym.searchers.base import get_searcher, make_searcher
 
     run_dir = Path(out if out is not None else (config.out if config else ""))
     if not str(run_dir):
@@ -269,13 +269,14 @@ def run_search(
             raise AutoDLError("run_search needs a RunConfig unless resume=True")
         get_task(config.task, **config.task_kwargs)  # unknown task: fail before creating anything
         _make_space(config)
+        if searcher is None:
+            get_searcher(config.searcher)  # unknown searcher: likewise
         store = ResultStore(run_dir, create=True)
         if store.load_config() is not None or store.n_finished() or store.pending():
             store.close()
             raise AutoDLError(
                 f"{run_dir} already holds a run; continue it with --resume or choose another --out"
             )
-        store.save_config(config.to_dict())
     space = _make_space(config)
     fidelity = config.fidelity
 
@@ -284,6 +285,8 @@ def run_search(
             searcher = make_searcher(
                 config.searcher, space, seed=config.seed, run_dir=run_dir, **config.searcher_options
             )
+        if not resume:  # stored only once the searcher accepted its options
+            store.save_config(config.to_dict())
         told: set[int] = set()
         elapsed_before = 0.0
         blob = store.load_state("searcher")

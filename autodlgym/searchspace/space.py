@@ -15,6 +15,7 @@ the exact number of distinct architectures, the one-decision-per-step order used
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -630,7 +631,29 @@ def _when(name: str, settings: Mapping[str, Any]) -> tuple[str, list[Any]] | Non
 
 
 def _expand(config: Mapping[str, Any]) -> list[Choice]:
-    """Turn a config into the ordered choice list, expanding the per-stage template."""
+    """Turn a config into the ordered choice list, expanding the per-stage template.
+
+    A condition on parent values that a narrowed space no longer offers keeps only the values
+    still offered; a decision none of whose parent values remain is never active and is dropped
+    (with its own children).
+    """
+    kept: dict[str, Choice] = {}
+    for c in _expand_all(config):
+        if c.parent is not None:
+            parent = kept.get(c.parent)
+            if parent is None:
+                continue
+            values = tuple(
+                v for v in c.parent_values if any(v == o and _same_type(v, o) for o in parent.options)
+            )
+            if not values:
+                continue
+            c = dataclasses.replace(c, parent_values=values)
+        kept[c.name] = c
+    return list(kept.values())
+
+
+def _expand_all(config: Mapping[str, Any]) -> list[Choice]:
     if "choices" in config:  # an explicit list (what to_config writes for hand-made spaces)
         out = []
         for d in config["choices"]:

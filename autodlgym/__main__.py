@@ -1,0 +1,7 @@
+"""``python -m autodlgym``."""
+
+import sys
+
+from autodlgym.cli import main
+
+sys.exit(main())
