@@ -48,6 +48,10 @@ def _duration(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
+def _time_limit(text: str) -> float | str | None:
+    return text if text in ("auto", "none") else _duration(text)
+
+
 def _workers(text: str) -> int | str:
     if text == "auto":
         return "auto"

@@ -32,6 +32,8 @@ from autodlgym.trial import ERROR, Fidelity, TrialJob, TrialResult
 
 CONFIG_VERSION = 1
 PRUNERS = ("none", "median", "sha", "hyperband")
+#: training seconds a trial may take per epoch when ``trial_time_limit="auto"``
+AUTO_SECONDS_PER_EPOCH = 60.0
 
 
 @dataclass
@@ -48,7 +50,10 @@ class RunConfig:
         space: a search-space config (see :meth:`SearchSpace.from_config`); None for the default.
         trials: evaluation budget (None: only ``time_budget`` stops the search).
         time_budget: seconds of search wall time over all sessions of the run (None: no limit).
-        epochs, max_train_samples, trial_time_limit: the fidelity of every trial.
+        epochs, max_train_samples, trial_time_limit: the fidelity of every trial. A trial
+            that trains longer than ``trial_time_limit`` seconds ends with status ``timeout``;
+            ``"auto"`` allows ``AUTO_SECONDS_PER_EPOCH`` per epoch (so one very wide candidate
+            cannot stall a CPU search), None or ``"none"`` no limit.
         seed: seeds the searcher and every trial's training.
         workers: trials in flight at once; 1 with no ``ray_address`` trains in-process, more
             uses Ray. None: 1 locally, or one per GPU / CPU core when ``ray_address`` is given.
@@ -71,7 +76,7 @@ class RunConfig:
     time_budget: float | None = None
     epochs: int = 2
     max_train_samples: int | None = None
-    trial_time_limit: float | None = None
+    trial_time_limit: float | str | None = "auto"
     seed: int = 0
     workers: int | None = None
     cpus_per_trial: float = 1.0
@@ -107,7 +112,16 @@ class RunConfig:
 
     @property
     def fidelity(self) -> Fidelity:
-        return Fidelity(self.epochs, self.max_train_samples, self.trial_time_limit)
+        limit = self.trial_time_limit
+        if limit == "auto":
+            limit = AUTO_SECONDS_PER_EPOCH * self.epochs if isinstance(self.epochs, int) else None
+        elif limit == "none":
+            limit = None
+        elif isinstance(limit, str):
+            raise AutoDLError(
+                f"--trial-time-limit must be seconds, 'auto' or 'none', got {limit!r}"
+            )
+        return Fidelity(self.epochs, self.max_train_samples, limit)
 
     @property
     def uses_ray(self) -> bool:

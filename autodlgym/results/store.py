@@ -485,18 +485,22 @@ class ResultStore:
         space = self._space()
 
         columns: dict[str, list[Any]] = {name: [] for name in BASE_COLUMNS}
-        specs: list[ArchSpec] = []
+        # plain dicts: the stored spec text is already canonical JSON, and dict lookups are
+        # much faster than ArchSpec's Mapping methods on large runs
+        specs: list[dict[str, Any]] = []
+        spec_texts: list[str] = []
         diags: list[dict[str, Any]] = []
         diag_texts: list[str] = []
         for r in rows:
             (trial_id, arch_id, spec_json, fid_key, seed, status, val, test, loss, params,
              tparams, flops, tsec, esec, mem, epochs_run, message, worker, device, diag,
              reused, finished) = r  # fmt: skip
-            spec = ArchSpec.from_json(spec_json)
+            spec = json.loads(spec_json)
             fid = json.loads(fid_key)
             specs.append(spec)
+            spec_texts.append(spec_json)
             record = {
-                "trial_id": trial_id, "arch_id": arch_id or spec.arch_id, "status": status,
+                "trial_id": trial_id, "arch_id": arch_id or ArchSpec(spec).arch_id, "status": status,
                 "val_score": val, "test_score": test, "train_loss": loss, "params": params,
                 "trainable_params": tparams, "flops": flops, "train_seconds": tsec,
                 "eval_seconds": esec, "peak_memory_mb": mem, "epochs_run": epochs_run,
@@ -523,12 +527,11 @@ class ResultStore:
         if space is not None:
             choice_cols = [space.columns(s) for s in specs]
             names = [c.name for c in space.choices]
+            choice_values = {n: [c[n] for c in choice_cols] for n in names}
             # keys outside the space (a spec from an older space) still get a column
             extra = sorted({k for s in specs for k in s} - set(names))
+            choice_values.update({n: [s.get(n) for s in specs] for n in extra})
             names += extra
-            choice_values = {
-                n: [c.get(n, s.get(n)) for c, s in zip(choice_cols, specs)] for n in names
-            }
             # the options fix the dtype even when no trial has the decision active
             options = {c.name: list(c.options) for c in space.choices}
         else:
@@ -546,7 +549,7 @@ class ResultStore:
                 [d.get(n) if _is_scalar(d.get(n)) else None for d in diags]
             )
         frame["diagnostics"] = pd.Series(diag_texts, dtype="str")
-        frame["spec"] = pd.Series([s.to_json() for s in specs], dtype="str")
+        frame["spec"] = pd.Series(spec_texts, dtype="str")
         return pd.DataFrame(frame)
 
     def _space(self) -> Any:
@@ -583,7 +586,8 @@ class ResultStore:
 def load_results(run_dir: str | Path, include_pending: bool = False) -> pandas.DataFrame:
     """The trials of a run as a DataFrame (see :meth:`ResultStore.to_dataframe`).
 
-    Safe to call while a search is writing to ``run_dir``; writes nothing.
+    Safe to call while a search is writing to ``run_dir``. Writes nothing, unless the store
+    has an older schema version, which is upgraded first.
 
     Raises:
         AutoDLError: ``run_dir`` holds no autodlgym run.
@@ -702,15 +706,17 @@ def _typed_series(values: list[Any], hint: Iterable[Any] = ()) -> Any:
     """A Series with the narrowest nullable dtype that holds ``values`` and ``hint``."""
     import pandas as pd
 
-    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    present += list(hint)
-    if present and all(isinstance(v, bool) for v in present):
+    kinds = {type(v) for v in values} | {type(v) for v in hint}
+    kinds.discard(type(None))
+    if float in kinds and any(isinstance(v, float) and math.isnan(v) for v in values):
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    if kinds == {bool}:
         dtype = "boolean"
-    elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+    elif kinds == {int}:
         dtype = "Int64"
-    elif present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+    elif kinds and kinds <= {int, float}:
         dtype = "float64"
-    elif all(isinstance(v, str) for v in present):  # also the all-missing case
+    elif kinds <= {str}:  # also the all-missing case
         dtype = "str"
     else:
         dtype = "object"  # mixed kinds in one decision: keep the values as they are
