@@ -1,0 +1,211 @@
+"""SequentialAutoDLEnv: build an architecture one decision per step, scored at the end.
+
+Each step picks the option of one decision of the search space, in the space's order, skipping
+decisions that are inactive for the values chosen so far (a kernel size only for conv-like
+blocks). When the last active decision is made the spec is complete: it is trained and scored
+(or handed back unscored with ``evaluate=False``) and the episode ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from autodlgym.envs.autodl_env import (
+    FidelityLike,
+    SpaceLike,
+    as_fidelity,
+    as_space,
+    as_task,
+    check_size_penalty,
+    make_job,
+    result_info,
+    reward_of,
+    run_jobs,
+)
+from autodlgym.envs.executors import Executor, LocalExecutor
+from autodlgym.envs.tasks import Task
+from autodlgym.errors import AutoDLError
+from autodlgym.searchspace.space import Decision
+from autodlgym.searchspace.spec import ArchSpec
+
+#: ``obs[i]`` of a decision not made yet, or inactive.
+NOT_MADE = -1
+
+
+class SequentialAutoDLEnv(gymnasium.Env):
+    """One step = one decision; the finished architecture is trained on the last step.
+
+    **Actions**: ``Discrete(space.max_options)``, the index of an option of the decision to make
+    now. Only the first ``len(options)`` indices are valid for that decision:
+    :meth:`action_masks` (the method sb3-contrib's ``MaskablePPO`` calls) and
+    ``info["action_mask"]`` give the mask, ``info["decision"]`` the decision's name. A masked
+    action ``a`` is not an error: it is mapped deterministically onto the valid option number
+    ``a % n_valid`` (counting valid options in order) and flagged with
+    ``info["invalid_action"] = True`` (False otherwise), so agents that ignore masks and
+    Gymnasium's checker still work. An action outside ``[0, max_options)`` raises
+    :class:`~autodlgym.errors.AutoDLError`.
+
+    **Observations**: a float32 ``Box`` of length ``len(space) + 1``. ``obs[i]`` is the option
+    index chosen for decision ``i`` (the space's order), or -1 while not made and for inactive
+    decisions; ``obs[-1]`` is the position (index in ``space.choices``) of the decision to make
+    now, ``len(space)`` once the spec is complete. Bounds: ``[-1, max_options - 1]`` for the
+    choices and ``[-1, len(space)]`` for the position.
+
+    **Rewards**: 0.0 on every step but the last. On the last step, with ``evaluate=True``, the
+    spec is trained and the reward is ``val_score - size_penalty * log10(params)``, or
+    ``failure_reward`` when the trial failed (see ``info["status"]``); with ``evaluate=False``
+    nothing is trained, the reward is 0.0 and ``info["deferred"] = True``: the caller scores
+    ``info["spec"]`` itself.
+
+    **Episodes** end (``terminated=True``) on the step that makes the last active decision; the
+    env never truncates. Episode length depends on the choices (more stages, more decisions).
+
+    **Info**: on reset and every step, ``action_mask`` (bool, ``max_options`` long; all False
+    once the spec is complete), ``decision`` (name of the next decision, None once complete),
+    ``position``; on steps also ``invalid_action`` and ``chosen`` (the option index applied).
+    On the last step ``spec`` is the :class:`~autodlgym.ArchSpec`; evaluated, it also carries
+    ``result`` (the TrialResult), ``arch_id``, ``trial_seed`` and the trial fields of
+    :data:`~autodlgym.envs.autodl_env.INFO_FIELDS`.
+
+    **Randomness**: the training seed of the last step is drawn from ``np_random``, seeded by
+    ``reset(seed=...)``.
+
+    Args:
+        task: a task name or a Task.
+        space: a SearchSpace, a space config mapping, a YAML/JSON path, or None (default space).
+        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields.
+        size_penalty: reward cost per decade of parameters (>= 0).
+        executor: where trials run (default: a LocalExecutor on CPU, closed by :meth:`close`).
+        task_kwargs: options of the task.
+        evaluate: train the finished spec on the last step (False: defer scoring to the caller).
+        failure_reward: reward of a failed trial.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        task: str | Task = "mnist1d",
+        space: SpaceLike = None,
+        fidelity: FidelityLike = 1,
+        size_penalty: float = 0.0,
+        executor: Executor | None = None,
+        task_kwargs: Mapping[str, Any] | None = None,
+        evaluate: bool = True,
+        failure_reward: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.task = as_task(task, task_kwargs)
+        self.space = as_space(space)
+        self.fidelity = as_fidelity(fidelity)
+        self.size_penalty = check_size_penalty(size_penalty)
+        self.evaluate = bool(evaluate)
+        self.failure_reward = float(failure_reward)
+        self._owns_executor = executor is None
+        self._executor = executor
+
+        n, k = len(self.space), self.space.max_options
+        self.action_space = spaces.Discrete(k)
+        low = np.full(n + 1, NOT_MADE, dtype=np.float32)
+        high = np.append(np.full(n, k - 1), n).astype(np.float32)
+        self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
+
+        self._values: dict[str, Any] = {}
+        self._chosen = np.full(n, NOT_MADE, dtype=np.float32)
+        self._decision: Decision | None = None
+
+    @property
+    def executor(self) -> Executor:
+        """Where trials run; the default LocalExecutor is made on first use (only if evaluating)."""
+        if self._executor is None:
+            self._executor = LocalExecutor()
+        return self._executor
+
+    # Gymnasium API --------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._values = {}
+        self._chosen = np.full(len(self.space), NOT_MADE, dtype=np.float32)
+        self._decision = self.space.next_decision(self._values)
+        return self._observation(), self._decision_info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        decision = self._decision
+        if decision is None:
+            raise AutoDLError(
+                "the architecture is complete (or reset() was not called); call reset()"
+            )
+        a = self._check_action(action)
+        valid = np.flatnonzero(decision.mask)
+        invalid = not bool(decision.mask[a])
+        index = int(valid[a % len(valid)]) if invalid else a
+        choice = decision.choice
+        self._values[choice.name] = choice.options[index]
+        self._chosen[decision.position] = index
+        self._decision = self.space.next_decision(self._values)
+
+        info = self._decision_info()
+        info["invalid_action"] = invalid
+        info["chosen"] = index
+        if self._decision is not None:
+            return self._observation(), 0.0, False, False, info
+
+        spec = self.space.validate(ArchSpec(self._values))
+        reward = 0.0
+        if self.evaluate:
+            seed = int(self.np_random.integers(2**31 - 1))
+            job = make_job(spec, self.task, self.fidelity, seed)
+            (result,) = run_jobs(self.executor, [job])
+            reward = reward_of(result, self.size_penalty, self.failure_reward)
+            info.update(result_info(spec, result, seed))
+            info["result"] = result
+        else:
+            info["deferred"] = True
+        info["spec"] = spec
+        return self._observation(), reward, True, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions for the decision to make now (bool, ``max_options`` long); all False
+        once the spec is complete or before ``reset``."""
+        if self._decision is None:
+            return np.zeros(self.space.max_options, dtype=bool)
+        return self._decision.mask.copy()
+
+    def close(self) -> None:
+        if self._owns_executor and self._executor is not None:
+            self._executor.close()
+        super().close()
+
+    # Helpers ----------------------------------------------------------------------------------
+    def _check_action(self, action: Any) -> int:
+        a = np.asarray(action)
+        k = self.space.max_options
+        if a.shape not in ((), (1,)) or a.dtype.kind not in "iu":
+            raise AutoDLError(
+                f"action must be one integer option index in [0, {k - 1}], got {action!r}"
+            )
+        a = int(a.reshape(()))
+        if not 0 <= a < k:
+            raise AutoDLError(
+                f"action {a} is outside the action space; give an index in [0, {k - 1}]"
+            )
+        return a
+
+    def _observation(self) -> np.ndarray:
+        position = len(self.space) if self._decision is None else self._decision.position
+        return np.append(self._chosen, np.float32(position)).astype(np.float32)
+
+    def _decision_info(self) -> dict[str, Any]:
+        d = self._decision
+        return {
+            "action_mask": self.action_masks(),
+            "decision": None if d is None else d.choice.name,
+            "position": len(self.space) if d is None else d.position,
+        }
