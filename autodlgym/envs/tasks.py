@@ -51,6 +51,8 @@ TASKS: Registry[Callable[..., Task]] = Registry("task")
 
 _DATA_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], TaskData] = {}
 _DATA_LOCK = threading.Lock()
+# get_task(name, **options) -> Task: tasks are immutable, and workers ask for one per trial
+_TASK_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], Task] = {}
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,10 @@ class Task:
             return get_task(name, **kwargs)
         return get_task(key)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the loader is a closure: a pickled task is remade from its name and options
+        return (_remake_task, (self.name, self.kwargs))
+
     def load(self) -> TaskData:
         """The arrays, generated on first use and kept for the life of the process."""
         cache_key = (self.name, self.kwargs)
@@ -144,6 +150,10 @@ class Task:
                     data = _check_data(self, self.loader())
                     _DATA_CACHE[cache_key] = data
         return data
+
+
+def _remake_task(name: str, kwargs: tuple[tuple[str, Any], ...]) -> Task:
+    return get_task(name, **dict(kwargs))
 
 
 def register_task(name: str, description: str = "", prefix: bool = False) -> Callable:
@@ -164,6 +174,7 @@ def register_task(name: str, description: str = "", prefix: bool = False) -> Cal
             return dataclasses.replace(task, kwargs=tuple(normal.items()))
 
         TASKS.add(name, make, description=description, prefix=prefix)
+        _TASK_CACHE.clear()
         return make
 
     return deco
@@ -183,7 +194,9 @@ def get_task(name: str | Task = DEFAULT_TASK, **kwargs: Any) -> Task:
 
     Options are checked against the factory's signature; string values are converted to the
     type of the option's default (so ``length="100"`` from a command line works). Options
-    equal to their defaults are dropped, so equal tasks have equal keys.
+    equal to their defaults are dropped, so equal tasks have equal keys. Tasks are kept per
+    (name, options) for the life of the process, so a file behind an ``npz:`` task is read
+    once.
 
     Raises:
         AutoDLError: unknown task or option, or data that cannot be read.
@@ -199,13 +212,23 @@ def get_task(name: str | Task = DEFAULT_TASK, **kwargs: Any) -> Task:
         raise AutoDLError(
             f"unknown task {name!r}; choose one of: {', '.join(n for n, _ in list_tasks())}"
         )
+    try:
+        cache_key = (name, tuple(sorted(kwargs.items())))
+        task = _TASK_CACHE.get(cache_key)
+    except TypeError:  # an unhashable option: let the factory reject it
+        cache_key, task = None, None
+    if task is not None:
+        return task
     factory = TASKS.get(base)
     prefixed = bool(TASKS.meta(base).get("prefix"))
     if prefixed and not (sep and arg):
         raise AutoDLError(f"task {base!r} needs an argument: write {base}:PATH")
     if sep and not prefixed:
         raise AutoDLError(f"task {base!r} takes no ':' argument; write just {base!r}")
-    return factory(arg, **kwargs) if prefixed else factory(**kwargs)
+    task = factory(arg, **kwargs) if prefixed else factory(**kwargs)
+    if cache_key is not None:
+        _TASK_CACHE[cache_key] = task
+    return task
 
 
 def _normalise_options(
