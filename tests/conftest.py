@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _ROOT = Path(tempfile.mkdtemp(prefix="autodlgym-tests-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 for var, sub in (("MPLCONFIGDIR", "mpl"), ("RAY_TMPDIR", "ray"), ("AUTODLGYM_CACHE", "cache")):
     os.environ.setdefault(var, str(_ROOT / sub))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
