@@ -154,6 +154,12 @@ class SearchSummary:
         return load_results(self.run_dir)
 
 
+def _takes(cls: type, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(cls.__init__).parameters
+
+
 def _make_space(config: RunConfig) -> SearchSpace:
     return SearchSpace.from_config(config.space) if config.space else SearchSpace.default()
 
@@ -296,8 +302,12 @@ def run_search(
 
     try:
         if searcher is None:
+            options = dict(config.searcher_options)
+            if "task" not in options and _takes(get_searcher(config.searcher), "task"):
+                # e.g. the zero-cost pre-screen measures candidates on the run's task
+                options["task"] = get_task(config.task, **config.task_kwargs).key
             searcher = make_searcher(
-                config.searcher, space, seed=config.seed, run_dir=run_dir, **config.searcher_options
+                config.searcher, space, seed=config.seed, run_dir=run_dir, **options
             )
         if not resume:  # stored only once the searcher accepted its options
             store.save_config(config.to_dict())

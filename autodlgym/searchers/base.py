@@ -122,7 +122,14 @@ def get_searcher(name: str) -> type[Searcher]:
         return SEARCHERS.get(name)
     plugins = _plugins()
     if name in plugins:
-        return _check_class(name, plugins[name].load())
+        try:
+            cls = plugins[name].load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is the user's to fix
+            raise AutoDLError(
+                f"searcher plugin {name!r} ({plugins[name].value}) fails to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        return _check_class(name, cls)
     known = SEARCHERS.names() + sorted(plugins)
     raise AutoDLError(
         f"unknown searcher {name!r}; choose one of: {', '.join(known)}, or give package.module:Class"
