@@ -59,8 +59,15 @@ class EvolutionSearcher(Searcher):
 
     description = "regularised evolution: tournament selection, mutation, ageing (Real et al. 2019)"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None,
-                 population: int = 20, sample_size: int = 5, avoid_duplicates: bool = True) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        run_dir: str | Path | None = None,
+        population: int = 20,
+        sample_size: int = 5,
+        avoid_duplicates: bool = True,
+    ) -> None:
         super().__init__(space, seed=seed, run_dir=run_dir)
         population, sample_size = int(population), int(sample_size)
         if population < 1:

@@ -32,10 +32,16 @@ block works on every state:
 reads              vector (D,)                  sequence (C, L)               image (C, H, W)
 =================  ===========================  ============================  =====================
 ``"vector"``       as is                        flattened to (C*L,)           flattened to (C*H*W,)
-``"spatial"``      one-channel signal (1, D)    as is                         as is (2-D layers)
-``"sequence"``     one-channel signal (1, D)    as is                         sequence (C, H*W)
+``"spatial"``      one position (D, 1)          as is                         as is (2-D layers)
+``"sequence"``     one position (D, 1)          as is                         sequence (C, H*W)
 ``"any"``          as is                        as is                         as is
 =================  ===========================  ============================  =====================
+
+A vector read by a spatial or sequence block is a signal of one position with D channels, so
+such a block acts on it pointwise and costs what an MLP of the same width costs. (Reading it
+as a D-long one-channel signal would make a wide conv after a wide MLP stage cost
+``width**2 * kernel * D`` per example: hundreds of times more, for an ordering of features
+that a vector does not have. Inputs that are signals are ``sequence`` tasks, shape (C, L).)
 
 Flattening first average-pools the positions (adaptively, to a grid as square as possible)
 when the flattened size would exceed ``VECTOR_CAP = 4096`` features, so that a vector block
@@ -264,7 +270,7 @@ class Adapter(nn.Module):
             out = (c * math.prod(spatial),)
         elif reads in ("spatial", "sequence") and kind == "vector":
             self.mode = "unsqueeze"
-            out = (1, in_shape[0])
+            out = (in_shape[0], 1)
         elif reads == "sequence" and kind == "image":
             self.mode = "flatten_positions"
             out = (in_shape[0], in_shape[1] * in_shape[2])
@@ -276,7 +282,7 @@ class Adapter(nn.Module):
                 x = self.pool(x)
             return x.flatten(1)
         if self.mode == "unsqueeze":
-            return x.unsqueeze(1)
+            return x.unsqueeze(-1)
         if self.mode == "flatten_positions":
             return x.flatten(2)
         return x

@@ -1,0 +1,164 @@
+"""The REINFORCE agent: masked rollouts through the sequential env, learning, determinism,
+resume."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autodlgym.errors import AutoDLError
+from autodlgym.searchers.base import make_searcher
+from autodlgym.searchers.reinforce import ReinforceSearcher
+from autodlgym.searchspace.space import SearchSpace
+from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.trial import TrialResult
+
+DEFAULT = SearchSpace.default()
+#: one stage only, so "stage1.block" is the second decision of every episode
+ONE_STAGE = SearchSpace.from_config({"base": "default", "max_stages": 1})
+#: several decisions with a single option: forced steps the policy does not play
+NARROW = SearchSpace.from_config(
+    {
+        "base": "default",
+        "max_stages": 2,
+        "remove": ["momentum"],
+        "globals": {"optimizer": {"options": ["adam"]}, "dropout": {"options": [0.0]}},
+        "stage": {"depth": {"options": [2]}, "block": {"options": ["conv", "mlp"]}},
+    }
+)
+
+
+def ok(score: float) -> TrialResult:
+    return TrialResult("ok", val_score=score)
+
+
+def conv_reward(spec: ArchSpec) -> float:
+    return 1.0 if spec["stage1.block"] == "conv" else 0.0
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**32 - 1), narrow=st.booleans())
+def test_rollouts_respect_the_masks_and_record_the_spec(seed: int, narrow: bool):
+    space = NARROW if narrow else DEFAULT
+    agent = ReinforceSearcher(space, seed=seed)
+    specs = agent.ask(4)
+    for spec in specs:
+        space.validate(spec)
+        positions, packed, actions = agent.pending[spec.arch_id][0]
+        masks = np.unpackbits(packed, axis=1, count=space.max_options).astype(bool)
+        # forced decisions (one valid option) are played without the policy
+        decisions = [d for d in space.decisions(spec) if d.mask.sum() > 1]
+        assert decisions
+        assert list(positions) == [d.position for d in decisions]
+        assert list(actions) == [d.choice.index(spec[d.choice.name]) for d in decisions]
+        assert all(m[a] for m, a in zip(masks, actions))
+        assert all((m == d.mask).all() for m, d in zip(masks, decisions))
+
+
+def test_learns_to_prefer_a_rewarded_block():
+    agent = ReinforceSearcher(ONE_STAGE, seed=0)
+    before = agent.probabilities({"n_stages": 1})["conv"]
+    hits = []
+    for _ in range(25):
+        specs = agent.ask(8)
+        for spec in specs:
+            hits.append(conv_reward(spec))
+            agent.tell(spec, ok(conv_reward(spec)))
+    after = agent.probabilities({"n_stages": 1})["conv"]
+    assert agent.n_updates == 200
+    assert before < 0.2 and after > 0.6, (before, after)
+    assert np.mean(hits[-50:]) > np.mean(hits[:50]) + 0.3
+
+
+def test_same_seed_same_asks_and_torch_global_rng_untouched():
+    state = torch.random.get_rng_state()
+    runs = []
+    for _ in range(2):
+        agent = ReinforceSearcher(DEFAULT, seed=11)
+        asked = []
+        for _ in range(3):
+            specs = agent.ask(3)
+            asked += specs
+            for spec in specs:
+                agent.tell(spec, ok(spec["n_stages"] / 4))
+        runs.append(asked)
+    assert runs[0] == runs[1]
+    assert ReinforceSearcher(DEFAULT, seed=12).ask(3) != runs[0][:3]
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_state_round_trip_continues_identically():
+    agent = ReinforceSearcher(ONE_STAGE, seed=3)
+    for _ in range(4):
+        for spec in agent.ask(3):
+            agent.tell(spec, ok(conv_reward(spec)))
+    pending = agent.ask(3)  # asked before the save, told after the resume
+    saved = pickle.loads(pickle.dumps(agent.state_dict()))
+    assert {"policy", "optimizer", "baseline", "pending"} <= set(saved)
+    resumed = ReinforceSearcher(ONE_STAGE, seed=77)
+    resumed.load_state_dict(saved)
+    for a in (agent, resumed):
+        for spec in reversed(pending):
+            a.tell(spec, ok(conv_reward(spec)))
+    for _ in range(3):
+        x, y = agent.ask(2), resumed.ask(2)
+        assert x == y
+        for s in x:
+            agent.tell(s, ok(conv_reward(s)))
+            resumed.tell(s, ok(conv_reward(s)))
+    assert agent.baseline == resumed.baseline
+    assert agent.probabilities({"n_stages": 1}) == resumed.probabilities({"n_stages": 1})
+
+
+def test_saved_state_does_not_follow_later_updates():
+    agent = ReinforceSearcher(ONE_STAGE, seed=4)
+    (spec,) = agent.ask(1)
+    saved = agent.state_dict()
+    weights = {k: v.clone() for k, v in saved["policy"].items()}
+    agent.tell(spec, ok(1.0))
+    (spec,) = agent.ask(1)
+    agent.tell(spec, ok(0.0))
+    assert all(torch.equal(weights[k], v) for k, v in saved["policy"].items())
+
+
+def test_baseline_failures_and_foreign_specs():
+    agent = ReinforceSearcher(DEFAULT, seed=5, decay=0.5, failure_reward=-1.0)
+    a, b, c = agent.ask(3)
+    assert sum(len(q) for q in agent.pending.values()) == 3
+    agent.tell(a, ok(0.6))
+    assert agent.baseline == 0.6  # the first reward sets the baseline
+    agent.tell(b, TrialResult.failure("nan", "loss became nan"))
+    assert agent.baseline == pytest.approx(0.5 * 0.6 + 0.5 * -1.0)
+    agent.tell(c, TrialResult("pruned", val_score=0.2))
+    assert agent.baseline == pytest.approx(0.5 * -0.2 + 0.5 * 0.2)
+    assert agent.n_updates == 3 and not agent.pending
+    # a spec the agent did not propose (or told twice) teaches nothing
+    agent.tell(DEFAULT.sample(0), ok(1.0))
+    agent.tell(a, ok(1.0))
+    assert agent.n_updates == 3
+
+
+@pytest.mark.parametrize(
+    "options", [{"lr": 0}, {"decay": 1.0}, {"entropy": -1}, {"hidden": 0}, {"momentum": 0.9}]
+)
+def test_bad_options_are_user_errors(options):
+    with pytest.raises(AutoDLError):
+        make_searcher("reinforce", DEFAULT, **options)
+
+
+def test_asking_loads_no_task_data(monkeypatch):
+    from autodlgym.envs.tasks import Task
+
+    def refuse(self):
+        raise AssertionError(f"task {self.name} was loaded")
+
+    monkeypatch.setattr(Task, "load", refuse)
+    agent = make_searcher("reinforce", DEFAULT, seed=0)
+    (spec,) = agent.ask(1)
+    agent.tell(spec, ok(0.5))
+    assert agent.n_updates == 1
