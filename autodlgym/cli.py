@@ -315,6 +315,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.parquet:
         export(df, args.parquet)
     board = leaderboard(df, top=args.top, by=args.by)
+    if len(board):
+        from autodlgym.searchspace.spec import ArchSpec
+
+        board = board.assign(arch=[ArchSpec.from_json(s).summary() for s in board["spec"]])
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     print(
         f"{len(df)} trials in {args.run}: "
@@ -330,6 +334,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 "test_score",
                 "params",
                 "train_seconds",
+                "init",
                 "arch",
             )
             if c in board.columns
