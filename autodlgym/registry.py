@@ -49,6 +49,11 @@ class Registry(Generic[T]):
         self._entries[name] = obj
         self._meta[name] = meta
 
+    def remove(self, name: str) -> None:
+        """Forget an entry (no error if it is not there)."""
+        self._entries.pop(name, None)
+        self._meta.pop(name, None)
+
     def get(self, name: str) -> T:
         self._load()
         try:

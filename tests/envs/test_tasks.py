@@ -238,5 +238,4 @@ def test_register_task_adds_a_user_task():
         assert task.load().x_train[-1, -1] == 14.0
         assert get_task("tiny_test_task").load().x_train[-1, -1] == 7.0  # cached per options
     finally:
-        tasks_mod.TASKS._entries.pop("tiny_test_task")
-        tasks_mod.TASKS._meta.pop("tiny_test_task")
+        tasks_mod.TASKS.remove("tiny_test_task")

@@ -275,8 +275,7 @@ def user_block():
         return torch.nn.Sequential(layer, torch.nn.Tanh(), _Scale(scale))  # no out_shape: inferred
 
     yield "scaled_linear"
-    BLOCKS._entries.pop("scaled_linear", None)
-    BLOCKS._meta.pop("scaled_linear", None)
+    BLOCKS.remove("scaled_linear")
 
 
 class _Scale(torch.nn.Module):

@@ -110,8 +110,7 @@ def scaled_laws():
         names.append(name)
     yield names
     for name in names:
-        INIT_LAWS._entries.pop(name, None)
-        INIT_LAWS._meta.pop(name, None)
+        INIT_LAWS.remove(name)
 
 
 def test_he_keeps_gain_near_one_through_50_relu_layers_and_scaled_laws_explode_or_vanish(
