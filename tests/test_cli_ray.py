@@ -30,7 +30,7 @@ def ray_env(tmp_path):
     subprocess.run(["rm", "-rf", ray_dir], check=False)
 
 
-def _args(out, space_file, trials):
+def _args(out, space_file, trials, epochs=1, samples=256):
     return [
         "search",
         "--out",
@@ -40,9 +40,9 @@ def _args(out, space_file, trials):
         "--trials",
         str(trials),
         "--epochs",
-        "1",
+        str(epochs),
         "--max-train-samples",
-        "256",
+        str(samples),
         "--workers",
         "2",
         "--no-progress",
@@ -63,7 +63,7 @@ def test_two_worker_search_and_driver_sigkill_resume(tmp_path, tiny_space_file, 
 
     out = tmp_path / "b"
     proc = subprocess.Popen(
-        [*CLI, *_args(out, tiny_space_file, 10)],
+        [*CLI, *_args(out, tiny_space_file, 12, epochs=4, samples=2048)],
         env=ray_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -80,7 +80,7 @@ def test_two_worker_search_and_driver_sigkill_resume(tmp_path, tiny_space_file, 
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert 3 <= n < 10
+    assert 3 <= n < 12
     r = subprocess.run(
         [*CLI, "search", "--out", str(out), "--resume", "--no-progress"],
         env=ray_env,
@@ -90,5 +90,5 @@ def test_two_worker_search_and_driver_sigkill_resume(tmp_path, tiny_space_file, 
     )
     assert r.returncode == 0, r.stderr[-2000:]
     df = load_results(out)
-    assert len(df) == 10
-    assert sorted(df.trial_id) == list(range(10))
+    assert len(df) == 12
+    assert sorted(df.trial_id) == list(range(12))

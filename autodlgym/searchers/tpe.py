@@ -417,7 +417,7 @@ def _make_sampler(
                 seed=seed,
                 n_startup_trials=1 if n_startup is None else n_startup,
                 warn_independent_sampling=False,
-                with_margin=True,
+                with_margin=False,
             )
         if name == "gp":
             return s.GPSampler(
