@@ -644,7 +644,9 @@ def _expand(config: Mapping[str, Any]) -> list[Choice]:
             if parent is None:
                 continue
             values = tuple(
-                v for v in c.parent_values if any(v == o and _same_type(v, o) for o in parent.options)
+                v
+                for v in c.parent_values
+                if any(v == o and _same_type(v, o) for o in parent.options)
             )
             if not values:
                 continue
