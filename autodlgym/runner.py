@@ -164,7 +164,7 @@ def _make_space(config: RunConfig) -> SearchSpace:
     return SearchSpace.from_config(config.space) if config.space else SearchSpace.default()
 
 
-def _make_executor(config: RunConfig, reporter: Any, run_dir: Path):
+def _make_executor(config: RunConfig, reporter: Any):
     if not config.uses_ray:
         from autodlgym.envs.executors import LocalExecutor
 
@@ -284,28 +284,32 @@ def run_search(
             )
         config = base
         config.out = str(run_dir)
-    else:
-        if config is None:
-            raise AutoDLError("run_search needs a RunConfig unless resume=True")
-        get_task(config.task, **config.task_kwargs)  # unknown task: fail before creating anything
-        _make_space(config)
-        if searcher is None:
-            get_searcher(config.searcher)  # unknown searcher: likewise
+    elif config is None:
+        raise AutoDLError("run_search needs a RunConfig unless resume=True")
+    try:
+        # unknown task, space or searcher: fail before a new run directory is created
+        task = get_task(config.task, **config.task_kwargs)
+        space = _make_space(config)
+        searcher_cls = get_searcher(config.searcher) if searcher is None else None
+    except BaseException:
+        if resume:
+            store.close()
+        raise
+    if not resume:
         store = ResultStore(run_dir, create=True)
         if store.load_config() is not None or store.n_finished() or store.pending():
             store.close()
             raise AutoDLError(
                 f"{run_dir} already holds a run; continue it with --resume or choose another --out"
             )
-    space = _make_space(config)
     fidelity = config.fidelity
 
     try:
         if searcher is None:
             options = dict(config.searcher_options)
-            if "task" not in options and _takes(get_searcher(config.searcher), "task"):
+            if "task" not in options and _takes(searcher_cls, "task"):
                 # e.g. the zero-cost pre-screen measures candidates on the run's task
-                options["task"] = get_task(config.task, **config.task_kwargs).key
+                options["task"] = task.key
             searcher = make_searcher(
                 config.searcher, space, seed=config.seed, run_dir=run_dir, **options
             )
@@ -333,7 +337,7 @@ def run_search(
                 config.pruner, run_dir=run_dir, max_epochs=config.epochs, seed=config.seed
             )
         if executor is None:
-            executor = _make_executor(config, reporter, run_dir)
+            executor = _make_executor(config, reporter)
     except BaseException:
         store.close()
         raise

@@ -75,7 +75,20 @@ def test_search_then_leaderboard_and_export(tmp_path, tiny_space_file):
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, tiny_space_file):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [*CLI, *_search_args(out, tiny_space_file, 8, "--searcher", "evolution")],
+        [
+            *CLI,
+            *_search_args(
+                out,
+                tiny_space_file,
+                8,
+                "--searcher",
+                "evolution",
+                "--epochs",
+                "3",
+                "--max-train-samples",
+                "2048",
+            ),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
