@@ -272,9 +272,9 @@ def _auto_workers(kw: dict[str, Any]) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from autodlgym.envs.tasks import get_task
-    from autodlgym.envs.train import train_and_score
     from autodlgym.searchspace.spec import ArchSpec
+    from autodlgym.tasks import get_task
+    from autodlgym.training.trainer import train_and_score
     from autodlgym.trial import Fidelity
 
     path = Path(args.arch)
@@ -298,7 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from autodlgym.results.leaderboard import export, leaderboard
+    from autodlgym.analysis.leaderboard import export, leaderboard
     from autodlgym.results.store import load_results
 
     if not Path(args.run).is_dir():
@@ -345,7 +345,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from autodlgym.envs.tasks import list_tasks
+    from autodlgym.tasks import list_tasks
 
     for name, desc in list_tasks():
         print(f"{name:<18} {desc}")

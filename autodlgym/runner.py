@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from autodlgym.errors import AutoDLError, SpecError
+from autodlgym.execution.pruning import PRUNERS
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import ERROR, Fidelity, TrialJob, TrialResult
 
 CONFIG_VERSION = 1
-PRUNERS = ("none", "median", "sha", "hyperband")
 #: training seconds a trial may take per epoch when ``trial_time_limit="auto"``
 AUTO_SECONDS_PER_EPOCH = 60.0
 
@@ -166,7 +166,7 @@ def _make_space(config: RunConfig) -> SearchSpace:
 
 def _make_executor(config: RunConfig, reporter: Any):
     if not config.uses_ray:
-        from autodlgym.envs.executors import LocalExecutor
+        from autodlgym.execution.local import LocalExecutor
 
         device = config.device
         if device == "auto":
@@ -174,7 +174,7 @@ def _make_executor(config: RunConfig, reporter: Any):
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return LocalExecutor(device=device, reporter=reporter, amp=config.amp)
-    from autodlgym.envs.ray_executor import RayExecutor
+    from autodlgym.execution.ray_executor import RayExecutor
 
     return RayExecutor(
         workers=config.workers,
@@ -261,9 +261,9 @@ def run_search(
         AutoDLError: bad settings, an unknown task or searcher, a run directory that already
             holds a different run, or a resume of a directory that holds none.
     """
-    from autodlgym.envs.tasks import get_task
     from autodlgym.results.store import ResultStore
     from autodlgym.searchers.base import get_searcher, make_searcher
+    from autodlgym.tasks import get_task
 
     run_dir = Path(out if out is not None else (config.out if config else ""))
     if not str(run_dir):
@@ -331,7 +331,7 @@ def run_search(
 
         reporter = None
         if config.pruner != "none":
-            from autodlgym.searchers.pruning import PruningService
+            from autodlgym.execution.pruning import PruningService
 
             reporter = PruningService(
                 config.pruner, run_dir=run_dir, max_epochs=config.epochs, seed=config.seed

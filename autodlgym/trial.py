@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,13 +100,6 @@ class TrialResult:
             message=message.strip().splitlines()[-1][:500] if message.strip() else status,
             **kw,
         )
-
-
-def finite_or_none(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)

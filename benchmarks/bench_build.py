@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from autodlgym.searchspace.build import build_model, configure_trainable
-from autodlgym.searchspace.diagnostics import diagnose
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
+from autodlgym.training.diagnostics import diagnose
 
 TARGET_MS = 50.0
 

@@ -21,11 +21,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from autodlgym.envs.tasks import get_task
-from autodlgym.envs.train import DIAGNOSTICS_BATCH, train_and_score
 from autodlgym.searchspace.build import build_model, configure_trainable
-from autodlgym.searchspace.diagnostics import diagnose
 from autodlgym.searchspace.space import SearchSpace
+from autodlgym.tasks import get_task
+from autodlgym.training.diagnostics import diagnose
+from autodlgym.training.trainer import DIAGNOSTICS_BATCH, train_and_score
 from autodlgym.trial import Fidelity
 
 CNN = {

@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import ray  # noqa: E402
 
-from autodlgym.envs.ray_executor import RayExecutor, ray_temp_dir  # noqa: E402
+from autodlgym.execution.ray_executor import RayExecutor, ray_temp_dir  # noqa: E402
 from autodlgym.searchspace.space import SearchSpace  # noqa: E402
 from autodlgym.searchspace.spec import ArchSpec  # noqa: E402
 from autodlgym.trial import Fidelity, TrialJob, TrialResult  # noqa: E402

@@ -13,7 +13,7 @@ searches run in seconds, through the same ask/tell interface the runner uses.
    over seeds, and whether tpe and evolution beat random at 100 evaluations and reinforce at
    least matches it (one-sided Mann-Whitney U tests on the regrets).
 2. Pruning: random search replayed from the stored curves through
-   :class:`autodlgym.searchers.pruning.PruningService` (median, successive halving,
+   :class:`autodlgym.execution.pruning.PruningService` (median, successive halving,
    Hyperband). Each pruned and unpruned run sees the same candidates in the same order; printed
    are the epochs spent and the best-found score after the budget, and the epochs each needs to
    first find an architecture within 1 % of the table's best (equal best-found score).
@@ -181,7 +181,7 @@ def replay_with_pruning(
     """Random-search candidates ``specs`` trained epoch by epoch from the stored curves, a
     :class:`PruningService` deciding after each epoch. Returns (epochs spent, best final val of
     completed trials, epochs spent when a completed trial first reached ``target``)."""
-    from autodlgym.searchers.pruning import PruningService
+    from autodlgym.execution.pruning import PruningService
 
     service = PruningService(pruner, max_epochs=table.epochs, seed=0)
     spent, best, reached = 0, -math.inf, None
@@ -207,9 +207,9 @@ def replay_with_pruning(
 
 def compare_pruning(table: LookupTable, seeds: int, budget: int) -> None:
     try:
-        import autodlgym.searchers.pruning  # noqa: F401
+        import autodlgym.execution.pruning  # noqa: F401
     except ImportError:
-        print("\n2. Pruning skipped: autodlgym.searchers.pruning is not available yet")
+        print("\n2. Pruning skipped: autodlgym.execution.pruning is not available yet")
         return
     target = table.best_val * 0.99
     n_target = int((table.finals >= target).sum())

@@ -1,7 +1,7 @@
 """Regenerate the shipped lookup table ``autodlgym/data/lookup_mnist1d.json``.
 
 Every architecture of a small corner of the default space (:data:`TABLE_SPACE`, a few hundred
-architectures) is trained for real with :func:`autodlgym.envs.train.train_and_score` on
+architectures) is trained for real with :func:`autodlgym.training.trainer.train_and_score` on
 MNIST-1D at a small fidelity, and its per-epoch validation curve, test score, parameter count
 and training time are stored. ``benchmarks/bench_search.py`` then runs searchers against the
 table in seconds (a tabular benchmark, as NAS-Bench-201 does for cells), pruning included,
@@ -93,7 +93,7 @@ def settings_of(epochs: int, seed: int) -> dict[str, Any]:
 
 
 def evaluate(spec: ArchSpec, epochs: int, seed: int) -> dict[str, Any]:
-    from autodlgym.envs.train import train_and_score
+    from autodlgym.training.trainer import train_and_score
     from autodlgym.trial import Fidelity
 
     result = train_and_score(spec, TASK, Fidelity(epochs=epochs), seed, diagnostics=False)

@@ -27,9 +27,9 @@ import argparse
 import math
 import time
 
-from autodlgym.envs.tasks import get_task
-from autodlgym.envs.train import train_and_score
 from autodlgym.searchspace.space import SearchSpace
+from autodlgym.tasks import get_task
+from autodlgym.training.trainer import train_and_score
 from autodlgym.trial import Fidelity
 
 PAPER = {  # test accuracy in %: (mnist1d, mnist1d_shuffled)

@@ -20,8 +20,8 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from autodlgym import Fidelity
-from autodlgym.envs.executors import LocalExecutor
 from autodlgym.envs.sequential_env import SequentialAutoDLEnv
+from autodlgym.execution.local import LocalExecutor
 
 
 class BestSpec(BaseCallback):

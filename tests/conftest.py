@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["trial_fixtures"]  # space, make_result, fidelity: hand-made trials
+
 _ROOT = Path(tempfile.mkdtemp(prefix="autodlgym-tests-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 for var, sub in (("MPLCONFIGDIR", "mpl"), ("RAY_TMPDIR", "ray"), ("AUTODLGYM_CACHE", "cache")):

@@ -2,7 +2,7 @@
 
 The action is a whole architecture in the search space's integer encoding
 (:meth:`~autodlgym.SearchSpace.gymnasium_space`); the environment decodes it, trains it on the
-task at the given fidelity through an :class:`~autodlgym.envs.executors.Executor`, and rewards
+task at the given fidelity through an :class:`~autodlgym.execution.local.Executor`, and rewards
 the validation score. An episode is a budget of evaluations.
 
 This module also holds the pieces the sequential and vector environments share: argument
@@ -22,11 +22,11 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from autodlgym.envs.executors import Executor, LocalExecutor
-from autodlgym.envs.tasks import Task, get_task
 from autodlgym.errors import AutoDLError
+from autodlgym.execution.local import Executor, LocalExecutor
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks import Task, get_task
 from autodlgym.trial import WORKER_LOST, Fidelity, TrialJob, TrialResult
 
 #: Score written into observations where there is none: before the first evaluation and for a

@@ -27,11 +27,11 @@ from autodlgym.envs.autodl_env import (
     reward_of,
     run_jobs,
 )
-from autodlgym.envs.executors import Executor, LocalExecutor
-from autodlgym.envs.tasks import Task
 from autodlgym.errors import AutoDLError
+from autodlgym.execution.local import Executor, LocalExecutor
 from autodlgym.searchspace.space import Decision
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks import Task
 
 #: ``obs[i]`` of a decision not made yet, or inactive.
 NOT_MADE = -1

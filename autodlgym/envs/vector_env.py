@@ -16,9 +16,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from autodlgym.envs.autodl_env import AutoDLEnv, FidelityLike, SpaceLike, as_space, run_jobs
-from autodlgym.envs.executors import Executor, LocalExecutor
-from autodlgym.envs.tasks import Task
 from autodlgym.errors import AutoDLError
+from autodlgym.execution.local import Executor, LocalExecutor
+from autodlgym.tasks import Task
 
 
 def batch_infos(infos: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:

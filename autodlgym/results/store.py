@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import OK, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
+from autodlgym.utils import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -635,13 +636,6 @@ _SELECT_FRAME = (
 )
 
 
-def _finite(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def _result_values(result: TrialResult) -> list[Any]:
     out: list[Any] = []
     for name in _RESULT_COLUMNS:
@@ -651,7 +645,7 @@ def _result_values(result: TrialResult) -> list[Any]:
         elif name in ("status", "message", "worker", "device"):
             v = "" if v is None else str(v)
         else:
-            v = _finite(v)
+            v = finite_or_none(v)
         out.append(v)
     return out
 
@@ -680,7 +674,7 @@ def _result_from_row(row: tuple[Any, ...], curve: list[dict[str, Any]]) -> Trial
 
 
 def _curve_row(trial_id: int, step: int, point: Mapping[str, Any]) -> tuple[Any, ...]:
-    known = [_finite(point.get(k)) for k in _CURVE_KEYS]
+    known = [finite_or_none(point.get(k)) for k in _CURVE_KEYS]
     rest = {k: v for k, v in point.items() if k not in _CURVE_KEYS}
     return (trial_id, step, *known, _dumps(rest) if rest else None)
 

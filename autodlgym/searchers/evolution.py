@@ -25,6 +25,7 @@ from autodlgym.searchers.base import Searcher, register_searcher
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import OK, PRUNED, TrialResult
+from autodlgym.utils import as_bool
 
 #: mutations tried before a child that was already proposed is accepted anyway
 _NOVELTY_TRIES = 10
@@ -78,7 +79,7 @@ class EvolutionSearcher(Searcher):
             )
         self.population_size = population
         self.sample_size = sample_size
-        self.avoid_duplicates = _as_bool(avoid_duplicates)
+        self.avoid_duplicates = as_bool("avoid_duplicates", avoid_duplicates)
         #: (spec, fitness), oldest first
         self.population: deque[tuple[ArchSpec, float]] = deque(maxlen=population)
         self.n_asked = 0
@@ -132,15 +133,3 @@ class EvolutionSearcher(Searcher):
             ((ArchSpec.from_json(s), float(f)) for s, f in members), maxlen=self.population_size
         )
         self.proposed = set(proposed)
-
-
-def _as_bool(value: Any) -> bool:
-    """Options may arrive as text from ``--searcher-opt key=value``."""
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise AutoDLError(f"expected a boolean (true/false), got {value!r}")
-    return bool(value)

@@ -27,10 +27,10 @@ import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchers.base import Searcher, make_searcher, register_searcher
-from autodlgym.searchers.tpe import as_int
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import PRUNED, TrialResult
+from autodlgym.utils import as_int
 
 REJECTED = "rejected by the zero-cost pre-screen"
 
@@ -47,7 +47,7 @@ class ZeroCostPrescreen(Searcher):
         task: the task whose training data scores candidates (a name or a task key; the
             run's task is the sensible choice).
         pool: candidates scored per ask (``ask(n)`` scores ``max(pool, n)``).
-        score: a diagnostic of :class:`~autodlgym.searchspace.diagnostics.Diagnostics`
+        score: a diagnostic of :class:`~autodlgym.training.diagnostics.Diagnostics`
             (its column without the ``diag_`` prefix); higher ranks first, a leading ``-``
             ranks lower first. Default ``naswot``.
         batch: training examples the score is computed on.
@@ -77,7 +77,7 @@ class ZeroCostPrescreen(Searcher):
         score = str(score).strip()
         self.minimise = score.startswith("-")
         self.score_name = score.lstrip("-")
-        from autodlgym.searchspace.diagnostics import Diagnostics
+        from autodlgym.training.diagnostics import Diagnostics
 
         known = sorted(k.removeprefix("diag_") for k in Diagnostics().to_columns())
         if self.score_name not in known:
@@ -85,7 +85,7 @@ class ZeroCostPrescreen(Searcher):
                 f"score={score!r} is not a diagnostic; choose one of {', '.join(known)} "
                 "(a leading - ranks the lowest first)"
             )
-        from autodlgym.envs.tasks import Task
+        from autodlgym.tasks import Task
 
         self.task = Task.from_key(str(task))
         self.base = make_searcher(base, space, seed=seed, run_dir=run_dir, **base_options)
@@ -116,7 +116,7 @@ class ZeroCostPrescreen(Searcher):
         import torch
 
         from autodlgym.searchspace.build import build_model
-        from autodlgym.searchspace.diagnostics import diagnose
+        from autodlgym.training.diagnostics import diagnose
 
         x, y = self._batch()
         try:

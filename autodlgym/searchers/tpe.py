@@ -51,10 +51,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
+from autodlgym.optuna_utils import live_trial, open_study
 from autodlgym.searchers.base import Searcher, register_searcher
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import OK, PRUNED, TrialResult
+from autodlgym.utils import as_bool, as_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -64,109 +66,6 @@ STUDY_FILE = "optuna.db"
 
 #: secondary objectives (minimised) a multi-objective study can use: TrialResult fields
 COSTS = ("params", "trainable_params", "flops", "train_seconds", "peak_memory_mb")
-
-
-def quiet_optuna() -> None:
-    """Stop Optuna logging one INFO line per trial (keeps a stricter level a user has set)."""
-    import optuna
-
-    if optuna.logging.get_verbosity() < optuna.logging.WARNING:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def open_study(
-    run_dir: str | Path | None,
-    filename: str,
-    study_name: str,
-    directions: list[str],
-    sampler: optuna.samplers.BaseSampler | None = None,
-    pruner: optuna.pruners.BasePruner | None = None,
-) -> optuna.Study:
-    """Create or load a study in ``run_dir/filename`` (sqlite), or in memory for None.
-
-    Raises:
-        AutoDLError: the database holds a study of that name with other directions.
-    """
-    import optuna
-
-    quiet_optuna()
-    storage = None
-    if run_dir is not None:
-        path = Path(run_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        storage = optuna.storages.RDBStorage(f"sqlite:///{(path / filename).resolve()}")
-        _write_ahead_log(storage)
-    study = optuna.create_study(
-        storage=storage,
-        sampler=sampler,
-        pruner=pruner,
-        study_name=study_name,
-        directions=directions,
-        load_if_exists=storage is not None,
-    )
-    have = [d.name.lower() for d in study.directions]
-    if have != [d.lower() for d in directions]:
-        raise AutoDLError(
-            f"{run_dir}/{filename} holds study {study_name!r} with directions {have}, not "
-            f"{directions}; use another run directory or the same objectives"
-        )
-    return study
-
-
-def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
-    """Switch a sqlite study to write-ahead logging with ``synchronous=NORMAL``.
-
-    Each ask and tell commits several times; with the default rollback journal every commit
-    waits for the disk (about 3x slower per trial where that was measured). An application
-    crash loses nothing; a power cut may lose the last commits, never the file's consistency.
-    """
-    from sqlalchemy import event
-
-    def on_connect(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    event.listen(storage.engine, "connect", on_connect)
-    storage.engine.dispose()  # connections opened while creating the tables lack the pragmas
-
-
-def live_trial(study: optuna.Study, number: int) -> optuna.Trial:
-    """A :class:`optuna.Trial` handle on the trial ``number`` of ``study`` (for ``report`` and
-    ``should_prune`` on a trial opened in another process or before a pickle round trip).
-
-    Optuna offers no public lookup from trial number to trial; this uses its storage's.
-    """
-    import optuna
-
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    return optuna.trial.Trial(study, trial_id)
-
-
-def as_bool(name: str, value: Any) -> bool:
-    """An option given as a bool or as text from ``--searcher-opt k=v``."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise AutoDLError(f"option {name}={value!r} must be true or false")
-
-
-def as_int(name: str, value: Any, minimum: int = 0) -> int:
-    """An integer option given as a number or text, at least ``minimum``."""
-    try:
-        out = int(value)
-        if isinstance(value, float) and out != value:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise AutoDLError(f"option {name}={value!r} must be an integer") from None
-    if out < minimum:
-        raise AutoDLError(f"option {name}={value!r} must be at least {minimum}")
-    return out
 
 
 @register_searcher("tpe")

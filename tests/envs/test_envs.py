@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 import autodlgym  # noqa: F401 - registers the ids
 from autodlgym.envs.autodl_env import INFO_FIELDS, NO_SCORE, AutoDLEnv, reward_of
-from autodlgym.envs.executors import LocalExecutor
 from autodlgym.envs.registration import TASK_IDS, env_id
 from autodlgym.envs.sequential_env import SequentialAutoDLEnv
-from autodlgym.envs.tasks import list_tasks
 from autodlgym.envs.vector_env import AutoDLVectorEnv
 from autodlgym.errors import AutoDLError
+from autodlgym.execution.local import LocalExecutor
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks import list_tasks
 from autodlgym.trial import Fidelity
 
 TINY = Fidelity(epochs=1, max_train_samples=64)
@@ -364,7 +364,7 @@ def test_batched_infos_keep_none_and_mixed_values():
 @pytest.mark.ray
 def test_vector_env_on_ray_workers_matches_local_training():
     pytest.importorskip("ray")
-    from autodlgym.envs.ray_executor import RayExecutor
+    from autodlgym.execution.ray_executor import RayExecutor
 
     def run(executor):
         venv = AutoDLVectorEnv(

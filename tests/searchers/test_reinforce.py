@@ -152,7 +152,7 @@ def test_bad_options_are_user_errors(options):
 
 
 def test_asking_loads_no_task_data(monkeypatch):
-    from autodlgym.envs.tasks import Task
+    from autodlgym.tasks import Task
 
     def refuse(self):
         raise AssertionError(f"task {self.name} was loaded")

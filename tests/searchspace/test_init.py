@@ -11,7 +11,6 @@ from torch import nn
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.build import build_model
-from autodlgym.searchspace.diagnostics import diagnose
 from autodlgym.searchspace.init import (
     SECOND_MOMENT_GAINS,
     activation_gain,
@@ -24,6 +23,7 @@ from autodlgym.searchspace.init import (
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.registry import INIT_LAWS
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.training.diagnostics import diagnose
 
 FAN_IN, FAN_OUT = 1024, 512
 RELU = math.sqrt(2.0)

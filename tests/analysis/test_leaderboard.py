@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autodlgym.errors import AutoDLError
-from autodlgym.results.leaderboard import (
+from autodlgym.analysis.leaderboard import (
     MAIN_COLUMNS,
     best_so_far,
     choice_columns,
@@ -20,6 +19,7 @@ from autodlgym.results.leaderboard import (
     failure_summary,
     leaderboard,
 )
+from autodlgym.errors import AutoDLError
 from autodlgym.results.store import ResultStore, load_results
 from autodlgym.trial import ERROR, NAN, OK, Fidelity, TrialResult
 

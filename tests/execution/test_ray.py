@@ -18,9 +18,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from autodlgym.envs.executors import run_job  # noqa: E402
-from autodlgym.envs.ray_executor import RayExecutor, ray_temp_dir  # noqa: E402
 from autodlgym.errors import AutoDLError  # noqa: E402
+from autodlgym.execution.local import run_job  # noqa: E402
+from autodlgym.execution.ray_executor import RayExecutor, ray_temp_dir  # noqa: E402
 from autodlgym.searchspace.space import SearchSpace  # noqa: E402
 from autodlgym.searchspace.spec import ArchSpec  # noqa: E402
 from autodlgym.trial import Fidelity, TrialJob, TrialResult  # noqa: E402

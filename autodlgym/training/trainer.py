@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from autodlgym.envs.tasks import Task, get_task
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks import Task, get_task
 from autodlgym.trial import ERROR, NAN, OK, OOM, PRUNED, TIMEOUT, Fidelity, TrialResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +74,7 @@ def train_and_score(
         callback: called as ``callback(epoch, val_score)`` after each epoch (1-based);
             returning False (None continues) stops the trial with status ``pruned``; its
             scores are kept and the test score is measured.
-        diagnostics: measure :func:`~autodlgym.searchspace.diagnostics.diagnose` on a train
+        diagnostics: measure :func:`~autodlgym.training.diagnostics.diagnose` on a train
             batch before training. It runs on its own random stream and leaves the model as it
             was, so it does not change the scores.
         amp: train under ``torch.autocast`` (bfloat16 where supported) on CUDA; ignored on CPU.
@@ -345,7 +345,7 @@ def _diagnose(
     gradients as they were; the fork keeps the trial's random stream as it was too."""
     import torch
 
-    from autodlgym.searchspace.diagnostics import diagnose
+    from autodlgym.training.diagnostics import diagnose
 
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

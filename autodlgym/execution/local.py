@@ -6,7 +6,7 @@ The runner asks its searcher for a new candidate as soon as a slot frees: there 
 barrier.
 
 :class:`LocalExecutor` trains in this process, one trial at a time. The Ray executor lives in
-:mod:`autodlgym.envs.ray_executor` and is imported only when asked for.
+:mod:`autodlgym.execution.ray_executor` and is imported only when asked for.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def run_job(
 ) -> TrialResult:
     """Train and score one job (the same function runs in-process and on Ray workers)."""
     try:
-        from autodlgym.envs.tasks import get_task
-        from autodlgym.envs.train import train_and_score
         from autodlgym.searchspace.spec import ArchSpec
+        from autodlgym.tasks import get_task
+        from autodlgym.training.trainer import train_and_score
 
         spec = ArchSpec.from_json(job.spec_json)
         task = get_task(job.task, **dict(job.task_kwargs))

@@ -5,7 +5,7 @@ from whatever the searcher does, so random search, evolution or a plugin get ear
 too (random search + Hyperband is the classic baseline). Every trial of the run that trains
 with ``prune=True`` becomes one trial of this study: the worker calls :meth:`report` after each
 epoch and stops when it returns True; the executor calls :meth:`finish` when the trial ends.
-It implements the :class:`~autodlgym.envs.executors.PruningReporter` protocol.
+It implements the :class:`~autodlgym.execution.local.PruningReporter` protocol.
 
 Pruners (Optuna's, maximising the validation score):
 
@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
-from autodlgym.searchers.tpe import as_int, live_trial, open_study
+from autodlgym.optuna_utils import live_trial, open_study
 from autodlgym.trial import OK, PRUNED, TrialResult
+from autodlgym.utils import as_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

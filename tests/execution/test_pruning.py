@@ -7,9 +7,9 @@ import pickle
 import pytest
 from optuna.trial import TrialState
 
-from autodlgym.envs.executors import LocalExecutor
 from autodlgym.errors import AutoDLError
-from autodlgym.searchers.pruning import PRUNERS, PruningService
+from autodlgym.execution.local import LocalExecutor
+from autodlgym.execution.pruning import PRUNERS, PruningService
 from autodlgym.trial import Fidelity, TrialJob, TrialResult
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from autodlgym.envs.executors import Executor, PruningReporter, run_job
 from autodlgym.errors import AutoDLError
+from autodlgym.execution.local import Executor, PruningReporter, run_job
 from autodlgym.trial import ERROR, WORKER_LOST, TrialJob, TrialResult
 
 #: Errors meaning the worker process (or its node) is gone, not that the trial failed.
@@ -133,11 +133,11 @@ class _TrialWorker:
     def _load_task(self, name: str, kwargs: Mapping[str, Any]) -> Any:
         """Load a task's arrays once per actor. The trainer keeps their copy on this worker's
         device for the life of the process, so only the first trial of a task moves data."""
-        from autodlgym.envs.tasks import get_task
+        from autodlgym.tasks import get_task
 
         task = get_task(name, **dict(kwargs))
         if task.key not in self.tasks:
-            task.load()  # cached in this process by autodlgym.envs.tasks for later trials
+            task.load()  # cached in this process by autodlgym.tasks for later trials
             self.tasks[task.key] = task
         return self.tasks[task.key]
 
@@ -192,7 +192,7 @@ class RayExecutor(Executor):
         amp: mixed-precision training on GPU workers.
         task_preload: tasks (names, or ``(name, options)``) every worker loads when it starts.
         job_fn: what a worker calls per job, with run_job's signature (default
-            :func:`~autodlgym.envs.executors.run_job`); must be importable or picklable.
+            :func:`~autodlgym.execution.local.run_job`); must be importable or picklable.
         startup_timeout: seconds to wait for the workers to start before giving up.
 
     Raises:

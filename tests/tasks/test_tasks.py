@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autodlgym.envs import tasks as tasks_mod
-from autodlgym.envs.tasks import Task, TaskData, get_task, list_tasks, register_task
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.io import IOSpec
+from autodlgym.tasks import Task, TaskData, get_task, list_tasks, register_task
+from autodlgym.tasks import base as tasks_mod
 
 BUILTIN = [name for name, _ in list_tasks() if not name.endswith(":PATH")]
 

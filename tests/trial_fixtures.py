@@ -1,4 +1,4 @@
-"""Hand-made trials for the results tests: no training involved."""
+"""Hand-made trials for the results and analysis tests (no training), loaded by conftest.py."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ from torch import nn
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.build import build_model, configure_trainable
-from autodlgym.searchspace.diagnostics import Diagnostics, diagnose
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.training.diagnostics import Diagnostics, diagnose
 
 IOS = {
     "vector": IOSpec("vector", (40,), 10),

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from autodlgym.errors import AutoDLError
-
-LOSSES = ("cross_entropy", "mse")
+from autodlgym.tasks.base import LOSSES
+from autodlgym.utils import finite_or_none
 
 
 @dataclass
@@ -103,7 +103,7 @@ class Diagnostics:
 def _finite(v: Any) -> Any:
     if isinstance(v, list):
         return [_finite(x) for x in v]
-    return None if isinstance(v, float) and not math.isfinite(v) else v
+    return finite_or_none(v) if isinstance(v, float) else v
 
 
 def _layers(model: nn.Module) -> list[nn.Module]:

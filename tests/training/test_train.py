@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from autodlgym.envs.tasks import get_task, list_tasks
-from autodlgym.envs.train import train_and_score
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks import get_task, list_tasks
+from autodlgym.training.trainer import train_and_score
 from autodlgym.trial import ERROR, NAN, OK, PRUNED, TIMEOUT, Fidelity
 
 TINY = Fidelity(epochs=1, max_train_samples=256)

@@ -1,0 +1,41 @@
+"""Small helpers shared across the package: option parsing and finite-or-None numbers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from autodlgym.errors import AutoDLError
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """An option given as a bool or as text from ``--searcher-opt k=v``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise AutoDLError(f"option {name}={value!r} must be true or false")
+
+
+def as_int(name: str, value: Any, minimum: int = 0) -> int:
+    """An integer option given as a number or text, at least ``minimum``."""
+    try:
+        out = int(value)
+        if isinstance(value, float) and out != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise AutoDLError(f"option {name}={value!r} must be an integer") from None
+    if out < minimum:
+        raise AutoDLError(f"option {name}={value!r} must be at least {minimum}")
+    return out
+
+
+def finite_or_none(x: Any) -> float | None:
+    """``float(x)`` when it is finite, else None (for JSON and SQL, which lack NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
