@@ -1,6 +1,7 @@
 """The ``autodlgym`` command.
 
-``autodlgym search | eval | leaderboard | tasks | searchers | space show | space sample``.
+``autodlgym search | eval | leaderboard | report | compare | export-optuna | tasks | searchers |
+space show | space sample``.
 Bad input prints one line, ``autodlgym: error: ...``, and exits with code 2; nothing already
 recorded is lost. Heavy libraries are imported only by the subcommand that needs them.
 """
@@ -154,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--by", default="val_score", help="column to rank by (default val_score)")
     lb.add_argument("--csv", help="also write all trials to this CSV file")
     lb.add_argument("--parquet", help="also write all trials to this Parquet file")
+
+    rp = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
+    rp.add_argument("run", help="run directory")
+    rp.add_argument("--out", help="HTML file to write (default RUN/report.html)")
+    rp.add_argument("--top", type=int, default=10, help="rows of the top-k table (default 10)")
+
+    cp = sub.add_parser("compare", help="anytime curves of several runs of one task, one page")
+    cp.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    cp.add_argument("--out", default="compare.html", help="HTML file (default compare.html)")
+
+    ex = sub.add_parser("export-optuna", help="write a run as an Optuna study (optuna-dashboard)")
+    ex.add_argument("run", help="run directory")
+    ex.add_argument("--out", help="SQLite file to write (default RUN/optuna-export.db)")
 
     sub.add_parser("tasks", help="list the tasks")
     sub.add_parser("searchers", help="list built-in and plugin searchers")
@@ -344,6 +358,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from autodlgym.analysis.report import report_command
+
+    return report_command(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from autodlgym.analysis.report import compare_command
+
+    return compare_command(args)
+
+
+def cmd_export_optuna(args: argparse.Namespace) -> int:
+    from autodlgym.analysis.optuna_export import export_optuna_command
+
+    return export_optuna_command(args)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from autodlgym.tasks import list_tasks
 
@@ -383,6 +415,9 @@ COMMANDS = {
     "search": cmd_search,
     "eval": cmd_eval,
     "leaderboard": cmd_leaderboard,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "export-optuna": cmd_export_optuna,
     "tasks": cmd_tasks,
     "searchers": cmd_searchers,
     "space": cmd_space,

@@ -1,7 +1,39 @@
-"""What a search found: leaderboard views over the results frame."""
+"""What a search found: leaderboard views, figures for notebooks, the HTML report, and the
+Optuna export.
+
+Each figure has a data function returning a tidy DataFrame (what the tests check) and a
+``plot_*`` function drawing it as a matplotlib Figure (imported on first use)::
+
+    from autodlgym import analysis
+    df = analysis.load_results("runs/demo")
+    analysis.anytime(df)                    # best so far by trials and compute seconds
+    analysis.plot_anytime(df, x="seconds")
+"""
 
 from __future__ import annotations
 
+from autodlgym.analysis.anytime import (
+    anytime,
+    compare_anytime,
+    compare_bands,
+    plot_anytime,
+    plot_compare,
+    random_search_band,
+)
+from autodlgym.analysis.compute import compute_by_block, compute_by_status, plot_compute
+from autodlgym.analysis.curves import learning_curves, plot_learning_curves
+from autodlgym.analysis.effects import (
+    decision_effects,
+    decision_importance,
+    effects_note,
+    plot_decision_effects,
+    plot_decision_importance,
+)
+from autodlgym.analysis.initdiag import (
+    diagnostic_correlations,
+    init_diagnostics,
+    plot_init_diagnostics,
+)
 from autodlgym.analysis.leaderboard import (
     best_so_far,
     choice_effects,
@@ -9,5 +41,18 @@ from autodlgym.analysis.leaderboard import (
     failure_summary,
     leaderboard,
 )
+from autodlgym.analysis.optuna_export import export_optuna, run_space
+from autodlgym.analysis.pareto import pareto_front, plot_pareto
+from autodlgym.analysis.report import build_report, write_comparison, write_report
+from autodlgym.results.store import load_results
 
-__all__ = ["best_so_far", "choice_effects", "export", "failure_summary", "leaderboard"]
+__all__ = [
+    "anytime", "best_so_far", "build_report", "choice_effects", "compare_anytime",
+    "compare_bands", "compute_by_block", "compute_by_status", "decision_effects",
+    "decision_importance", "diagnostic_correlations", "effects_note", "export",
+    "export_optuna", "failure_summary", "init_diagnostics", "leaderboard", "learning_curves",
+    "load_results", "pareto_front", "plot_anytime", "plot_compare", "plot_compute",
+    "plot_decision_effects", "plot_decision_importance", "plot_init_diagnostics",
+    "plot_learning_curves", "plot_pareto", "random_search_band", "run_space", "write_comparison",
+    "write_report",
+]  # fmt: skip

@@ -1,0 +1,229 @@
+"""Any run as an Optuna study, so ``optuna-dashboard`` and ``optuna.importance`` read it.
+
+Each trial becomes a finished Optuna trial: its parameters and distributions are what
+:meth:`SearchSpace.suggest` would have suggested for its spec (the encoding the Optuna
+searchers use, so a study exported from a ``tpe`` run matches the one it searched with); its
+values are ``val_score`` (and the searcher's other objectives when it searched several); its
+intermediate values are the per-epoch validation scores of the store's ``curves`` table; its
+user attributes carry ``arch_id``, ``status``, ``trial_id`` and the failure message.
+
+Statuses map as the Optuna searchers tell them: ``ok`` -> COMPLETE, ``pruned`` -> PRUNED,
+every failure -> FAIL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autodlgym.errors import AutoDLError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+    import pandas as pd
+
+    from autodlgym.searchspace.space import SearchSpace
+
+STUDY_NAME = "autodlgym"
+
+
+def run_space(config: Mapping[str, Any]) -> SearchSpace:
+    """The search space a run searched: its stored space config, else the task's own space
+    (tabular tasks bring one), else the default space."""
+    from autodlgym.searchspace.space import SearchSpace
+
+    if config.get("space"):
+        return SearchSpace.from_config(config["space"])
+    task_space = _task_space(config)
+    return task_space if task_space is not None else SearchSpace.default()
+
+
+def _task_space(config: Mapping[str, Any]) -> SearchSpace | None:
+    from autodlgym.searchspace.space import SearchSpace
+
+    if not config.get("task"):
+        return None
+    try:
+        from autodlgym.tasks import get_task
+
+        task = get_task(config["task"], **(config.get("task_kwargs") or {}))
+    except AutoDLError:
+        return None
+    space = getattr(task, "space", None)
+    space = space() if callable(space) else space
+    return space if isinstance(space, SearchSpace) else None
+
+
+def spec_params(
+    space: SearchSpace, spec: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, optuna.distributions.BaseDistribution]] | None:
+    """Optuna ``(params, distributions)`` of a spec under ``space.suggest``; None when the spec
+    is not in the space (a spec from an older space, a malformed one)."""
+    from optuna.trial import FixedTrial
+
+    trial = FixedTrial(dict(spec))
+    try:
+        space.suggest(trial)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return dict(trial.params), dict(trial.distributions)
+
+
+class _Encoder:
+    """:func:`spec_params` for many specs: a decision's distribution depends only on the
+    decision, so once every decision of a spec has been seen the params are read off the spec
+    (about 20x faster than replaying ``space.suggest`` for each of 10,000 trials)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self.dists: dict[str, optuna.distributions.BaseDistribution] = {}
+
+    def __call__(
+        self, spec: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, optuna.distributions.BaseDistribution]] | None:
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        if not all(k in self.dists for k in spec):
+            out = spec_params(self.space, spec)
+            if out is not None:
+                self.dists.update(out[1])
+            return out
+        params: dict[str, Any] = {}
+        for k, v in spec.items():
+            d = self.dists[k]
+            if isinstance(d, FloatDistribution):
+                v = float(v)
+            elif isinstance(d, IntDistribution):
+                v = int(v)
+            elif v not in d.choices:  # an option this space no longer has
+                return spec_params(self.space, spec)
+            params[k] = v
+        return params, {k: self.dists[k] for k in spec}
+
+
+def objectives_of(config: Mapping[str, Any]) -> list[str]:
+    """The objectives a run searched: ``val_score`` first, then minimised costs (nsga2 or an
+    ``objectives`` searcher option); just ``val_score`` for every other searcher."""
+    opts = config.get("searcher_options") or {}
+    objectives = opts.get("objectives")
+    if objectives is None:
+        return ["val_score", "params"] if config.get("searcher") == "nsga2" else ["val_score"]
+    if isinstance(objectives, str):
+        objectives = [o.strip() for o in objectives.split(",") if o.strip()]
+    return [str(o) for o in objectives] or ["val_score"]
+
+
+def frozen_trials(
+    df: pd.DataFrame,
+    space: SearchSpace,
+    curves: pd.DataFrame | None = None,
+    objectives: list[str] | None = None,
+) -> list[optuna.trial.FrozenTrial]:
+    """The trials of a results frame as finished Optuna trials (see the module docstring).
+
+    Trials whose spec is not in ``space`` are left out. A trial ``ok`` but missing one of its
+    objective values (a cost the trainer did not record) becomes FAIL.
+    """
+    import json
+    import math
+
+    import optuna
+    from optuna.trial import TrialState
+
+    objectives = objectives or ["val_score"]
+    by_trial: dict[int, dict[int, float]] = {}
+    if curves is not None and len(curves) and len(objectives) == 1:
+        c = curves.dropna(subset=["val_score"])
+        steps = c.groupby("trial_id").cumcount()
+        for tid, step, v in zip(c["trial_id"], steps, c["val_score"]):
+            by_trial.setdefault(int(tid), {})[int(step)] = float(v)
+    encode = _Encoder(space)
+    cols = {o: df[o].astype("float64").to_numpy() for o in objectives if o in df.columns}
+    out = []
+    for i, (tid, status, arch_id, spec_text, message) in enumerate(
+        zip(df["trial_id"], df["status"], df["arch_id"], df["spec"], df["message"])
+    ):
+        pd_ = encode(json.loads(spec_text))
+        if pd_ is None:
+            continue
+        params, dists = pd_
+        values = None
+        state = TrialState.FAIL
+        if status == "ok":
+            vals = [cols[o][i] if o in cols else math.nan for o in objectives]
+            if all(math.isfinite(v) for v in vals):
+                values, state = vals, TrialState.COMPLETE
+        elif status == "pruned":
+            state = TrialState.PRUNED
+        attrs = {"trial_id": int(tid), "arch_id": str(arch_id), "status": str(status)}
+        if message:
+            attrs["message"] = str(message)
+        out.append(
+            optuna.trial.create_trial(
+                state=state,
+                values=values,
+                params=params,
+                distributions=dists,
+                user_attrs=attrs,
+                intermediate_values=by_trial.get(int(tid), {}),
+            )
+        )
+    return out
+
+
+def export_optuna(
+    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write a run as an Optuna study in a SQLite file; return the file's path.
+
+    Args:
+        run_dir: the run directory.
+        out: the database file (default ``RUN_DIR/optuna-export.db``). It must not exist:
+            an export never overwrites.
+
+    Open it with ``optuna-dashboard sqlite:///PATH`` or
+    ``optuna.load_study(study_name="autodlgym", storage="sqlite:///PATH")``.
+
+    Raises:
+        AutoDLError: no run in ``run_dir``; ``out`` already exists.
+    """
+    import optuna
+
+    from autodlgym.optuna_utils import quiet_optuna
+    from autodlgym.results.store import ResultStore
+
+    with ResultStore(run_dir, create=False) as store:
+        df = store.to_dataframe()
+        curves = store.curves()
+        config = store.load_config() or {}
+    path = Path(out) if out is not None else Path(run_dir) / "optuna-export.db"
+    if path.exists():
+        raise AutoDLError(f"{str(path)!r} already exists; remove it or give another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    space = run_space(config)
+    objectives = objectives_of(config)
+    trials = frozen_trials(df, space, curves, objectives)
+    quiet_optuna()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
+    directions = ["maximize"] + ["minimize"] * (len(objectives) - 1)
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=directions)
+    if len(objectives) > 1:
+        study.set_metric_names(objectives)
+    study.set_user_attr("task", str(config.get("task", "")))
+    study.set_user_attr("searcher", str(config.get("searcher", "")))
+    study.set_user_attr("run_dir", str(Path(run_dir).resolve()))
+    study.add_trials(trials)
+    storage.engine.dispose()
+    return path
+
+
+def export_optuna_command(args: Any) -> int:
+    """``autodlgym export-optuna RUN [--out FILE]``."""
+    if not Path(args.run).is_dir():
+        raise AutoDLError(f"run directory {args.run!r} does not exist")
+    path = export_optuna(args.run, args.out)
+    print(f"study {STUDY_NAME!r} written to {path}")
+    print(f"open it with: optuna-dashboard sqlite:///{path.resolve()}")
+    return 0

@@ -1,0 +1,106 @@
+"""Pareto fronts: validation score against a cost (parameters, FLOPs, latency, train seconds).
+
+A trial is on the front when no other ``ok`` trial scores at least as well at no more cost and
+is strictly better in one of the two. Trials with equal score and cost are on the front
+together.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from autodlgym.analysis._figures import empty_figure, new_axes
+from autodlgym.analysis.leaderboard import _require
+from autodlgym.trial import OK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: Costs a front can be drawn against, when the frame has the column with a finite value.
+COSTS = ("params", "flops", "latency", "train_seconds")
+
+
+def available_costs(df: pd.DataFrame) -> list[str]:
+    """The :data:`COSTS` that the frame records for at least one ``ok`` trial."""
+    ok = df["status"] == OK if "status" in df.columns else pd.Series(False, index=df.index)
+    return [
+        c for c in COSTS if c in df.columns and np.isfinite(df.loc[ok, c].astype("float64")).any()
+    ]
+
+
+def pareto_front(df: pd.DataFrame, cost: str = "params") -> pd.DataFrame:
+    """The ``ok`` trials with a score and a cost, and whether each is on the front.
+
+    Returns:
+        ``trial_id``, ``val_score``, ``cost`` (the value of the ``cost`` column), ``on_front``
+        (bool), ``arch_id``, ``arch`` (one-line architecture summary), sorted by cost then
+        score (best first).
+    """
+    from autodlgym.searchspace.spec import ArchSpec
+
+    _require(df, "trial_id", "status", "val_score", cost)
+    d = df[df["status"] == OK]
+    score = d["val_score"].astype("float64")
+    c = d[cost].astype("float64")
+    keep = np.isfinite(score) & np.isfinite(c)
+    d, score, c = d[keep], score[keep], c[keep]
+    pts = pd.DataFrame(
+        {
+            "trial_id": d["trial_id"].to_numpy(),
+            "val_score": score.to_numpy(),
+            "cost": c.to_numpy(),
+            "arch_id": d["arch_id"].astype("str").to_numpy() if "arch_id" in d else "",
+        }
+    )
+    pts = pts.sort_values(["cost", "val_score", "trial_id"], ascending=[True, False, True])
+    pts = pts.reset_index(drop=True)
+    # over distinct (cost, score) pairs, ordered by cost then score (best first), a pair is
+    # on the front iff it beats every pair before it
+    pairs = pts[["cost", "val_score"]].drop_duplicates()
+    before = pairs["val_score"].cummax().shift(1, fill_value=-np.inf)
+    front = pairs[pairs["val_score"] > before]
+    key = pd.MultiIndex.from_frame(pts[["cost", "val_score"]])
+    pts["on_front"] = key.isin(pd.MultiIndex.from_frame(front[["cost", "val_score"]]))
+    specs = d.set_index("trial_id")["spec"] if "spec" in d.columns else None
+    if specs is not None:
+        pts["arch"] = [
+            ArchSpec(json.loads(specs[t])).summary() if on else ""
+            for t, on in zip(pts["trial_id"], pts["on_front"])
+        ]
+    else:
+        pts["arch"] = ""
+    return pts[["trial_id", "val_score", "cost", "on_front", "arch_id", "arch"]]
+
+
+class _ParetoInfo(NamedTuple):
+    points: pd.DataFrame
+    cost: str
+
+
+def plot_pareto(df: pd.DataFrame, cost: str = "params", ax: Axes | None = None) -> Figure:
+    """Validation score against ``cost`` (log scale when it spans more than a decade), the
+    front drawn as a step line; an empty figure (and a warning) with no ``ok`` trial that
+    records that cost."""
+    info = _ParetoInfo(pareto_front(df, cost), cost)
+    title = f"Pareto front: validation score vs {cost}"
+    pts = info.points
+    if pts.empty:
+        return empty_figure(title, f"no ok trial records {cost}", ax)
+    ax = new_axes(ax)
+    ax.scatter(pts["cost"], pts["val_score"], s=10, alpha=0.4, color="#0072B2", label="ok trial")
+    f = pts[pts["on_front"]]
+    ax.step(f["cost"], f["val_score"], where="post", color="#D55E00", lw=1.5)
+    ax.scatter(f["cost"], f["val_score"], s=28, color="#D55E00", label=f"front ({len(f)})")
+    positive = pts["cost"][pts["cost"] > 0]
+    if len(positive) and positive.max() > 10 * positive.min() and (pts["cost"] > 0).all():
+        ax.set_xscale("log")
+    ax.set_xlabel(cost + " (lower is better)")
+    ax.set_ylabel("validation score")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+    return ax.figure

@@ -1,0 +1,464 @@
+"""``autodlgym report``: one self-contained HTML page about a run.
+
+The page holds a header (task, space, searcher, budget, versions, the best spec and its
+architecture summary), the figures of :mod:`autodlgym.analysis` as base64 PNG images, the
+top-k table and the failures. It references nothing outside itself (no script, font or
+stylesheet from the network), so it opens from disk, in a mail attachment or an air-gapped
+cluster. ``autodlgym compare`` writes the same kind of page for several runs of one task.
+
+Every section is always present: a run without an ``ok`` trial gets figures that say so and
+a failures section that lists what went wrong.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from autodlgym.analysis._figures import figure_data_uri
+from autodlgym.errors import AutoDLError
+from autodlgym.trial import OK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+#: Section ids of a report page, in order (the browser test checks each is rendered).
+SECTIONS = (
+    "summary", "anytime", "curves", "effects", "importance", "pareto", "diagnostics",
+    "compute", "top", "failures",
+)  # fmt: skip
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
+max-width:1180px;padding:0 20px 40px;color:#1d1d1d;line-height:1.4}
+h1{font-size:1.6em;margin:.8em 0 .2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;
+padding-bottom:.2em;margin-top:1.6em}nav a{margin-right:.9em}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1.2em}dt{font-weight:600}
+dd{margin:0}img{max-width:100%;height:auto;display:block;margin:.6em 0}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
+.note{background:#fff4e5;border-left:4px solid #e69f00;padding:.5em .8em}
+.empty{color:#666;font-style:italic}.figs{display:flex;flex-wrap:wrap;gap:12px}
+.figs img{max-width:48%}
+"""
+
+
+def _table_scores(config: Mapping[str, Any]) -> np.ndarray | None:
+    """Every validation score of a tabular task, when its task offers ``table_scores()``."""
+    if not config.get("task"):
+        return None
+    try:
+        from autodlgym.tasks import get_task
+
+        task = get_task(config["task"], **(config.get("task_kwargs") or {}))
+    except AutoDLError:
+        return None
+    fn = getattr(task, "table_scores", None)
+    if not callable(fn):
+        return None
+    values = np.asarray(fn(), dtype="float64")
+    return values if np.isfinite(values).any() else None
+
+
+def _figure(make: Callable[[], Figure], alt: str) -> str:
+    # empty figures warn (for notebooks); in a page the figure itself says what is missing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fig = make()
+    return f'<img alt="{html.escape(alt)}" src="{figure_data_uri(fig)}">'
+
+
+def _table(df: pd.DataFrame, empty: str, floats: str = "{:.4g}") -> str:
+    if df.empty:
+        return f'<p class="empty">{html.escape(empty)}</p>'
+    return df.to_html(
+        index=False,
+        escape=True,
+        na_rep="",
+        border=0,
+        float_format=lambda v: floats.format(v),
+    )
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{html.escape(title)}</h2>\n{body}\n</section>\n'
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "none"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _header(
+    run_dir: Path, df: pd.DataFrame, config: Mapping[str, Any], meta: Mapping[str, Any]
+) -> str:
+    from autodlgym import __version__
+    from autodlgym.analysis.anytime import _task_label
+    from autodlgym.analysis.optuna_export import objectives_of, run_space
+    from autodlgym.searchspace.spec import ArchSpec
+
+    items: list[tuple[str, str]] = []
+    items.append(("run", str(run_dir.resolve())))
+    items.append(("task", _task_label(config) if config else "(not recorded)"))
+    space_name = "custom (stored with the run)" if config.get("space") else "task or default"
+    try:
+        space = run_space(config)
+        space_name += f": {len(space)} decisions, {space.cardinality():,} architectures"
+    except AutoDLError as exc:
+        space_name += f" (cannot be rebuilt: {exc})"
+    items.append(("space", space_name))
+    opts = config.get("searcher_options") or {}
+    searcher = str(config.get("searcher", "?"))
+    if opts:
+        searcher += " (" + ", ".join(f"{k}={v}" for k, v in sorted(opts.items())) + ")"
+    items.append(("searcher", searcher))
+    items.append(("objectives", ", ".join(objectives_of(config))))
+    budget = [
+        f"{config['trials']} trials" if config.get("trials") else None,
+        f"time budget {_fmt_seconds(config['time_budget'])}" if config.get("time_budget") else None,
+        f"{config['epochs']} epochs per trial" if config.get("epochs") else None,
+        f"at most {config['max_train_samples']} training examples"
+        if config.get("max_train_samples")
+        else None,
+        f"trial time limit {config['trial_time_limit']}"
+        if config.get("trial_time_limit") is not None
+        else None,
+        f"pruner {config['pruner']}" if config.get("pruner") not in (None, "none") else None,
+        f"{config['workers']} workers" if config.get("workers") else None,
+        f"seed {config['seed']}" if config.get("seed") is not None else None,
+    ]
+    items.append(("budget", ", ".join(b for b in budget if b) or "(not recorded)"))
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    spent = float(
+        (df.get("train_seconds", 0).fillna(0) + df.get("eval_seconds", 0).fillna(0)).sum()
+    )
+    items.append(
+        (
+            "trials",
+            f"{len(df)} finished ("
+            + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none")
+            + f"), {_fmt_seconds(spent)} of training and evaluation",
+        )
+    )
+    versions = {"autodlgym (this report)": __version__}
+    if meta.get("schema_version"):
+        versions["results store schema"] = meta["schema_version"]
+    if config.get("config_version") is not None:
+        versions["run config"] = config["config_version"]
+    recorded = config.get("versions")
+    if isinstance(recorded, Mapping):
+        versions.update({str(k): str(v) for k, v in recorded.items()})
+    items.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    ok = df[(df["status"] == OK) & df["val_score"].notna()] if len(df) else df
+    best_html = '<p class="empty">No trial finished ok: there is no best architecture.</p>'
+    if len(ok):
+        best = ok.sort_values(["val_score", "trial_id"], ascending=[False, True]).iloc[0]
+        spec = ArchSpec.from_json(best["spec"])
+        test = best.get("test_score")
+        test_txt = "" if pd.isna(test) else f", test score {test:.4f}"
+        params = best.get("params")
+        params_txt = "" if pd.isna(params) else f", {int(params):,} parameters"
+        items.append(
+            (
+                "best",
+                f"trial {int(best['trial_id'])}: validation score {best['val_score']:.4f}"
+                f"{test_txt}{params_txt}; {spec.summary()}",
+            )
+        )
+        best_html = (
+            f"<details><summary>best spec (arch_id {html.escape(spec.arch_id)})</summary>"
+            f"<pre>{html.escape(json.dumps(spec.to_dict(), indent=1, sort_keys=True))}</pre>"
+            "</details>"
+        )
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in items)
+    nav = " ".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS[1:])
+    return (
+        f'<header id="summary"><h1>autodlgym report: {html.escape(run_dir.resolve().name)}</h1>'
+        f"<nav>{nav}</nav><dl>{rows}</dl>{best_html}</header>\n"
+    )
+
+
+def build_report(
+    run_dir: str | os.PathLike[str],
+    top: int = 10,
+    table_scores: Sequence[float] | np.ndarray | None = None,
+) -> str:
+    """The report page of a run, as HTML text (see the module docstring).
+
+    Args:
+        run_dir: the run directory.
+        top: rows of the top-k table.
+        table_scores: every validation score of the task's table, for random search's
+            expectation band on the anytime plot; by default taken from the task's
+            ``table_scores()`` when it has one.
+
+    Raises:
+        AutoDLError: no run in ``run_dir``; ``top < 1``.
+    """
+    from autodlgym.analysis.anytime import plot_anytime
+    from autodlgym.analysis.compute import compute_by_block, compute_by_status, plot_compute
+    from autodlgym.analysis.curves import plot_learning_curves
+    from autodlgym.analysis.effects import (
+        _draw_importance,
+        decision_importance,
+        effects_note,
+        plot_decision_effects,
+    )
+    from autodlgym.analysis.initdiag import diagnostic_correlations, plot_init_diagnostics
+    from autodlgym.analysis.leaderboard import failure_summary, leaderboard
+    from autodlgym.analysis.optuna_export import run_space
+    from autodlgym.analysis.pareto import available_costs, pareto_front, plot_pareto
+    from autodlgym.results.store import ResultStore
+    from autodlgym.searchspace.spec import ArchSpec
+
+    if top < 1:
+        raise AutoDLError(f"--top must be a positive number of rows, got {top}")
+    run = Path(run_dir)
+    with ResultStore(run, create=False) as store:
+        df = store.to_dataframe()
+        curves = store.curves()
+        config = store.load_config() or {}
+        meta = dict(store._db.execute("SELECT key, value FROM meta").fetchall())
+    searcher = config.get("searcher")
+    if table_scores is None:
+        table_scores = _table_scores(config)
+    try:
+        space = run_space(config)
+    except AutoDLError:
+        space = None
+
+    parts = [_header(run, df, config, meta)]
+
+    band = (
+        "<p>Dashed: random search's expected best on this table, with its 90 % band.</p>"
+        if table_scores is not None
+        else ""
+    )
+    parts.append(
+        _section(
+            "anytime",
+            "Anytime performance",
+            band
+            + '<div class="figs">'
+            + _figure(lambda: plot_anytime(df, "trials", table_scores), "best so far by trials")
+            + _figure(lambda: plot_anytime(df, "seconds"), "best so far by compute seconds")
+            + "</div>",
+        )
+    )
+    parts.append(
+        _section(
+            "curves",
+            "Learning curves",
+            "<p>Validation score after each epoch; a cross marks where a pruned or failed "
+            "trial stopped.</p>"
+            + _figure(lambda: plot_learning_curves(df, curves), "learning curves"),
+        )
+    )
+    note = effects_note(searcher)
+    parts.append(
+        _section(
+            "effects",
+            "Per-decision effects",
+            (f'<p class="note">{html.escape(note)}</p>' if note else "")
+            + _figure(lambda: plot_decision_effects(df, searcher), "decision effects"),
+        )
+    )
+    if space is not None:
+        imp = decision_importance(df, space)
+        imp_body = _figure(
+            lambda: _draw_importance(imp, "ped-anova", 15, None), "decision importance"
+        )
+        if imp.empty:
+            imp_body += '<p class="empty">No decision could be ranked.</p>'
+    else:
+        imp_body = '<p class="empty">The run\'s search space cannot be rebuilt.</p>'
+    parts.append(
+        _section(
+            "importance",
+            "Decision importance",
+            "<p>PED-ANOVA (optuna.importance) over the ok trials; decisions that not every "
+            "trial has are left out.</p>" + imp_body,
+        )
+    )
+    costs = available_costs(df) if len(df) else []
+    pareto_body = '<div class="figs">'
+    for cost in costs or ["params"]:
+        pareto_body += _figure(lambda cost=cost: plot_pareto(df, cost), f"Pareto front {cost}")
+    pareto_body += "</div>"
+    if costs:
+        front = pareto_front(df, costs[0])
+        front = front[front["on_front"]].drop(columns="on_front")
+        if costs[0] in ("params", "flops"):
+            front["cost"] = front["cost"].round().astype("Int64")
+        pareto_body += f"<h3>Specs on the front (validation score vs {costs[0]})</h3>"
+        pareto_body += _table(front.rename(columns={"cost": costs[0]}), "")
+    parts.append(_section("pareto", "Pareto fronts", pareto_body))
+    corr = diagnostic_correlations(df)
+    parts.append(
+        _section(
+            "diagnostics",
+            "Diagnostics at initialisation",
+            _figure(lambda: plot_init_diagnostics(df), "init diagnostics")
+            + _table(corr, "No diagnostics recorded."),
+        )
+    )
+    parts.append(
+        _section(
+            "compute",
+            "Where the compute went",
+            _figure(lambda: plot_compute(df), "compute by status and block")
+            + '<div class="figs">'
+            + _table(compute_by_status(df) if len(df) else pd.DataFrame(), "No trials.")
+            + _table(
+                compute_by_block(df) if len(df) else pd.DataFrame(),
+                "No block decisions in this space.",
+            )
+            + "</div>",
+        )
+    )
+    board = leaderboard(df, top=top) if len(df) else pd.DataFrame()
+    if len(board):
+        board = board.assign(arch=[ArchSpec.from_json(s).summary() for s in board["spec"]])
+        cols = ["rank", "trial_id", "val_score", "test_score", "params", "flops"]
+        cols += ["train_seconds", "epochs_run", "arch", "arch_id"]
+        board = board[[c for c in cols if c in board.columns]]
+    parts.append(
+        _section(
+            "top", f"Top {top} trials", _table(board, "No trial finished ok: nothing to rank.")
+        )
+    )
+    fail_body = _table(failure_summary(df) if len(df) else pd.DataFrame(), "No trials yet.")
+    failed = df[df["status"] != OK] if len(df) else df
+    if len(failed):
+        shown = failed.head(200)
+        listing = pd.DataFrame(
+            {
+                "trial_id": shown["trial_id"],
+                "status": shown["status"],
+                "arch": [ArchSpec.from_json(s).summary() for s in shown["spec"]],
+                "message": shown["message"],
+            }
+        )
+        more = f" (first 200 of {len(failed)})" if len(failed) > 200 else ""
+        fail_body += f"<h3>Trials that did not finish ok{more}</h3>" + _table(listing, "")
+    else:
+        fail_body += "<p>Every trial finished ok.</p>"
+    parts.append(_section("failures", "Failures", fail_body))
+    return _page(f"autodlgym report: {run.resolve().name}", "".join(parts))
+
+
+def _page(title: str, body: str) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}"
+        f'<footer><p class="empty">Written by autodlgym on {html.escape(stamp)}.</p></footer>'
+        "</body></html>\n"
+    )
+
+
+def write_report(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    top: int = 10,
+    table_scores: Sequence[float] | np.ndarray | None = None,
+) -> Path:
+    """Write :func:`build_report` to ``out`` (default ``RUN_DIR/report.html``); return it."""
+    page = build_report(run_dir, top=top, table_scores=table_scores)
+    path = Path(out) if out is not None else Path(run_dir) / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# Several runs --------------------------------------------------------------------------------
+def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.DataFrame]:
+    """A page overlaying the anytime curves of several runs of one task, and its summary.
+
+    Returns:
+        ``(html, summary)``: the page, and one row per run with ``run``, ``searcher``,
+        ``seed``, ``trials``, ``ok``, ``best_val_score`` and ``compute_seconds``.
+    """
+    from autodlgym.analysis.anytime import _load_run, _task_label, anytime, plot_compare
+
+    if not runs:
+        raise AutoDLError("compare needs at least one run directory")
+    rows = []
+    task = ""
+    for r in runs:
+        df, config = _load_run(r)
+        task = _task_label(config) if config else task
+        a = anytime(df)
+        rows.append(
+            {
+                "run": str(r),
+                "searcher": str(config.get("searcher", "?")),
+                "seed": config.get("seed"),
+                "trials": len(df),
+                "ok": int((df["status"] == OK).sum()) if len(df) else 0,
+                "best_val_score": float(a["best_val_score"].iloc[-1]) if len(a) else np.nan,
+                "compute_seconds": float(a["compute_seconds"].iloc[-1]) if len(a) else 0.0,
+            }
+        )
+    summary = pd.DataFrame(rows)
+    body = (
+        f'<header id="summary"><h1>autodlgym comparison: {html.escape(task)}</h1>'
+        f"<p>{len(runs)} runs. Runs of one searcher (seeds) are drawn as their mean with a "
+        "min-max band.</p></header>\n"
+        + _section(
+            "anytime",
+            "Anytime performance",
+            '<div class="figs">'
+            + _figure(lambda: plot_compare(runs, "trials"), "best so far by trials")
+            + _figure(lambda: plot_compare(runs, "seconds"), "best so far by compute seconds")
+            + "</div>",
+        )
+        + _section("runs", "Runs", _table(summary, "No runs."))
+    )
+    return _page(f"autodlgym comparison: {task}", body), summary
+
+
+def write_comparison(
+    runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] = "compare.html"
+) -> tuple[Path, pd.DataFrame]:
+    """Write :func:`build_comparison` to ``out``; return the path and the summary."""
+    page, summary = build_comparison(runs)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path, summary
+
+
+# Command line ----------------------------------------------------------------------------------
+def report_command(args: Any) -> int:
+    """``autodlgym report RUN [--out FILE] [--top K]``."""
+    if not Path(args.run).is_dir():
+        raise AutoDLError(f"run directory {args.run!r} does not exist")
+    t0 = time.perf_counter()
+    path = write_report(args.run, args.out, top=args.top)
+    print(f"report of {args.run} written to {path} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def compare_command(args: Any) -> int:
+    """``autodlgym compare RUN1 RUN2 ... [--out FILE]``."""
+    for r in args.runs:
+        if not Path(r).is_dir():
+            raise AutoDLError(f"run directory {r!r} does not exist")
+    path, summary = write_comparison(args.runs, args.out)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"comparison written to {path}")
+    return 0

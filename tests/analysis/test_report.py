@@ -1,0 +1,315 @@
+"""The HTML report, the comparison page and the Optuna export: real runs of every built-in
+searcher, a run where every trial failed, the command line, and a real browser."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autodlgym.analysis.optuna_export import _Encoder, export_optuna, spec_params
+from autodlgym.analysis.report import SECTIONS, build_report, write_comparison, write_report
+from autodlgym.cli import main
+from autodlgym.errors import AutoDLError
+from autodlgym.results.store import ResultStore
+from autodlgym.searchers.base import SEARCHERS
+from autodlgym.searchspace.space import SearchSpace
+from autodlgym.trial import FAILURES, OK, PRUNED
+
+#: options that keep a searcher's three-trial run fast (zero-cost scores small digits batches)
+FAST_OPTIONS = {"zero-cost": {"pool": 2, "batch": 16}}
+#: Optuna searchers share tpe's code; their runs cost seconds each on sqlite
+SLOW = {"cmaes", "gp", "qmc", "nsga2"}
+
+
+class _Page(HTMLParser):
+    """Section ids, image sources and link targets of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("section", "header") and "id" in a:
+            self.ids.append(a["id"])
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        for key in ("src", "href"):
+            if a.get(key):
+                self.links.append(a[key])
+
+
+def _parse(page: str) -> _Page:
+    p = _Page()
+    p.feed(page)
+    return p
+
+
+def _check_self_contained(page: str, min_figures: int = 5) -> _Page:
+    p = _parse(page)
+    assert p.ids == list(SECTIONS)
+    assert len(p.images) >= min_figures
+    assert all(src.startswith("data:image/png;base64,") for src in p.images)
+    # nothing from the network or the disk: only embedded images and in-page anchors
+    assert all(link.startswith(("data:", "#")) for link in p.links), p.links
+    assert "Traceback" not in page
+    return p
+
+
+@pytest.mark.parametrize(
+    "searcher",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SEARCHERS.names()],
+)
+def test_report_of_a_run_of_every_builtin_searcher(tmp_path, tiny_space_config, searcher):
+    from autodlgym.runner import RunConfig, run_search
+
+    for module in SEARCHERS.meta(searcher).get("requires", ()):
+        pytest.importorskip(module)
+    run = tmp_path / "run"
+    run_search(
+        RunConfig(
+            out=str(run),
+            task="digits",
+            space=tiny_space_config,
+            searcher=searcher,
+            searcher_options=FAST_OPTIONS.get(searcher, {}),
+            trials=3,
+            epochs=1,
+            max_train_samples=128,
+            seed=0,
+        ),  # fmt: skip
+        progress=False,
+    )
+    path = write_report(run, tmp_path / "report.html")
+    page = path.read_text(encoding="utf-8")
+    _check_self_contained(page)
+    with ResultStore(run, create=False) as store:
+        df = store.to_dataframe()
+    assert f"searcher</dt><dd>{searcher}" in page
+    ok = df[df.status == OK]
+    if len(ok):
+        best = ok.sort_values("val_score", ascending=False).iloc[0]
+        assert f"trial {int(best.trial_id)}: validation score {best.val_score:.4f}" in page
+    # the note about biased means appears exactly for adaptive searchers
+    assert ('class="note"' in page) == (searcher not in ("random", "qmc"))
+    db = export_optuna(run, tmp_path / "study.db")
+    import optuna
+
+    study = optuna.load_study(study_name="autodlgym", storage=f"sqlite:///{db}")
+    assert len(study.trials) == len(df)
+
+
+def test_a_run_where_every_trial_failed_gets_an_honest_page(make_run, trial_result, tmp_path):
+    run = make_run([trial_result(s, message=f"{s}: kind {s}") for s in (*FAILURES, PRUNED)])
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    _check_self_contained(page)
+    assert "No trial finished ok" in page
+    for status in FAILURES:
+        assert f"{status}: kind {status}" in page  # each failure with its message
+    assert "nothing to plot" in page or "no trial finished ok" in page.lower()
+
+
+def test_a_run_without_trials_still_renders(make_run, tmp_path):
+    page = build_report(make_run([], name="empty"))
+    _check_self_contained(page)
+    assert "0 finished" in page
+
+
+def test_the_header_tells_what_was_searched(make_run, trial_result, space):
+    run = make_run(
+        [trial_result(OK, 0.4, params=123_456), trial_result(OK, 0.8, params=654_321)],
+        searcher="tpe",
+        searcher_options={"objectives": "val_score,params"},
+        versions={"torch": "2.13.0"},
+    )
+    page = build_report(run, top=1)
+    assert "digits" in page and "tpe (objectives=val_score,params)" in page
+    assert f"{len(space)} decisions, {space.cardinality():,} architectures" in page
+    assert "2 trials" in page and "3 epochs per trial" in page
+    assert "torch 2.13.0" in page and "results store schema 1" in page
+    with ResultStore(run, create=False) as store:
+        spec = store.to_dataframe().set_index("trial_id").loc[1, "spec"]
+    from autodlgym.searchspace.spec import ArchSpec
+
+    summary = ArchSpec.from_json(spec).summary()
+    assert (
+        f"trial 1: validation score 0.8000, test score 0.7900, 654,321 parameters; {summary}"
+        in page
+    )
+    top = page[page.index('id="top"') : page.index('id="failures"')]
+    assert top.count("<tr") == 2  # header + top 1
+    with pytest.raises(AutoDLError, match="top"):
+        build_report(run, top=0)
+
+
+def test_a_table_task_gets_random_search_band(make_run, trial_result):
+    run = make_run([trial_result(OK, v) for v in (0.2, 0.5)])
+    assert "expected best on this table" not in build_report(run)
+    assert "expected best on this table" in build_report(run, table_scores=np.linspace(0, 1, 9))
+
+
+def test_the_band_comes_from_a_task_that_offers_its_table(make_run, trial_result):
+    import dataclasses
+
+    from autodlgym.analysis.report import _table_scores
+    from autodlgym.tasks.base import TASKS, get_task, register_task
+
+    @dataclasses.dataclass(frozen=True)
+    class TableTask(type(get_task("digits"))):
+        def table_scores(self):
+            return [0.1, 0.4, 0.9]
+
+    @register_task("test-table", description="a lookup table")
+    def _make() -> TableTask:
+        d = get_task("digits")
+        return TableTask(d.name, (), d.io, d.loss, d.metric, loader=d.loader)
+
+    try:
+        np.testing.assert_allclose(_table_scores({"task": "test-table"}), [0.1, 0.4, 0.9])
+        assert _table_scores({"task": "digits"}) is None
+        assert _table_scores({"task": "no-such-task"}) is None
+    finally:
+        TASKS.remove("test-table")
+
+
+def test_compare_writes_one_page_for_several_runs(make_run, trial_result, tmp_path):
+    a = make_run([trial_result(OK, v) for v in (0.2, 0.6)], seed=0, name="a")
+    b = make_run([trial_result(OK, v) for v in (0.5, 0.3)], seed=1, name="b")
+    path, summary = write_comparison([a, b], tmp_path / "cmp.html")
+    assert summary["best_val_score"].tolist() == [0.6, 0.5]
+    p = _parse(path.read_text(encoding="utf-8"))
+    assert p.ids == ["summary", "anytime", "runs"] and len(p.images) == 2
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c2.html")]) == 0
+
+
+def test_commands_reject_a_missing_run_in_one_line(tmp_path, capsys):
+    for cmd in (["report"], ["compare"], ["export-optuna"]):
+        assert main([*cmd, str(tmp_path / "nothing")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "does not exist" in err
+
+
+# Optuna export ---------------------------------------------------------------------------------
+def test_export_writes_every_trial_as_an_optuna_trial(make_run, trial_result, space, tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    results = [
+        trial_result(OK, 0.7),
+        trial_result(PRUNED, 0.4, epochs=2),
+        trial_result("oom"),
+        trial_result(OK, 0.9, epochs=4),
+    ]
+    run = make_run(results)
+    assert main(["export-optuna", str(run), "--out", str(tmp_path / "s.db")]) == 0
+    study = optuna.load_study(study_name="autodlgym", storage=f"sqlite:///{tmp_path / 's.db'}")
+    with ResultStore(run, create=False) as store:
+        df = store.to_dataframe()
+        curves = store.curves()
+    assert [t.state for t in study.trials] == [
+        TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE,
+    ]  # fmt: skip
+    for t, (_, row) in zip(study.trials, df.iterrows()):
+        assert t.user_attrs["arch_id"] == row.arch_id and t.user_attrs["status"] == row.status
+        params, dists = spec_params(space, json.loads(row.spec))
+        assert t.params == params and t.distributions == dists
+        curve = curves[curves.trial_id == row.trial_id]["val_score"].tolist()
+        assert [t.intermediate_values[k] for k in sorted(t.intermediate_values)] == curve
+        if row.status == OK:
+            assert t.value == pytest.approx(row.val_score)
+    with pytest.raises(AutoDLError, match="already exists"):
+        export_optuna(run, tmp_path / "s.db")
+
+
+def test_export_of_a_multi_objective_run_keeps_its_objectives(make_run, trial_result, tmp_path):
+    import optuna
+
+    run = make_run(
+        [trial_result(OK, 0.5, params=10), trial_result(OK, 0.6, params=99)], searcher="nsga2"
+    )
+    db = export_optuna(run, tmp_path / "mo.db")
+    study = optuna.load_study(study_name="autodlgym", storage=f"sqlite:///{db}")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["val_score", "params"]
+    assert [t.values for t in study.trials] == [[0.5, 10.0], [0.6, 99.0]]
+    assert len(study.best_trials) == 2
+
+
+def test_the_fast_encoder_agrees_with_suggest_on_the_default_space():
+    space = SearchSpace.default()
+    rng = np.random.default_rng(0)
+    encode = _Encoder(space)
+    for _ in range(300):
+        spec = space.sample(rng)
+        assert encode(spec) == spec_params(space, spec)
+    assert spec_params(space, {"no_such_decision": 1}) is None
+
+
+# A real browser --------------------------------------------------------------------------------
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browse(browser: str, tmp: Path, page: Path, *mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp / 'profile'}",
+            *mode,
+            page.resolve().as_uri(),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp,
+    )
+
+
+def test_chromium_renders_the_page_with_every_section(make_run, trial_result, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        reason = "headless Chromium is not installed (apt-get install chromium)"
+        print(f"SKIPPED: {reason}")
+        pytest.skip(reason)
+    rng = np.random.default_rng(0)
+    results = [
+        trial_result(OK, float(v), params=int(p))
+        for v, p in zip(rng.random(12), rng.integers(100, 9999, 12))
+    ]
+    run = make_run(results + [trial_result("error"), trial_result(PRUNED, 0.1, epochs=1)])
+    page = write_report(run, tmp_path / "page.html")
+    shot = tmp_path / "shot.png"
+    done = _browse(browser, tmp_path, page, f"--screenshot={shot}", "--window-size=1280,2000")
+    assert shot.is_file(), done.stderr[-2000:]
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2000, 1280)
+    # not blank: a good share of the pixels are not background white, in several colours
+    ink = (pixels < 0.9).any(axis=-1).mean()
+    assert ink > 0.03, ink
+    assert len(np.unique((pixels * 8).astype(int).reshape(-1, 3), axis=0)) > 20
+    dom = _browse(browser, tmp_path, page, "--dump-dom").stdout
+    p = _parse(dom)
+    assert p.ids == list(SECTIONS)
+    assert len(p.images) >= 5
+    for sid in SECTIONS:
+        assert re.search(rf'id="{sid}"', dom)
+    assert not math.isnan(ink)
