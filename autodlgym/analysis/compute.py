@@ -113,7 +113,7 @@ def plot_compute(df: pd.DataFrame) -> Figure:
     b = info.by_block
     if len(b):
         ax3.barh(b["block"][::-1], b["seconds"][::-1], color="#56B4E9")
-        ax3.set_xlabel("seconds (shared among a trial's stages)")
+        ax3.set_xlabel("seconds (split over a trial's stages)")
     else:
         ax3.text(0.5, 0.5, "no block decisions in this space", ha="center", va="center")
         ax3.set_axis_off()

@@ -95,9 +95,10 @@ def effects_note(searcher: str | None) -> str | None:
         return None
     who = f"searcher {searcher!r}" if searcher else "the searcher"
     return (
-        f"{who} is adaptive (model-based): it proposed the options it believed good more "
-        "often, and later in the run, when the rest of each architecture was better too. "
-        "Per-option means are then biased; compare options on a random-search run."
+        f"{who} adapts its proposals to earlier results (model-based or evolutionary): it "
+        "proposed the options it believed good more often, and later in the run, when the rest "
+        "of each architecture was better too. Per-option means are then biased; compare "
+        "options on a random-search run."
     )
 
 

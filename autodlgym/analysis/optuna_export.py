@@ -4,7 +4,8 @@ Each trial becomes a finished Optuna trial: its parameters and distributions are
 :meth:`SearchSpace.suggest` would have suggested for its spec (the encoding the Optuna
 searchers use, so a study exported from a ``tpe`` run matches the one it searched with); its
 values are ``val_score`` (and the searcher's other objectives when it searched several); its
-intermediate values are the per-epoch validation scores of the store's ``curves`` table; its
+intermediate values are the per-epoch validation scores of the store's ``curves`` table,
+keyed by epoch (single-objective runs; Optuna keeps none for several objectives); its
 user attributes carry ``arch_id``, ``status``, ``trial_id`` and the failure message.
 
 Statuses map as the Optuna searchers tell them: ``ok`` -> COMPLETE, ``pruned`` -> PRUNED,
@@ -129,15 +130,18 @@ def frozen_trials(
     import json
     import math
 
+    import numpy as np
     import optuna
     from optuna.trial import TrialState
 
     objectives = objectives or ["val_score"]
     by_trial: dict[int, dict[int, float]] = {}
     if curves is not None and len(curves) and len(objectives) == 1:
-        c = curves.dropna(subset=["val_score"])
-        steps = c.groupby("trial_id").cumcount()
-        for tid, step, v in zip(c["trial_id"], steps, c["val_score"]):
+        # steps are epochs (1-based), as the Optuna searchers and the pruning service report
+        order = curves.groupby("trial_id").cumcount() + 1
+        steps = curves["epoch"].fillna(order.astype("float64"))
+        keep = np.isfinite(curves["val_score"].to_numpy(dtype="float64"))
+        for tid, step, v in zip(curves["trial_id"][keep], steps[keep], curves["val_score"][keep]):
             by_trial.setdefault(int(tid), {})[int(step)] = float(v)
     encode = _Encoder(space)
     cols = {o: df[o].astype("float64").to_numpy() for o in objectives if o in df.columns}

@@ -229,7 +229,7 @@ def build_report(
         df = store.to_dataframe()
         curves = store.curves()
         config = store.load_config() or {}
-        meta = dict(store._db.execute("SELECT key, value FROM meta").fetchall())
+        meta = store.meta()
     searcher = config.get("searcher")
     if table_scores is None:
         table_scores = _table_scores(config)

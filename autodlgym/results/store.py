@@ -294,6 +294,10 @@ class ResultStore:
         rows = self._db.execute("SELECT key, value FROM run").fetchall()
         return {k: json.loads(v) for k, v in rows} if rows else None
 
+    def meta(self) -> dict[str, str]:
+        """The store's own facts: ``schema_version``, ``created_at`` (Unix seconds), ..."""
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
     def save_state(self, name: str, blob: bytes) -> None:
         """Store (or replace) a named blob, e.g. ``"searcher"``; committed at once."""
         self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, bytes(blob)))
@@ -448,7 +452,13 @@ class ResultStore:
 
     # pandas -------------------------------------------------------------------------------
     def curves(self) -> pandas.DataFrame:
-        """Learning curves in long form: ``trial_id, epoch, train_loss, val_score, seconds``."""
+        """Learning curves in long form: ``trial_id, epoch, train_loss, val_score, seconds``.
+
+        One row per epoch a trial recorded, by trial and epoch; a pruned trial's rows stop where
+        it was stopped, and a trial that failed before its first epoch has none. ``seconds``:
+        since the trial's training began, at the end of that epoch. Extra keys a trainer put in a curve
+        point are not columns here (:meth:`results` returns them).
+        """
         import pandas as pd
 
         rows = self._db.execute(
