@@ -125,7 +125,7 @@ def main() -> None:
             print(
                 f"{n:>6} trials ({args.epochs} epochs): fill {fill_s:6.1f} s | load_results "
                 f"{load_s:5.2f} s | report {report_s:6.2f} s wall, {report_cpu:6.2f} s CPU "
-                f"({report_s / load_s:4.1f}x load), "
+                f"({report_s / load_s:4.1f}x load_results), "
                 f"{out.stat().st_size / 1024:.0f} KB{verdict}"
             )
 
