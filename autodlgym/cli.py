@@ -69,7 +69,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable): a module or .py file that registers blocks, "
+        "tasks, init laws or searchers; a search records it and its Ray workers import it too",
+    )
+    return c
+
+
 def build_parser() -> argparse.ArgumentParser:
+    common = _common()
     p = _Parser(
         prog="autodlgym",
         description="Search deep-learning architectures as a Gymnasium environment.",
@@ -77,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"autodlgym {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    s = sub.add_parser("search", help="run or resume a search; every trial lands in --out")
+    s = sub.add_parser(
+        "search", parents=[common], help="run or resume a search; every trial lands in --out"
+    )
     s.add_argument(
         "--out", required=True, help="run directory (results.sqlite and the searcher's files)"
     )
@@ -132,9 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("eval", help="train and score one architecture; prints the result as JSON")
+    e = sub.add_parser(
+        "eval", parents=[common], help="train and score one architecture; prints the result as JSON"
+    )
     e.add_argument(
-        "--arch", required=True, help="spec file (JSON, as `autodlgym space sample` writes)"
+        "--arch",
+        required=True,
+        help="spec file: one JSON spec, or JSON lines as `autodlgym space sample` writes (with --line)",
+    )
+    e.add_argument(
+        "--line", type=int, help="which spec of a JSON-lines --arch file to train (1 = first)"
     )
     e.add_argument("--task", default="mnist1d")
     e.add_argument("--task-opt", action="append", metavar="KEY=VALUE")
@@ -149,34 +174,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-validate", action="store_true", help="train a spec outside the space as it is"
     )
 
-    lb = sub.add_parser("leaderboard", help="the best trials of a run")
+    lb = sub.add_parser("leaderboard", parents=[common], help="the best trials of a run")
     lb.add_argument("run", help="run directory")
-    lb.add_argument("--top", type=int, default=10)
+    lb.add_argument("--top", type=int, default=10, help="how many trials to show (default 10)")
     lb.add_argument("--by", default="val_score", help="column to rank by (default val_score)")
     lb.add_argument("--csv", help="also write all trials to this CSV file")
     lb.add_argument("--parquet", help="also write all trials to this Parquet file")
 
-    rp = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
+    rp = sub.add_parser(
+        "report", parents=[common], help="one self-contained HTML page of a run's figures"
+    )
     rp.add_argument("run", help="run directory")
     rp.add_argument("--out", help="HTML file to write (default RUN/report.html)")
     rp.add_argument("--top", type=int, default=10, help="rows of the top-k table (default 10)")
 
-    cp = sub.add_parser("compare", help="anytime curves of several runs of one task, one page")
+    cp = sub.add_parser(
+        "compare", parents=[common], help="anytime curves of several runs of one task, one page"
+    )
     cp.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     cp.add_argument("--out", default="compare.html", help="HTML file (default compare.html)")
 
-    ex = sub.add_parser("export-optuna", help="write a run as an Optuna study (optuna-dashboard)")
+    ex = sub.add_parser(
+        "export-optuna", parents=[common], help="write a run as an Optuna study (optuna-dashboard)"
+    )
     ex.add_argument("run", help="run directory")
     ex.add_argument("--out", help="SQLite file to write (default RUN/optuna-export.db)")
 
-    sub.add_parser("tasks", help="list the tasks")
-    sub.add_parser("searchers", help="list built-in and plugin searchers")
+    sub.add_parser("tasks", parents=[common], help="list the tasks")
+    sub.add_parser("searchers", parents=[common], help="list built-in and plugin searchers")
 
     sp = sub.add_parser("space", help="show or sample the search space")
     spsub = sp.add_subparsers(dest="space_command", metavar="show|sample", parser_class=_Parser)
-    show = spsub.add_parser("show", help="decisions, options, conditions and cardinality")
+    show = spsub.add_parser(
+        "show", parents=[common], help="decisions, options, conditions and cardinality"
+    )
     show.add_argument("--space", help="space file (default: the default space)")
-    smp = spsub.add_parser("sample", help="random specs as JSON lines")
+    smp = spsub.add_parser("sample", parents=[common], help="random specs as JSON lines")
     smp.add_argument("--n", type=int, default=1)
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--space", help="space file (default: the default space)")
@@ -229,10 +262,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.trials is not None or args.time_budget is not None:
             config = RunConfig(out=args.out, trials=args.trials, time_budget=args.time_budget)
         summary_call = dict(config=config, resume=True, out=args.out)
+        before = _finished_trials(args.out)
     else:
         kw: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         kw["task_kwargs"] = _key_values(args.task_opt, "--task-opt")
         kw["searcher_options"] = _key_values(args.searcher_opt, "--searcher-opt")
+        if args.imports:
+            from autodlgym.registry import resolve_imports
+
+            kw["imports"] = resolve_imports(args.imports)
         if args.space:
             kw["space"] = _space(args.space).to_config()
         if kw.get("workers") == "auto":
@@ -264,8 +302,48 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"{summary.finished} trials in {summary.run_dir}; best val score {best}; "
         f"stopped by {summary.stopped_by} after {summary.seconds:.1f} s"
     )
+    if args.resume and summary.finished == before:
+        print(_extend_hint(summary), file=sys.stderr)
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
     return 0
+
+
+def _finished_trials(run_dir: str) -> int | None:
+    """Trials a run directory holds (None when it holds no run: run_search says so)."""
+    from autodlgym.results.store import ResultStore
+
+    try:
+        store = ResultStore(run_dir, create=False)
+    except AutoDLError:
+        return None
+    try:
+        return store.n_finished()
+    finally:
+        store.close()
+
+
+def _extend_hint(summary: Any) -> str:
+    """What to type when a resumed run had nothing left to do."""
+    from autodlgym.results.store import ResultStore
+    from autodlgym.runner import RunConfig
+
+    store = ResultStore(summary.run_dir, create=False)
+    try:
+        config = RunConfig.from_dict(store.load_config() or {"out": str(summary.run_dir)})
+    finally:
+        store.close()
+    more = max(summary.finished, config.trials or 0) + 10
+    budget = f"{config.time_budget / 60 * 2:g}m" if config.time_budget else "30m"
+    used = []
+    if config.trials is not None:
+        used.append(f"--trials {config.trials}")
+    if config.time_budget is not None:
+        used.append(f"--time-budget {config.time_budget:g}s")
+    return (
+        f"the run had already used its budget ({' and '.join(used)}); to extend it: "
+        f"autodlgym search --out {summary.run_dir} --resume --trials {more}"
+        f" (or --time-budget {budget})"
+    )
 
 
 def _auto_workers(kw: dict[str, Any]) -> int:
@@ -296,8 +374,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise AutoDLError(
             f"spec file {args.arch!r} does not exist; write one with autodlgym space sample > spec.json"
         )
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    spec = ArchSpec.from_json(lines[0] if len(lines) == 1 else "\n".join(lines))
+    spec = ArchSpec.from_json(_one_spec(path, args.arch, args.line))
     if not args.no_validate:
         spec = _space(args.space).validate(spec)
     task = get_task(args.task, **_key_values(args.task_opt, "--task-opt"))
@@ -307,6 +384,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = {"arch_id": spec.arch_id, "task": task.name, "spec": spec.to_dict(), **result.to_dict()}
     print(json.dumps(out, indent=2, default=str))
     return 0 if result.ok else 1
+
+
+def _one_spec(path: Path, name: str, line: int | None) -> str:
+    """The JSON text of the spec to train: the whole file when it is one JSON document, one
+    line of a JSON-lines file (``--line``)."""
+    text = path.read_text()
+    lines = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
+    if not lines:
+        raise AutoDLError(f"spec file {name!r} is empty; write one with autodlgym space sample")
+    if line is not None:
+        if not 1 <= line <= len(lines):
+            raise AutoDLError(f"--line {line} is out of range: {name!r} holds {len(lines)} specs")
+        return lines[line - 1][1]
+    try:
+        json.loads(text)
+        return text
+    except json.JSONDecodeError:
+        pass
+    several = 0
+    for _, ln in lines:
+        try:
+            several += isinstance(json.loads(ln), dict)
+        except json.JSONDecodeError:
+            several = 0
+            break
+    if several > 1:
+        raise AutoDLError(
+            f"spec file {name!r} holds {several} specs, one per line; eval trains one: "
+            f"pick it with --line N (1 to {several})"
+        )
+    return text  # not JSON: ArchSpec.from_json says where
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -353,8 +461,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             )
             if c in board.columns
         ]
+        shown = board[cols].copy()
+        if "train_seconds" in shown:  # seconds to one decimal (three significant under 1 s)
+            shown["train_seconds"] = [_seconds(v) for v in shown["train_seconds"]]
         with pd.option_context("display.width", 200, "display.max_colwidth", 80):
-            print(board[cols].to_string(index=False))
+            print(shown.to_string(index=False))
     return 0
 
 
@@ -376,20 +487,39 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
     return export_optuna_command(args)
 
 
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of text as left-aligned columns, each as wide as its longest cell."""
+    if not rows:
+        return ""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(f"{str(c):<{w}}" for c, w in zip(r, widths)), str(r[-1])]).rstrip()
+        for r in rows
+    )
+
+
+def _seconds(value: Any) -> str:
+    """A duration for display: 12.3, 0.0412; blank when missing."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if v != v:  # NaN: a trial that did not train
+        return ""
+    return f"{v:.1f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from autodlgym.tasks import list_tasks
 
-    for name, desc in list_tasks():
-        print(f"{name:<18} {desc}")
-    print("npz:PATH           your own arrays (x_train, y_train, x_test, y_test[, x_val, y_val])")
+    print(_columns(list_tasks()))
     return 0
 
 
 def cmd_searchers(args: argparse.Namespace) -> int:
     from autodlgym.searchers.base import list_searchers
 
-    for name, origin, desc in list_searchers():
-        print(f"{name:<12} {origin:<10} {desc}")
+    print(_columns(list_searchers()))
     return 0
 
 
@@ -427,10 +557,15 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.imports = getattr(args, "imports", [])
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if args.imports:  # before any space, task or searcher name is looked up
+            from autodlgym.registry import import_modules
+
+            import_modules(args.imports)
         return COMMANDS[args.command](args)
     except AutoDLError as exc:
         print(f"autodlgym: error: {exc}", file=sys.stderr)

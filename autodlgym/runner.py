@@ -27,6 +27,7 @@ from typing import Any
 
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
+from autodlgym.registry import import_modules
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import ERROR, Fidelity, TrialJob, TrialResult
@@ -64,6 +65,8 @@ class RunConfig:
             poor trials early from their per-epoch validation scores.
         max_retries: times a trial is retried when its Ray worker dies.
         amp: mixed precision on CUDA.
+        imports: modules imported before anything is looked up, here and on every Ray
+            worker (``--import``): a user's blocks, tasks, init laws or searchers.
     """
 
     out: str
@@ -86,6 +89,7 @@ class RunConfig:
     pruner: str = "none"
     max_retries: int = 2
     amp: bool = False
+    imports: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 1):
@@ -184,6 +188,7 @@ def _make_executor(config: RunConfig, reporter: Any):
         reporter=reporter,
         max_retries=config.max_retries,
         amp=config.amp,
+        imports=config.imports,
     )
 
 
@@ -288,6 +293,7 @@ def run_search(
         raise AutoDLError("run_search needs a RunConfig unless resume=True")
     try:
         # unknown task, space or searcher: fail before a new run directory is created
+        import_modules(config.imports)  # the user's registrations come first
         task = get_task(config.task, **config.task_kwargs)
         space = _make_space(config)
         searcher_cls = get_searcher(config.searcher) if searcher is None else None

@@ -1,8 +1,11 @@
-"""Small helpers shared across the package: option parsing and finite-or-None numbers."""
+"""Small helpers shared across the package: option parsing, finite-or-None numbers and the
+"did you mean" hint for mistyped names."""
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from autodlgym.errors import AutoDLError
@@ -39,3 +42,15 @@ def finite_or_none(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known names closest to a mistyped one, else ``""``.
+
+    Every "unknown name" message (registries, space decisions, blocks) ends with this, so a
+    typo is answered the same way everywhere.
+    """
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"

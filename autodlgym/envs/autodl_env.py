@@ -238,7 +238,7 @@ class AutoDLEnv(gymnasium.Env):
         self.executor: Executor = executor if executor is not None else LocalExecutor()
 
         self.action_space = self.space.gymnasium_space()
-        self._nvec = self.space.nvec()
+        self._nvec = self.space.nvec
         # dividing by (n - 1) maps option indices onto [0, 1]; single-option decisions read 0
         self._scale = np.maximum(self._nvec - 1, 1).astype(np.float32)
         n = len(self.space)

@@ -1,7 +1,9 @@
-"""Gymnasium ids of the built-in tasks; imported by ``import autodlgym``.
+"""Gymnasium ids of the tasks; imported by ``import autodlgym``.
 
 Only ``gymnasium.register`` calls with string entry points: nothing heavy is imported until
-``gymnasium.make``. Each task has two ids:
+``gymnasium.make``. Every task of the task registry (built-in, registered from Python, or an
+``autodlgym.tasks`` plugin) that takes no ``:ARG`` has two ids, named by its registration's
+``env_name`` (default: the task name in CamelCase):
 
 - ``autodlgym/<Name>-v0``: :class:`~autodlgym.envs.autodl_env.AutoDLEnv` (one step = one
   architecture); ``gymnasium.make_vec`` builds an
@@ -10,6 +12,7 @@ Only ``gymnasium.register`` calls with string entry points: nothing heavy is imp
 - ``autodlgym/<Name>-Seq-v0``: :class:`~autodlgym.envs.sequential_env.SequentialAutoDLEnv`
   (one step = one decision).
 
+Plugins are not loaded here: their ids use the entry point's name until the plugin loads.
 Keyword arguments of ``make`` reach the constructor (``fidelity``, ``budget``, ``space``, ...).
 Bump the version when reward or observation semantics change.
 """
@@ -18,39 +21,65 @@ from __future__ import annotations
 
 from gymnasium.envs.registration import register, registry
 
-#: task name -> the Name part of its ids; must list every built-in task (a test checks it).
-TASK_IDS: dict[str, str] = {
-    "mnist1d": "MNIST1D",
-    "mnist1d_shuffled": "MNIST1DShuffled",
-    "digits": "Digits",
-    "adding": "Adding",
-}
+from autodlgym.errors import AutoDLError
+from autodlgym.tasks.base import TASKS, camel
 
 VERSION = 0
 NAMESPACE = "autodlgym"
 
 
+def env_names() -> dict[str, str]:
+    """Task name -> the Name part of its ids, for every task that has ids."""
+    out = {}
+    for task in TASKS.names():
+        name = _env_name(task)
+        if name is not None:
+            out[task] = name
+    return out
+
+
+def _env_name(task: str) -> str | None:
+    if task in TASKS._entries:  # loaded: its registration says
+        meta = TASKS._meta[task]
+        return None if meta.get("prefix") else meta.get("env_name") or camel(task)
+    if task in TASKS.plugins():  # not loaded yet: named after the entry point
+        return camel(task)
+    return None
+
+
 def env_id(task: str, sequential: bool = False) -> str:
-    """The Gymnasium id of a built-in task, e.g. ``autodlgym/MNIST1D-Seq-v0``."""
-    return f"{NAMESPACE}/{TASK_IDS[task]}{'-Seq' if sequential else ''}-v{VERSION}"
+    """The Gymnasium id of a task, e.g. ``autodlgym/MNIST1D-Seq-v0``."""
+    name = _env_name(task)
+    if name is None:
+        if task in TASKS:
+            raise AutoDLError(f"task {task!r} takes an argument ({task}:ARG) and has no env id")
+        raise TASKS.unknown(task)
+    return f"{NAMESPACE}/{name}{'-Seq' if sequential else ''}-v{VERSION}"
+
+
+def register_task_ids(task: str) -> None:
+    """Register the two ids of ``task`` (no-op for ids that exist, or tasks with ``:ARG``)."""
+    if _env_name(task) is None:
+        return
+    whole, seq = env_id(task), env_id(task, sequential=True)
+    if whole not in registry:  # re-importing must not warn about overriding
+        register(
+            id=whole,
+            entry_point="autodlgym.envs.autodl_env:AutoDLEnv",
+            vector_entry_point="autodlgym.envs.vector_env:AutoDLVectorEnv",
+            kwargs={"task": task},
+        )
+    if seq not in registry:
+        register(
+            id=seq,
+            entry_point="autodlgym.envs.sequential_env:SequentialAutoDLEnv",
+            kwargs={"task": task},
+        )
 
 
 def _register_all() -> None:
-    for task in TASK_IDS:
-        whole, seq = env_id(task), env_id(task, sequential=True)
-        if whole not in registry:  # re-importing must not warn about overriding
-            register(
-                id=whole,
-                entry_point="autodlgym.envs.autodl_env:AutoDLEnv",
-                vector_entry_point="autodlgym.envs.vector_env:AutoDLVectorEnv",
-                kwargs={"task": task},
-            )
-        if seq not in registry:
-            register(
-                id=seq,
-                entry_point="autodlgym.envs.sequential_env:SequentialAutoDLEnv",
-                kwargs={"task": task},
-            )
+    for task in TASKS.names():
+        register_task_ids(task)
 
 
 _register_all()

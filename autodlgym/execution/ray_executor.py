@@ -32,6 +32,7 @@ import ray.exceptions
 
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, PruningReporter, run_job
+from autodlgym.registry import imported_modules
 from autodlgym.trial import ERROR, WORKER_LOST, TrialJob, TrialResult
 
 #: Errors meaning the worker process (or its node) is gone, not that the trial failed.
@@ -104,8 +105,16 @@ class _TrialWorker:
         reporter: PruningReporter | None,
         job_fn: JobFn,
         task_preload: Sequence[TaskRef],
+        imports: Sequence[str] = (),
+        search_path: Sequence[str] = (),
     ) -> None:
         import torch
+
+        from autodlgym.registry import import_modules
+
+        # the driver's --import modules first: a user's blocks, tasks and init laws are then
+        # found by name here as they are there (entry-point plugins load on first use)
+        import_modules(imports, search_path)
 
         torch.set_num_threads(threads)
         # Ray sets CUDA_VISIBLE_DEVICES to the GPU it assigned, so "cuda" is ours (shared with
@@ -191,6 +200,10 @@ class RayExecutor(Executor):
             ``$RAY_TMPDIR`` or ``$TMPDIR``; kept short for Ray's socket paths).
         amp: mixed-precision training on GPU workers.
         task_preload: tasks (names, or ``(name, options)``) every worker loads when it starts.
+        imports: modules every worker imports when it starts, before anything is looked up
+            by name (None: those this process imported with ``--import`` /
+            :func:`~autodlgym.registry.import_modules`). The driver's working folder is put
+            on the workers' ``sys.path`` for them.
         job_fn: what a worker calls per job, with run_job's signature (default
             :func:`~autodlgym.execution.local.run_job`); must be importable or picklable.
         startup_timeout: seconds to wait for the workers to start before giving up.
@@ -210,6 +223,7 @@ class RayExecutor(Executor):
         temp_dir: str | os.PathLike[str] | None = None,
         amp: bool = False,
         task_preload: Iterable[TaskRef] | None = None,
+        imports: Iterable[str] | None = None,
         *,
         job_fn: JobFn = run_job,
         startup_timeout: float = 300.0,
@@ -231,6 +245,8 @@ class RayExecutor(Executor):
         self.address = address
         self._job_fn = job_fn
         self._task_preload = list(task_preload or ())
+        self._imports = list(imported_modules() if imports is None else imports)
+        self._search_path = [os.getcwd()]
         self._threads = max(1, int(cpus_per_trial))
         self._queue: collections.deque[TrialJob] = collections.deque()
         self._idle: collections.deque[_Slot] = collections.deque()
@@ -345,6 +361,8 @@ class RayExecutor(Executor):
                 self._worker_reporter,
                 self._job_fn,
                 self._task_preload,
+                self._imports,
+                self._search_path,
             )
         )
         return _Slot(index, actor, actor.info.remote())

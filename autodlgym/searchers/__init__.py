@@ -1,9 +1,8 @@
-"""Searchers. Importing this package registers the built-ins."""
+"""Searchers. Importing this package registers the built-ins: every module of the package
+(a new searcher is one module with one ``@register_searcher`` line; nothing to list here)."""
 
-from autodlgym.searchers import (
-    evolution,  # noqa: F401
-    prescreen,  # noqa: F401
-    random,  # noqa: F401
-    reinforce,  # noqa: F401
-    tpe,  # noqa: F401
-)
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    _importlib.import_module(f"{__name__}.{_module}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,14 @@ from autodlgym.trial import TrialResult
 
 ENTRY_POINT_GROUP = "autodlgym.searchers"
 
-SEARCHERS: Registry[type[Searcher]] = Registry("searcher", lazy_module="autodlgym.searchers")
+
+def _adopt(name: str, obj: Any) -> None:
+    SEARCHERS.add(name, _check_class(name, obj))
+
+
+SEARCHERS: Registry[type[Searcher]] = Registry(
+    "searcher", lazy_module="autodlgym.searchers", group=ENTRY_POINT_GROUP, adopt=_adopt
+)
 
 
 class Searcher(ABC):
@@ -82,27 +88,20 @@ def register_searcher(name: str, **meta: Any):
     return SEARCHERS.register(name, **meta)
 
 
-def _plugins() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def list_searchers() -> list[tuple[str, str, str]]:
-    """``(name, origin, description)`` for built-ins and entry-point plugins."""
+    """``(name, origin, description)`` for built-ins, searchers registered from Python and
+    entry-point plugins; a plugin that fails to load is listed with the reason."""
+    failed = SEARCHERS.load_plugins()
     out = []
     for name in SEARCHERS.names():
-        cls = SEARCHERS.get(name)
-        out.append(
-            (name, "built-in", cls.description or (cls.__doc__ or "").strip().split("\n")[0])
-        )
-    for name, ep in sorted(_plugins().items()):
-        if name in SEARCHERS:
+        if name in failed:
+            ep = SEARCHERS.plugins()[name]
+            error = failed[name].split(" fails to load: ", 1)[-1]
+            out.append((name, f"plugin {ep.value}", f"(fails to load: {error})"))
             continue
-        try:
-            cls = ep.load()
-            desc = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is listed, not fatal
-            desc = f"(fails to load: {type(exc).__name__}: {exc})"
-        out.append((name, f"plugin {ep.value}", desc))
+        cls = SEARCHERS.get(name)
+        desc = cls.description or (cls.__doc__ or "").strip().split("\n")[0]
+        out.append((name, SEARCHERS.origin(name), desc))
     return out
 
 
@@ -118,22 +117,9 @@ def get_searcher(name: str) -> type[Searcher]:
         if cls is None:
             raise AutoDLError(f"module {mod_name!r} has no searcher class {attr!r}")
         return _check_class(name, cls)
-    if name in SEARCHERS:
-        return SEARCHERS.get(name)
-    plugins = _plugins()
-    if name in plugins:
-        try:
-            cls = plugins[name].load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is the user's to fix
-            raise AutoDLError(
-                f"searcher plugin {name!r} ({plugins[name].value}) fails to load: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-        return _check_class(name, cls)
-    known = SEARCHERS.names() + sorted(plugins)
-    raise AutoDLError(
-        f"unknown searcher {name!r}; choose one of: {', '.join(known)}, or give package.module:Class"
-    )
+    if name not in SEARCHERS:
+        raise SEARCHERS.unknown(name, hint=", or give package.module:Class")
+    return _check_class(name, SEARCHERS.get(name))
 
 
 def _check_class(name: str, cls: Any) -> type[Searcher]:

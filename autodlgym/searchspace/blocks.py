@@ -102,14 +102,13 @@ from torch import nn
 
 from autodlgym.errors import SpecError
 from autodlgym.searchspace.init import mark
-from autodlgym.searchspace.registry import BLOCKS
+from autodlgym.searchspace.registry import READS, register_block  # noqa: F401 - READS re-exported
 
 Shape = tuple[int, ...]
 BlockFactory = Callable[[Shape, "BlockContext"], nn.Module]
 
 VECTOR_CAP = 4096
 DENSE_LAYERS = 3
-READS = ("any", "vector", "spatial", "sequence")
 KINDS = {1: "vector", 2: "sequence", 3: "image"}
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -150,24 +149,6 @@ class BlockContext:
     def get(self, key: str, default: Any) -> Any:
         """A stage decision, or ``default`` when the stage does not set it."""
         return self.options.get(key, default)
-
-
-def register_block(
-    name: str, *, reads: str = "any", doc: str = ""
-) -> Callable[[BlockFactory], BlockFactory]:
-    """Decorator registering a block factory ``factory(in_shape, ctx) -> nn.Module``.
-
-    Args:
-        name: the name used as a ``block`` option in search spaces.
-        reads: ``"vector"``, ``"spatial"``, ``"sequence"`` or ``"any"``: the state kind the
-            factory receives (see the module docstring's table).
-        doc: one line shown in listings.
-    """
-    if reads not in READS:
-        raise SpecError(
-            f"block {name!r}: reads={reads!r} is unknown; use one of {', '.join(READS)}"
-        )
-    return BLOCKS.register(name, reads=reads, doc=doc)
 
 
 # Helpers ---------------------------------------------------------------------------------
@@ -568,22 +549,34 @@ class WaveNetBlock(nn.Module):
 
 
 # Registration ----------------------------------------------------------------------------
-def _builtin(name: str, cls: type[nn.Module], reads: str, doc: str) -> None:
+# One line per block: its name, what it reads, the stage decisions it uses (each of those is
+# active in a space exactly for the blocks that use it) and a line for listings.
+def _builtin(name: str, cls: type[nn.Module], reads: str, uses: tuple[str, ...], doc: str) -> None:
     def factory(in_shape: Shape, ctx: BlockContext) -> nn.Module:
         return cls(in_shape, ctx)
 
     factory.__name__ = f"{name}_block"
     factory.__doc__ = doc
-    register_block(name, reads=reads, doc=doc)(factory)
+    register_block(name, reads=reads, uses=uses, doc=doc)(factory)
 
 
-_builtin("mlp", MLPBlock, "vector", "fully connected layer")
-_builtin("highway", HighwayBlock, "vector", "gated highway layer")
-_builtin("conv", ConvBlock, "spatial", "convolution (kernel, dilation)")
-_builtin("residual", ResidualBlock, "spatial", "two-conv residual block")
-_builtin("dense", DenseBlock, "spatial", "DenseNet block (growth) with transition to width")
-_builtin("inception", InceptionBlock, "spatial", "parallel 1/3/5 convs and pool branch")
-_builtin("se", SEBlock, "spatial", "conv block with squeeze-excitation")
-_builtin("attention", AttentionBlock, "sequence", "pre-norm transformer encoder layer (heads)")
-_builtin("recurrent", RecurrentBlock, "sequence", "rnn/gru/lstm/minimal cell, bidirectional")
-_builtin("wavenet", WaveNetBlock, "sequence", "dilated causal gated conv with residual and skip")
+_builtin("mlp", MLPBlock, "vector", (), "fully connected layer")
+_builtin("conv", ConvBlock, "spatial", ("kernel", "dilation"), "convolution (kernel, dilation)")
+_builtin("residual", ResidualBlock, "spatial", ("kernel", "dilation"), "two-conv residual block")
+_builtin("highway", HighwayBlock, "vector", (), "gated highway layer")
+_builtin(
+    "dense", DenseBlock, "spatial", ("kernel", "growth"), "DenseNet block (growth), transition"
+)
+_builtin("inception", InceptionBlock, "spatial", (), "parallel 1/3/5 convs and pool branch")
+_builtin("se", SEBlock, "spatial", ("kernel",), "conv block with squeeze-excitation")
+_builtin("attention", AttentionBlock, "sequence", ("heads",), "pre-norm transformer layer (heads)")
+_builtin(
+    "recurrent",
+    RecurrentBlock,
+    "sequence",
+    ("cell", "bidirectional"),
+    "rnn/gru/lstm/minimal cell, bidirectional",
+)
+_builtin(
+    "wavenet", WaveNetBlock, "sequence", ("kernel",), "dilated causal gated conv, residual and skip"
+)

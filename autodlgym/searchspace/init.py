@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from autodlgym.errors import SpecError
-from autodlgym.searchspace.registry import INIT_LAWS
+from autodlgym.searchspace.registry import INIT_LAWS, register_init
 
 InitLaw = Callable[[torch.Tensor, float], None]
 
@@ -63,15 +63,6 @@ _RNN_GATES = {
     "LSTM": ("sigmoid", "sigmoid", "tanh", "sigmoid"),  # i, f, g, o
     "GRU": ("sigmoid", "sigmoid", "tanh"),  # r, z, n
 }
-
-
-def register_init(name: str, **meta) -> Callable[[InitLaw], InitLaw]:
-    """Decorator that registers an init law ``law(weight, gain) -> None`` under ``name``.
-
-    ``meta`` is stored with the entry; ``keeps_torch_init=True`` means the law leaves weights
-    and biases as torch made them.
-    """
-    return INIT_LAWS.register(name, **meta)
 
 
 def activation_gain(activation: str) -> float:

@@ -1,21 +1,92 @@
-"""Registries of the search space's building blocks and init laws.
+"""Registries of the search space's building blocks and init laws, and their decorators.
 
-Kept free of torch so that the space (and ``import autodlgym``) stays light: the built-in
-blocks and laws register themselves when ``blocks.py`` / ``init.py`` are first needed.
+Kept free of torch: the built-in blocks and laws register themselves when ``blocks.py`` /
+``init.py`` are first needed. Plugins come from the ``autodlgym.blocks`` and
+``autodlgym.init_laws`` entry-point groups (see :mod:`autodlgym.registry`).
+
+A block's registration is all the space needs to know about it: its name becomes a ``block``
+option, and ``uses`` names the stage decisions it reads (``kernel``, ``dilation``, ...), which
+are active exactly for the blocks that use them. A new block is one ``@register_block`` line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from autodlgym.errors import SpecError
 from autodlgym.registry import Registry
 
+#: what a block factory reads; see :mod:`autodlgym.searchspace.blocks`.
+READS = ("any", "vector", "spatial", "sequence")
+
+
+def _adopt_block(name: str, obj: Any) -> None:
+    register_block(name)(obj)
+
+
+def _adopt_init(name: str, obj: Any) -> None:
+    register_init(name)(obj)
+
+
 #: name -> block factory; see :mod:`autodlgym.searchspace.blocks` for the contract.
-BLOCKS: Registry = Registry("block", lazy_module="autodlgym.searchspace.blocks")
+BLOCKS: Registry = Registry(
+    "block",
+    lazy_module="autodlgym.searchspace.blocks",
+    group="autodlgym.blocks",
+    adopt=_adopt_block,
+)
 #: name -> init law; see :mod:`autodlgym.searchspace.init`.
-INIT_LAWS: Registry = Registry("init law", lazy_module="autodlgym.searchspace.init")
+INIT_LAWS: Registry = Registry(
+    "init law",
+    lazy_module="autodlgym.searchspace.init",
+    group="autodlgym.init_laws",
+    adopt=_adopt_init,
+)
 
 
-def known_blocks() -> set[str]:
-    """Names a space may use as block options, without importing torch for the built-ins."""
-    from autodlgym.searchspace.space import BUILTIN_BLOCKS
+def register_block(
+    name: str, *, reads: str = "any", uses: Iterable[str] = (), doc: str = ""
+) -> Callable[[Any], Any]:
+    """Decorator registering a block factory ``factory(in_shape, ctx) -> nn.Module``.
 
-    return set(BUILTIN_BLOCKS) | set(BLOCKS._entries)
+    Args:
+        name: the name used as a ``block`` option in search spaces.
+        reads: ``"vector"``, ``"spatial"``, ``"sequence"`` or ``"any"``: the state kind the
+            factory receives (see :mod:`autodlgym.searchspace.blocks`).
+        uses: the stage decisions the block reads from ``ctx`` (e.g. ``("kernel",)``); in a
+            space, each is active exactly when the stage's block is one that uses it.
+        doc: one line shown in listings.
+    """
+    if reads not in READS:
+        raise SpecError(
+            f"block {name!r}: reads={reads!r} is unknown; use one of {', '.join(READS)}"
+        )
+    if isinstance(uses, str):
+        uses = (uses,)
+    return BLOCKS.register(name, reads=reads, uses=tuple(uses), doc=doc)
+
+
+def register_init(name: str, **meta: Any) -> Callable[[Any], Any]:
+    """Decorator that registers an init law ``law(weight, gain) -> None`` under ``name``.
+
+    ``meta`` is stored with the entry; ``keeps_torch_init=True`` means the law leaves weights
+    and biases as torch made them.
+    """
+    return INIT_LAWS.register(name, **meta)
+
+
+def blocks_using(decision: str, blocks: Iterable[str]) -> list[str]:
+    """Those of ``blocks`` whose registration lists ``decision`` in ``uses``."""
+    return [b for b in blocks if decision in BLOCKS.meta(b).get("uses", ())]
+
+
+def block_decisions(blocks: Iterable[str]) -> set[str]:
+    """Every stage decision some of ``blocks`` uses."""
+    return {d for b in blocks for d in BLOCKS.meta(b).get("uses", ())}
+
+
+def loaded_blocks() -> list[str]:
+    """Blocks registered so far (built-ins, from Python, plugins already loaded)."""
+    BLOCKS.names()  # loads the built-ins
+    return list(BLOCKS._entries)

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autodlgym.errors import AutoDLError, SpecError
+from autodlgym.searchspace.registry import BLOCKS, INIT_LAWS
 from autodlgym.searchspace.spec import ArchSpec, Scalar
+from autodlgym.utils import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     import gymnasium
@@ -34,24 +36,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 KINDS = ("categorical", "int", "float")
 
-#: Blocks shipped with autodlgym (their code lives in ``blocks.py``; this list keeps the space
-#: importable without torch).
-BUILTIN_BLOCKS = (
-    "mlp",
-    "conv",
-    "residual",
-    "highway",
-    "dense",
-    "inception",
-    "se",
-    "attention",
-    "recurrent",
-    "wavenet",
-)
-CONV_LIKE = ["conv", "residual", "dense", "se", "wavenet"]
-
-# The default space, in the same format a user's YAML/JSON space file uses.
-DEFAULT_CONFIG: dict[str, Any] = {
+# The default space, in the same format a user's YAML/JSON space file uses. The block options
+# and the conditions of the decisions blocks use (kernel, dilation, growth, heads, cell,
+# bidirectional) are filled in from the block registry by default_config().
+_DEFAULT_TEMPLATE: dict[str, Any] = {
     "max_stages": 4,
     "globals": {
         "n_stages": {"options": [1, 2, 3, 4], "doc": "number of stages"},
@@ -106,15 +94,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
             "doc": "pooling (or a strided conv) before this stage; stage 1 has none",
             "from_stage": 2,
         },
-        "block": {"options": list(BUILTIN_BLOCKS)},
+        "block": {},
         "depth": {"options": [1, 2, 3, 4], "kind": "int", "doc": "blocks in this stage"},
         "width": {"options": [8, 16, 32, 64, 128, 256, 512], "kind": "int", "log": True},
-        "kernel": {"options": [3, 5, 7, 9], "kind": "int", "when": {"block": CONV_LIKE}},
-        "dilation": {"options": [1, 2, 4], "kind": "int", "when": {"block": ["conv", "residual"]}},
-        "growth": {"options": [8, 16, 32], "kind": "int", "when": {"block": ["dense"]}},
-        "heads": {"options": [1, 2, 4], "kind": "int", "when": {"block": ["attention"]}},
-        "cell": {"options": ["rnn", "gru", "lstm", "minimal"], "when": {"block": ["recurrent"]}},
-        "bidirectional": {"options": [False, True], "when": {"block": ["recurrent"]}},
+        "kernel": {"options": [3, 5, 7, 9], "kind": "int"},
+        "dilation": {"options": [1, 2, 4], "kind": "int"},
+        "growth": {"options": [8, 16, 32], "kind": "int"},
+        "heads": {"options": [1, 2, 4], "kind": "int"},
+        "cell": {"options": ["rnn", "gru", "lstm", "minimal"]},
+        "bidirectional": {"options": [False, True]},
         "chrono_init": {
             "options": [False, True],
             "when": {"cell": ["gru", "lstm", "minimal"]},
@@ -122,6 +110,52 @@ DEFAULT_CONFIG: dict[str, Any] = {
         },
     },
 }
+
+
+def default_config() -> dict[str, Any]:
+    """The default space as a config: every built-in block, each stage decision a block
+    uses (``register_block(..., uses=...)``) active exactly for the blocks that use it."""
+    from autodlgym.searchspace.registry import BLOCKS
+
+    config = copy.deepcopy(_DEFAULT_TEMPLATE)
+    config["stage"]["block"]["options"] = BLOCKS.builtins()
+    _condition_on_blocks(config["stage"], set(config["stage"]))
+    return config
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_CONFIG":  # kept for callers of the old constant: a fresh copy
+        return default_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _condition_on_blocks(stage: dict[str, Any], free: set[str]) -> None:
+    """Condition the stage decisions in ``free`` on the blocks that use them.
+
+    A decision that some offered block (``stage["block"]["options"]``) lists in its
+    registered ``uses`` is made active exactly for those blocks. One that only blocks not
+    offered use keeps them as its condition, so the space drops it (and its children) as
+    never active. Unknown blocks are errors.
+    """
+    from autodlgym.searchspace.registry import blocks_using, loaded_blocks
+
+    blocks = list((stage.get("block") or {}).get("options") or [])
+    _check_names(BLOCKS, blocks, "autodlgym.register_block")
+    registered = loaded_blocks()
+    for name in list(stage):
+        if name == "block" or name not in free:
+            continue
+        users = blocks_using(name, blocks) or blocks_using(name, registered)
+        if users:
+            stage[name] = {**stage[name], "when": {"block": users}}
+
+
+def _check_names(registry: Any, names: Iterable[Any], how: str) -> None:
+    """Every option of a ``block`` / ``init`` decision must be registered (built in, from
+    Python or a plugin)."""
+    for n in names:
+        if n not in registry:
+            raise registry.unknown(n, hint=f"; register your own with {how} (and --import it)")
 
 
 def _same_type(a: Any, b: Any) -> bool:
@@ -233,16 +267,18 @@ class SearchSpace:
     @classmethod
     def default(cls) -> SearchSpace:
         """The default space: every block type, init law and training setting autodlgym ships."""
-        return cls.from_config(DEFAULT_CONFIG)
+        return cls.from_config(default_config())
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SearchSpace:
-        """A space from a config dict (the format of DEFAULT_CONFIG).
+        """A space from a config dict (the format :func:`default_config` returns).
 
         A config with ``base: default`` starts from the default space and overrides it: a
         decision given there replaces that decision's entries (narrow or widen ``options``,
         change ``log``); ``max_stages`` changes the stage count; ``remove: [names]`` drops
-        decisions (their children go too).
+        decisions (their children go too). A stage decision that blocks use (``kernel``...)
+        is active for the offered blocks whose registration ``uses`` it, unless the file
+        gives its own ``when``.
         """
         if not isinstance(config, Mapping):
             raise AutoDLError(f"a space config must be a mapping, got {type(config).__name__}")
@@ -251,7 +287,7 @@ class SearchSpace:
         if base not in (None, "default", "none"):
             raise AutoDLError(f"space base {base!r} is unknown; use 'default' or leave it out")
         if base == "default":
-            merged = copy.deepcopy(DEFAULT_CONFIG)
+            merged = default_config()
             unknown = set(config) - {"max_stages", "globals", "stage", "remove"}
             if unknown:
                 raise AutoDLError(
@@ -274,7 +310,8 @@ class SearchSpace:
                         merged[section][name] = dict(settings)
                     else:
                         raise AutoDLError(
-                            f"space decision {section}.{name} is new and needs 'options'; "
+                            f"space decision {section}.{name} is new and needs 'options'"
+                            f"{did_you_mean(name, merged[section])}; "
                             f"known: {', '.join(sorted(merged[section]))}"
                         )
             for name in config.get("remove") or []:
@@ -283,9 +320,15 @@ class SearchSpace:
                 elif name in merged["stage"]:
                     del merged["stage"][name]
                 else:
-                    raise AutoDLError(f"cannot remove unknown decision {name!r}")
+                    known = [*merged["globals"], *merged["stage"]]
+                    raise AutoDLError(
+                        f"cannot remove unknown decision {name!r}{did_you_mean(name, known)}"
+                    )
             if "max_stages" in config:
                 merged["max_stages"] = config["max_stages"]
+            given = config.get("stage") or {}
+            free = {n for n in merged["stage"] if "when" not in (given.get(n) or {})}
+            _condition_on_blocks(merged["stage"], free)
             config = merged
         return cls(_expand(config), config)
 
@@ -306,8 +349,9 @@ class SearchSpace:
 
                 data = yaml.safe_load(text)
         except Exception as exc:  # noqa: BLE001 - any parser error is a user error here
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AutoDLError(f"space file {str(p)!r} cannot be parsed: {first}") from None
+            raise AutoDLError(
+                f"space file {str(p)!r} cannot be parsed: {_parse_error(exc)}"
+            ) from None
         if data is None:
             raise AutoDLError(f"space file {str(p)!r} is empty; write e.g. 'base: default'")
         return cls.from_config(data)
@@ -331,7 +375,13 @@ class SearchSpace:
         try:
             return self._by_name[name]
         except KeyError:
-            raise SpecError(f"unknown decision {name!r}") from None
+            raise SpecError(self._unknown_decision(name)) from None
+
+    def _unknown_decision(self, name: Any) -> str:
+        return (
+            f"unknown decision {name!r}{did_you_mean(name, self._by_name)}; "
+            "`autodlgym space show` lists this space's decisions"
+        )
 
     def __len__(self) -> int:
         return len(self._choices)
@@ -345,6 +395,17 @@ class SearchSpace:
     @property
     def max_options(self) -> int:
         return max(len(c.options) for c in self._choices)
+
+    def always_active(self, choice: Choice | str) -> bool:
+        """Whether a choice is active in every spec: it has no condition, or its condition
+        lists every option of a parent that is itself always active."""
+        c = self[choice] if isinstance(choice, str) else choice
+        while c.parent is not None:
+            parent = self._by_name[c.parent]
+            if len(set(map(repr, c.parent_values))) < len(parent.options):
+                return False
+            c = parent
+        return True
 
     def is_active(self, choice: Choice | str, values: Mapping[str, Any]) -> bool:
         """Whether a choice is active given (at least) the values of its ancestors."""
@@ -415,9 +476,7 @@ class SearchSpace:
             )
         for key in spec:
             if key not in self._by_name:
-                raise SpecError(
-                    f"spec has unknown decision {key!r}; this space's decisions are: {', '.join(self.names)}"
-                )
+                raise SpecError(f"spec has an {self._unknown_decision(key)}")
         for c in self._choices:
             active = self.is_active(c, spec)
             if active and c.name not in spec:
@@ -462,13 +521,15 @@ class SearchSpace:
             values[c.name] = c.options[i]
         return ArchSpec(values)
 
+    @property
     def nvec(self) -> np.ndarray:
+        """Number of options of each decision, in order (as ``MultiDiscrete.nvec``); a copy."""
         return np.array([len(c.options) for c in self._choices], dtype=np.int64)
 
     def gymnasium_space(self, seed: int | None = None) -> gymnasium.spaces.MultiDiscrete:
         from gymnasium.spaces import MultiDiscrete
 
-        return MultiDiscrete(self.nvec(), seed=seed)
+        return MultiDiscrete(self.nvec, seed=seed)
 
     # One decision per step ----------------------------------------------------------------
     def next_decision(self, partial: Mapping[str, Any]) -> Decision | None:
@@ -549,7 +610,7 @@ class SearchSpace:
             opts = ", ".join(map(_fmt, c.options))
             cond = (
                 f"  [if {c.parent} in {{{', '.join(map(_fmt, c.parent_values))}}}]"
-                if c.parent
+                if not self.always_active(c)
                 else ""
             )
             kind = c.kind + (", log" if c.log else "")
@@ -560,6 +621,19 @@ class SearchSpace:
 
 
 _MISSING = object()
+
+
+def _parse_error(exc: Exception) -> str:
+    """One line for a YAML or JSON parse error that keeps where it happened."""
+    mark = getattr(exc, "problem_mark", None)  # PyYAML's MarkedYAMLError
+    if mark is not None:
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        context = getattr(exc, "context", None)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}" + (
+            f" ({context})" if context else ""
+        )
+    text = str(exc).strip()  # json: "Expecting ',' delimiter: line 3 column 5 (char 20)"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fmt(v: Any) -> str:
@@ -688,15 +762,9 @@ def _expand_all(config: Mapping[str, Any]) -> list[Choice]:
     out.append(_make_choice("n_stages", glob.pop("n_stages"), None, ()))
     names.add("n_stages")
     if "block" in stage:
-        blocks = stage["block"].get("options", [])
-        from autodlgym.searchspace.registry import known_blocks
-
-        known = known_blocks()
-        for b in blocks:
-            if b not in known:
-                raise AutoDLError(
-                    f"unknown block {b!r}; registered blocks: {', '.join(sorted(known))}"
-                )
+        _check_names(BLOCKS, stage["block"].get("options") or [], "autodlgym.register_block")
+    if "init" in glob:
+        _check_names(INIT_LAWS, glob["init"].get("options") or [], "autodlgym.register_init")
     for i in range(1, max_stages + 1):
         stage_values = [n for n in n_stage_opts if n >= i]
         if not stage_values:

@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,13 +40,22 @@ import numpy as np
 from autodlgym.errors import AutoDLError
 from autodlgym.registry import Registry
 from autodlgym.searchspace.io import IOSpec
+from autodlgym.utils import did_you_mean
 
 LOSSES = ("cross_entropy", "mse")
 METRICS = ("accuracy", "r2")
 DEFAULT_TASK = "mnist1d"
 
+
+def _adopt(name: str, factory: Callable[..., Task]) -> None:
+    register_task(name)(factory)
+
+
 #: name -> factory ``(**options) -> Task``; ``prefix=True`` entries take ``name:ARG``.
-TASKS: Registry[Callable[..., Task]] = Registry("task", lazy_module="autodlgym.tasks.datasets")
+#: Plugins: the ``autodlgym.tasks`` entry-point group.
+TASKS: Registry[Callable[..., Task]] = Registry(
+    "task", lazy_module="autodlgym.tasks.datasets", group="autodlgym.tasks", adopt=_adopt
+)
 
 _DATA_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], TaskData] = {}
 _DATA_LOCK = threading.Lock()
@@ -154,8 +164,15 @@ def _remake_task(name: str, kwargs: tuple[tuple[str, Any], ...]) -> Task:
     return get_task(name, **dict(kwargs))
 
 
-def register_task(name: str, description: str = "", prefix: bool = False) -> Callable:
+def register_task(
+    name: str, description: str = "", prefix: bool = False, env_name: str | None = None
+) -> Callable:
     """Decorator adding a task factory to the registry.
+
+    This one registration is all a task needs: ``autodlgym tasks`` lists it, ``--task``
+    and Ray workers find it, and (unless ``prefix``) it gets the Gymnasium ids
+    ``autodlgym/<env_name>-v0`` and ``autodlgym/<env_name>-Seq-v0``; ``env_name`` defaults to
+    the name in CamelCase (``my_task`` -> ``MyTask``).
 
     The factory takes keyword options with defaults (JSON scalars) and returns a
     :class:`Task`; its ``kwargs`` are filled in here with the options that differ from their
@@ -171,17 +188,38 @@ def register_task(name: str, description: str = "", prefix: bool = False) -> Cal
             task = factory(*args, **normal)
             return dataclasses.replace(task, kwargs=tuple(normal.items()))
 
-        TASKS.add(name, make, description=description, prefix=prefix)
+        TASKS.add(
+            name, make, description=description, prefix=prefix, env_name=env_name or camel(name)
+        )
         _TASK_CACHE.clear()
+        _register_env_ids(name)
         return make
 
     return deco
 
 
+def camel(name: str) -> str:
+    """``my_task`` -> ``MyTask``: the default Gymnasium name of a task."""
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+
+
+def _register_env_ids(name: str) -> None:
+    # the Gymnasium ids of a task registered after ``import autodlgym`` (a plugin, a module
+    # given to --import); gymnasium itself is imported by autodlgym.envs.registration only
+    registration = sys.modules.get("autodlgym.envs.registration")
+    if registration is not None:
+        registration.register_task_ids(name)
+
+
 def list_tasks() -> list[tuple[str, str]]:
-    """(name, description) of every registered task, sorted by name."""
+    """(name, description) of every registered task and task plugin, sorted by name; a
+    plugin that fails to load is listed with the reason."""
+    failed = TASKS.load_plugins()
     out = []
     for name in TASKS.names():
+        if name in failed:
+            out.append((name, f"({failed[name]})"))
+            continue
         meta = TASKS.meta(name)
         out.append((f"{name}:PATH" if meta.get("prefix") else name, meta.get("description", "")))
     return out
@@ -207,8 +245,10 @@ def get_task(name: str | Task = DEFAULT_TASK, **kwargs: Any) -> Task:
         raise AutoDLError(f"a task name must be a non-empty string, got {name!r}")
     base, sep, arg = name.partition(":")
     if base not in TASKS:
+        known = [n for n, _ in list_tasks()]
         raise AutoDLError(
-            f"unknown task {name!r}; choose one of: {', '.join(n for n, _ in list_tasks())}"
+            f"unknown task {name!r}{did_you_mean(name, known)}; choose one of: {', '.join(known)}"
+            " (a plugin's task needs its package installed or --import MODULE)"
         )
     try:
         cache_key = (name, tuple(sorted(kwargs.items())))
@@ -242,7 +282,8 @@ def _normalise_options(
     if unknown:
         known = ", ".join(defaults) or "none"
         raise AutoDLError(
-            f"task {name!r} has no option(s) {', '.join(unknown)}; its options: {known}"
+            f"task {name!r} has no option(s) {', '.join(unknown)}"
+            f"{did_you_mean(unknown[0], defaults)}; its options: {known}"
         )
     out = {}
     for key, value in kwargs.items():

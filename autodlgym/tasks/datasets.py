@@ -91,13 +91,13 @@ _MNIST1D_DESC = "MNIST-1D: 3500/500/1000 sequences of length 40, 10 classes (gen
 _SHUFFLED_DESC = "MNIST-1D with one fixed permutation of positions (no spatial structure)"
 
 
-@register_task("mnist1d", description=_MNIST1D_DESC)
+@register_task("mnist1d", description=_MNIST1D_DESC, env_name="MNIST1D")
 def mnist1d(seed: int = 42) -> Task:
     """MNIST-1D; ``seed`` is the generator's seed (42 is the published data set)."""
     return _mnist1d_task("mnist1d", False, seed, _MNIST1D_DESC)
 
 
-@register_task("mnist1d_shuffled", description=_SHUFFLED_DESC)
+@register_task("mnist1d_shuffled", description=_SHUFFLED_DESC, env_name="MNIST1DShuffled")
 def mnist1d_shuffled(seed: int = 42) -> Task:
     """MNIST-1D with its sequence positions permuted once (the same permutation everywhere)."""
     return _mnist1d_task("mnist1d_shuffled", True, seed, _SHUFFLED_DESC)

@@ -66,7 +66,7 @@ def synthetic_score(space: SearchSpace, spec: ArchSpec) -> float:
     """A deterministic score in (0, 1): a logistic function of a fixed random weighting of the
     spec's normalised option indices (inactive decisions count zero)."""
     vec = space.encode(spec).astype(float)
-    scale = np.maximum(space.nvec() - 1, 1)
+    scale = np.maximum(space.nvec - 1, 1)
     active = np.array([c.name in spec for c in space.choices], dtype=float)
     weights = np.random.default_rng(0).normal(size=len(vec))
     z = float((weights * active * vec / scale).sum())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import autodlgym  # noqa: F401 - registers the ids
 from autodlgym.envs.autodl_env import INFO_FIELDS, NO_SCORE, AutoDLEnv, reward_of
-from autodlgym.envs.registration import TASK_IDS, env_id
+from autodlgym.envs.registration import env_id, env_names
 from autodlgym.envs.sequential_env import SequentialAutoDLEnv
 from autodlgym.envs.vector_env import AutoDLVectorEnv
 from autodlgym.errors import AutoDLError
@@ -93,7 +93,7 @@ def rollout(env, seed: int, actions) -> list:
 
 def test_registered_tasks_match_the_built_in_tasks():
     built_in = {name for name, _ in list_tasks() if not name.startswith("npz")}
-    assert set(TASK_IDS) == built_in
+    assert set(env_names()) == built_in
     for task in built_in:
         for sequential in (False, True):
             spec = gymnasium.spec(env_id(task, sequential))
@@ -101,6 +101,28 @@ def test_registered_tasks_match_the_built_in_tasks():
             assert spec.kwargs == {"task": task}
     assert "autodlgym/MNIST1D-v0" in ENV_IDS and "autodlgym/MNIST1D-Seq-v0" in ENV_IDS
     assert len(ENV_IDS) == 2 * len(built_in)
+
+
+def test_the_ids_of_the_first_release_still_exist():
+    for name in ("MNIST1D", "MNIST1DShuffled", "Digits", "Adding"):
+        for kind in ("", "-Seq"):
+            assert f"autodlgym/{name}{kind}-v0" in gymnasium.registry
+
+
+def test_a_task_registered_later_gets_its_ids():
+    from autodlgym.tasks.base import TASKS, get_task, register_task
+
+    @register_task("late_digits", description="digits under another name")
+    def late_digits():
+        return get_task("digits")
+
+    try:
+        assert env_id("late_digits") == "autodlgym/LateDigits-v0"
+        assert gymnasium.spec("autodlgym/LateDigits-Seq-v0").kwargs == {"task": "late_digits"}
+    finally:
+        TASKS.remove("late_digits")
+        gymnasium.registry.pop("autodlgym/LateDigits-v0", None)
+        gymnasium.registry.pop("autodlgym/LateDigits-Seq-v0", None)
 
 
 @pytest.mark.parametrize("env_id_", ENV_IDS)
@@ -183,7 +205,7 @@ def test_an_action_outside_the_bounds_is_a_one_line_error(action):
     env = AutoDLEnv("mnist1d", fidelity=TINY, budget=1)
     env.reset(seed=0)
     with pytest.raises(AutoDLError) as err:
-        env.step(action(env.space.nvec()))
+        env.step(action(env.space.nvec))
     assert "\n" not in str(err.value)
     assert env.history == []  # nothing was trained
 
@@ -193,7 +215,7 @@ def test_an_action_outside_the_bounds_is_a_one_line_error(action):
 def test_every_action_in_bounds_decodes_to_a_legal_spec(data):
     env = AutoDLEnv("mnist1d", fidelity=TINY, budget=1)
     env.reset(seed=0)
-    action = [data.draw(st.integers(0, int(n) - 1)) for n in env.space.nvec()]
+    action = [data.draw(st.integers(0, int(n) - 1)) for n in env.space.nvec]
     assert action in env.action_space
     job, spec = env.prepare(np.array(action))
     assert env.space.contains(spec) and ArchSpec.from_json(job.spec_json) == spec

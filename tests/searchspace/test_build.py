@@ -35,7 +35,7 @@ IOS = {
 
 def vectors(space: SearchSpace):
     """Every vector of the space's MultiDiscrete action space."""
-    return st.tuples(*[st.integers(0, int(n) - 1) for n in space.nvec()])
+    return st.tuples(*[st.integers(0, int(n) - 1) for n in space.nvec])
 
 
 def check_trains(spec: ArchSpec, io: IOSpec, batch: int = 2, seed: int = 0) -> AutoDLNet:

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.searchspace.registry import BLOCKS, INIT_LAWS
-from autodlgym.searchspace.space import BUILTIN_BLOCKS, DEFAULT_CONFIG, SearchSpace
+from autodlgym.searchspace.space import SearchSpace, default_config
 from autodlgym.searchspace.spec import ArchSpec
+
+DEFAULT_CONFIG = default_config()
+BUILTIN_BLOCKS = BLOCKS.builtins()
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -24,7 +27,7 @@ def test_encode_decode_round_trip(space, seed):
     assert space.validate(spec) == spec
     vec = space.encode(spec)
     assert vec.shape == (len(space),)
-    assert ((0 <= vec) & (vec < space.nvec())).all()
+    assert ((0 <= vec) & (vec < space.nvec)).all()
     assert space.decode(vec) == spec
     assert ArchSpec.from_json(spec.to_json()) == spec
 
@@ -85,7 +88,7 @@ def test_cardinality_matches_enumeration():
             },
         }
     )
-    specs = {space.decode(v) for v in itertools.product(*[range(n) for n in space.nvec()])}
+    specs = {space.decode(v) for v in itertools.product(*[range(n) for n in space.nvec])}
     assert len(specs) == space.cardinality() == (5 + 25) * 2
 
 
