@@ -45,9 +45,9 @@ def test_tasks_lists_each_task_once_in_aligned_columns(capsys):
 
 def test_searchers_are_aligned_whatever_the_name_lengths(capsys):
     from autodlgym.searchers.base import SEARCHERS, register_searcher
-    from autodlgym.searchers.random import RandomSearch
+    from autodlgym.searchers.random import RandomSearcher
 
-    register_searcher("a_searcher_with_a_long_name")(RandomSearch)
+    register_searcher("a_searcher_with_a_long_name")(RandomSearcher)
     try:
         code, out, _ = run(capsys, "searchers")
     finally:

@@ -567,9 +567,11 @@ class ResultStore:
         config = self.load_config() or {}
         if config.get("space") is None:
             return None
+        from autodlgym.registry import import_modules
         from autodlgym.searchspace.space import SearchSpace
 
         try:
+            import_modules(config.get("imports") or [])  # the run's own blocks and init laws
             return SearchSpace.from_config(config["space"])
         except AutoDLError as exc:
             # the trials are still worth reading: fall back to one column per spec key
