@@ -1,7 +1,7 @@
 """Every ```python block of the README runs unchanged against the code.
 
 Each block runs in a fresh interpreter in a folder that holds what the README's commands
-before it leave behind (``runs/demo`` from the first command, made here with a tiny budget).
+before it leave behind (``runs/demo`` and ``runs/tpe``, made here with tiny budgets).
 A block that starts with ``# path/to/file.py`` is a file the reader writes: it is written
 there, and a ``tests/`` file is run with pytest, as the README says to.
 """
@@ -38,23 +38,26 @@ def test_the_readme_has_python_snippets():
 
 @pytest.fixture(scope="module")
 def reader(tmp_path_factory):
-    """A folder as a reader has it after the README's first command (``runs/demo``)."""
+    """A folder as a reader has it after the README's commands (``runs/demo``, ``runs/tpe``)."""
     from autodlgym import RunConfig, run_search
 
     folder = tmp_path_factory.mktemp("reader")
-    run_search(
-        RunConfig(
-            out=str(folder / "runs" / "demo"),
-            space={
-                "base": "default",
-                "max_stages": 1,
-                "stage": {"block": {"options": ["mlp", "conv"]}, "width": {"options": [8, 16]}},
-            },
-            trials=3,
-            epochs=1,
-            max_train_samples=128,
+    space = {
+        "base": "default",
+        "max_stages": 1,
+        "stage": {"block": {"options": ["mlp", "conv"]}, "width": {"options": [8, 16]}},
+    }
+    for run, searcher in (("demo", "evolution"), ("tpe", "tpe")):  # the tour's two runs
+        run_search(
+            RunConfig(
+                out=str(folder / "runs" / run),
+                searcher=searcher,
+                space=space,
+                trials=4,
+                epochs=2,
+                max_train_samples=128,
+            )
         )
-    )
     for code in SNIPPETS:  # the files the README asks to write
         header = FILE_HEADER.match(code)
         if header:
