@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--time-budget", type=_duration, help="stop starting trials after this long, e.g. 15m"
     )
-    s.add_argument("--epochs", type=int, help="training epochs per trial (default 2)")
+    s.add_argument(
+        "--epochs",
+        type=int,
+        help="training epochs per trial (default 2; a tabular task's full fidelity)",
+    )
     s.add_argument("--max-train-samples", type=int, help="train each trial on at most N examples")
     s.add_argument(
         "--trial-time-limit",
@@ -235,6 +239,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         kw["searcher_options"] = _key_values(args.searcher_opt, "--searcher-opt")
         if args.space:
             kw["space"] = _space(args.space).to_config()
+        if args.epochs is None and args.task:
+            from autodlgym.tasks import get_task
+
+            task = get_task(args.task, **kw["task_kwargs"])
+            if task.is_tabular:  # a table's full fidelity, not the trainer's default
+                kw["epochs"] = task.lookup().default_epochs
         if kw.get("workers") == "auto":
             kw["workers"] = None if args.ray_address else _auto_workers(kw)
         if args.trials is not None:
@@ -379,9 +389,10 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from autodlgym.tasks import list_tasks
 
-    for name, desc in list_tasks():
-        print(f"{name:<18} {desc}")
-    print("npz:PATH           your own arrays (x_train, y_train, x_test, y_test[, x_val, y_val])")
+    tasks = list_tasks()
+    width = max(len(name) for name, _ in tasks)
+    for name, desc in tasks:
+        print(f"{name:<{width}}  {desc}")
     return 0
 
 

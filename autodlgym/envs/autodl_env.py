@@ -55,9 +55,12 @@ SpaceLike = SearchSpace | Mapping[str, Any] | str | Path | None
 FidelityLike = Fidelity | int | Mapping[str, Any]
 
 
-def as_space(space: SpaceLike) -> SearchSpace:
-    """A SearchSpace from a space, a config mapping, a YAML/JSON path, or None (the default)."""
+def as_space(space: SpaceLike, task: Task | None = None) -> SearchSpace:
+    """A SearchSpace from a space, a config mapping, a YAML/JSON path, or None (the space
+    ``task`` brings: a tabular task's own, else the default space)."""
     if space is None:
+        if task is not None and task.is_tabular:
+            return task.lookup().space
         return SearchSpace.default()
     if isinstance(space, SearchSpace):
         return space
@@ -70,8 +73,13 @@ def as_space(space: SpaceLike) -> SearchSpace:
     )
 
 
-def as_fidelity(fidelity: FidelityLike) -> Fidelity:
-    """A Fidelity from a Fidelity, a number of epochs, or a mapping of Fidelity's fields."""
+def as_fidelity(fidelity: FidelityLike | None, task: Task | None = None) -> Fidelity:
+    """A Fidelity from a Fidelity, a number of epochs, or a mapping of Fidelity's fields;
+    None is a tabular task's full fidelity, else one epoch."""
+    if fidelity is None:
+        if task is not None and task.is_tabular:
+            return Fidelity(epochs=task.lookup().default_epochs)
+        return Fidelity(epochs=1)
     if isinstance(fidelity, Fidelity):
         return fidelity
     if isinstance(fidelity, int) and not isinstance(fidelity, bool):
@@ -201,8 +209,10 @@ class AutoDLEnv(gymnasium.Env):
 
     Args:
         task: a task name (see ``autodlgym tasks``) or a Task.
-        space: a SearchSpace, a space config mapping, a YAML/JSON path, or None (default space).
-        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields.
+        space: a SearchSpace, a space config mapping, a YAML/JSON path, or None (the task's
+            own space for a tabular task, else the default space).
+        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields; None
+            (default): a tabular task's full fidelity, else 1 epoch.
         budget: evaluations per episode.
         size_penalty: reward cost per decade of parameters (>= 0).
         executor: where trials run (default: a LocalExecutor on CPU, closed by :meth:`close`).
@@ -218,7 +228,7 @@ class AutoDLEnv(gymnasium.Env):
         self,
         task: str | Task = "mnist1d",
         space: SpaceLike = None,
-        fidelity: FidelityLike = 1,
+        fidelity: FidelityLike | None = None,
         budget: int = 20,
         size_penalty: float = 0.0,
         executor: Executor | None = None,
@@ -229,8 +239,8 @@ class AutoDLEnv(gymnasium.Env):
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
             raise AutoDLError(f"budget must be a positive number of evaluations, got {budget!r}")
         self.task = as_task(task, task_kwargs)
-        self.space = as_space(space)
-        self.fidelity = as_fidelity(fidelity)
+        self.space = as_space(space, self.task)
+        self.fidelity = as_fidelity(fidelity, self.task)
         self.budget = budget
         self.size_penalty = check_size_penalty(size_penalty)
         self.failure_reward = float(failure_reward)

@@ -24,6 +24,17 @@ TASK_IDS: dict[str, str] = {
     "mnist1d_shuffled": "MNIST1DShuffled",
     "digits": "Digits",
     "adding": "Adding",
+    # tabular benchmarks: a step is a lookup (microseconds), so RL agents can take millions
+    "mnist1d-table": "MNIST1DTable",
+    "nasbench-graph:cora": "NASBenchGraphCora",
+    "nasbench-graph:citeseer": "NASBenchGraphCiteseer",
+    "nasbench-graph:pubmed": "NASBenchGraphPubmed",
+    "nasbench-graph:cs": "NASBenchGraphCS",
+    "nasbench-graph:physics": "NASBenchGraphPhysics",
+    "nasbench-graph:photo": "NASBenchGraphPhoto",
+    "nasbench-graph:computers": "NASBenchGraphComputers",
+    "nasbench-graph:arxiv": "NASBenchGraphArxiv",
+    "nasbench-graph:proteins": "NASBenchGraphProteins",
 }
 
 VERSION = 0

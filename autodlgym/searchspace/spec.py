@@ -140,4 +140,6 @@ class ArchSpec(Mapping[str, Scalar]):
             if block == "recurrent":
                 block = str(st.get("cell", "rnn")) + ("-bi" if st.get("bidirectional") else "")
             parts.append(f"{block} x{st.get('depth', 1)} ({st.get('width', '?')})")
-        return " > ".join(parts) or "(empty)"
+        # a spec without stages (a tabular benchmark's space): its decisions as they are
+        flat = " ".join(f"{k}={v}" for k, v in self._items)
+        return " > ".join(parts) or flat or "(empty)"
