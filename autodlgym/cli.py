@@ -1,7 +1,7 @@
 """The ``autodlgym`` command.
 
-``autodlgym search | eval | leaderboard | report | compare | export-optuna | tasks | searchers |
-space show | space sample``.
+``autodlgym search | eval | leaderboard | report | compare | export-optuna | bench | tasks |
+searchers | space show | space sample``.
 Bad input prints one line, ``autodlgym: error: ...``, and exits with code 2; nothing already
 recorded is lost. Heavy libraries are imported only by the subcommand that needs them.
 """
@@ -172,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export-optuna", help="write a run as an Optuna study (optuna-dashboard)")
     ex.add_argument("run", help="run directory")
     ex.add_argument("--out", help="SQLite file to write (default RUN/optuna-export.db)")
+
+    b = sub.add_parser(
+        "bench", help="compare searchers on tabular tasks: regret, test score, U test vs random"
+    )
+    b.add_argument(
+        "--tasks", required=True, help="comma-separated tabular tasks, e.g. nasbench-graph:cora"
+    )
+    b.add_argument("--searchers", default="random,tpe,evolution", help="comma-separated searchers")
+    b.add_argument("--seeds", type=int, default=10, help="seeds per task and searcher")
+    b.add_argument("--budgets", default="50,100", help="evaluation budgets to report, e.g. 50,100")
+    b.add_argument("--out", help="directory for the CSVs, the plot and the runs (default: temp)")
+    b.add_argument("--jobs", type=int, help="searches in parallel (default: CPU count)")
 
     sub.add_parser("tasks", help="list the tasks")
     sub.add_parser("searchers", help="list built-in and plugin searchers")
@@ -386,6 +398,12 @@ def cmd_export_optuna(args: argparse.Namespace) -> int:
     return export_optuna_command(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from autodlgym.analysis.bench import main
+
+    return main(args.tasks, args.searchers, args.seeds, args.budgets, args.out, args.jobs)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from autodlgym.tasks import list_tasks
 
@@ -429,6 +447,7 @@ COMMANDS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "export-optuna": cmd_export_optuna,
+    "bench": cmd_bench,
     "tasks": cmd_tasks,
     "searchers": cmd_searchers,
     "space": cmd_space,

@@ -257,6 +257,7 @@ class AutoDLEnv(gymnasium.Env):
 
         #: (spec, result) of every evaluation of the current episode, in order.
         self.history: list[tuple[ArchSpec, TrialResult]] = []
+        self._encodings: dict[int, np.ndarray] = {}
         self._used = 0
         self._started = False
         self._last_encoding = np.zeros(n, dtype=np.float32)
@@ -269,6 +270,7 @@ class AutoDLEnv(gymnasium.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.history = []
+        self._encodings = {}
         self._used = 0
         self._started = True
         self._last_encoding = np.zeros(len(self.space), dtype=np.float32)
@@ -297,7 +299,11 @@ class AutoDLEnv(gymnasium.Env):
         vector = self.check_action(action)
         spec = self.space.decode(vector)
         seed = int(self.np_random.integers(2**31 - 1))
-        return make_job(spec, self.task, self.fidelity, seed), spec
+        job = make_job(spec, self.task, self.fidelity, seed)
+        # the spec's encoding is the action with inactive entries zeroed: no re-validation
+        active = np.fromiter((c.name in spec for c in self.space.choices), dtype=bool)
+        self._encodings[job.trial_id] = np.where(active, vector, 0)
+        return job, spec
 
     def finish(
         self, job: TrialJob, spec: ArchSpec, result: TrialResult
@@ -305,7 +311,10 @@ class AutoDLEnv(gymnasium.Env):
         """Record a finished trial: the step's (obs, reward, terminated, truncated, info)."""
         self._used += 1
         self.history.append((spec, result))
-        self._last_encoding = self.space.encode(spec).astype(np.float32) / self._scale
+        encoding = self._encodings.pop(job.trial_id, None)
+        if encoding is None:  # a job this env did not prepare
+            encoding = self.space.encode(spec)
+        self._last_encoding = encoding.astype(np.float32) / self._scale
         self._last_score = observed_score(result)
         if result.ok and result.val_score is not None and math.isfinite(result.val_score):
             self._best = (

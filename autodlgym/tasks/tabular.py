@@ -446,7 +446,7 @@ class RunTable(Blackbox):
     def outcomes(self, epochs: int | None = None) -> Outcomes:
         e = self._epochs(epochs)
         val, test, mass = [], [], []
-        for arch_id, spec in self.specs.items():
+        for spec in self.specs.values():
             r = self.objective_function(spec, e)
             if r.ok and r.val_score is not None:
                 val.append(r.val_score)
