@@ -22,8 +22,7 @@ from autodlgym.runner import RunConfig, run_search
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import base as tasks_base
-from autodlgym.tasks import get_task, list_tasks
-from autodlgym.tasks import tabular
+from autodlgym.tasks import get_task, list_tasks, tabular
 from autodlgym.tasks.tabular import (
     MNIST1D_TABLE,
     NASBENCH_GRAPH_DATASETS,
