@@ -98,3 +98,24 @@ def test_bad_input_is_one_line(capsys):
         run_bench(["digits"], ["random"], seeds=1, budgets=[2], jobs=1)
     assert main(["bench", "--tasks", "mnist1d-table", "--budgets", "5,x"]) == 2
     assert "--budgets" in capsys.readouterr().err
+
+
+def test_bench_proposes_what_a_plain_search_does(tmp_path):
+    from autodlgym.runner import RunConfig, run_search
+
+    result = run_bench(
+        ["nasbench-graph:cora"],
+        ["tpe"],
+        seeds=1,
+        budgets=[15],
+        out=tmp_path / "b",
+        jobs=1,
+        log=lambda s: None,
+    )
+    plain = run_search(
+        RunConfig(
+            out=str(tmp_path / "plain"), task="nasbench-graph:cora", searcher="tpe", trials=15
+        )
+    )
+    bench_run = load_results(result.out / "runs" / "nasbench-graph_cora" / "tpe" / "seed0")
+    assert bench_run.arch_id.tolist() == load_results(plain.run_dir).arch_id.tolist()
