@@ -369,6 +369,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 "val_score",
                 "test_score",
                 "params",
+                "latency",
                 "train_seconds",
                 "init",
                 "arch",
