@@ -1,7 +1,7 @@
 """The ``autodlgym`` command.
 
-``autodlgym search | eval | leaderboard | report | compare | export-optuna | tasks | searchers |
-space show | space sample``.
+``autodlgym search | eval | leaderboard | report | compare | export-optuna | bench | tasks |
+searchers | space show | space sample``.
 Bad input prints one line, ``autodlgym: error: ...``, and exits with code 2; nothing already
 recorded is lost. Heavy libraries are imported only by the subcommand that needs them.
 """
@@ -124,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--time-budget", type=_duration, help="stop starting trials after this long, e.g. 15m"
     )
-    s.add_argument("--epochs", type=int, help="training epochs per trial (default 2)")
+    s.add_argument(
+        "--epochs",
+        type=int,
+        help="training epochs per trial (default 2; a tabular task's full fidelity)",
+    )
     s.add_argument("--max-train-samples", type=int, help="train each trial on at most N examples")
     s.add_argument(
         "--trial-time-limit",
@@ -200,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run", help="run directory")
     ex.add_argument("--out", help="SQLite file to write (default RUN/optuna-export.db)")
 
+    b = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="compare searchers on tabular tasks: regret, test score, U test vs random",
+    )
+    b.add_argument(
+        "--tasks", required=True, help="comma-separated tabular tasks, e.g. nasbench-graph:cora"
+    )
+    b.add_argument("--searchers", default="random,tpe,evolution", help="comma-separated searchers")
+    b.add_argument("--seeds", type=int, default=10, help="seeds per task and searcher")
+    b.add_argument("--budgets", default="50,100", help="evaluation budgets to report, e.g. 50,100")
+    b.add_argument("--out", help="directory for the CSVs, the plot and the runs (default: temp)")
+    b.add_argument("--jobs", type=int, help="searches in parallel (default: CPU count)")
+
     sub.add_parser("tasks", parents=[common], help="list the tasks")
     sub.add_parser("searchers", parents=[common], help="list built-in and plugin searchers")
 
@@ -273,6 +291,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             kw["imports"] = resolve_imports(args.imports)
         if args.space:
             kw["space"] = _space(args.space).to_config()
+        if args.epochs is None and args.task:
+            from autodlgym.tasks import get_task
+
+            task = get_task(args.task, **kw["task_kwargs"])
+            if task.is_tabular:  # a table's full fidelity, not the trainer's default
+                kw["epochs"] = task.lookup().default_epochs
         if kw.get("workers") == "auto":
             kw["workers"] = None if args.ray_address else _auto_workers(kw)
         if args.trials is not None:
@@ -455,6 +479,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 "val_score",
                 "test_score",
                 "params",
+                "latency",
                 "train_seconds",
                 "init",
                 "arch",
@@ -509,6 +534,12 @@ def _seconds(value: Any) -> str:
     return f"{v:.1f}" if abs(v) >= 1 else f"{v:.3g}"
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from autodlgym.analysis.bench import main
+
+    return main(args.tasks, args.searchers, args.seeds, args.budgets, args.out, args.jobs)
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from autodlgym.tasks import list_tasks
 
@@ -548,6 +579,7 @@ COMMANDS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "export-optuna": cmd_export_optuna,
+    "bench": cmd_bench,
     "tasks": cmd_tasks,
     "searchers": cmd_searchers,
     "space": cmd_space,

@@ -48,10 +48,12 @@ class RunConfig:
         task_kwargs: task options, e.g. ``{"length": 100}`` for ``adding``.
         searcher: registry name, entry-point name or ``package.module:Class``.
         searcher_options: keyword options for the searcher.
-        space: a search-space config (see :meth:`SearchSpace.from_config`); None for the default.
+        space: a search-space config (see :meth:`SearchSpace.from_config`); None for the
+            task's own space (tabular tasks bring one) or else the default space.
         trials: evaluation budget (None: only ``time_budget`` stops the search).
         time_budget: seconds of search wall time over all sessions of the run (None: no limit).
-        epochs, max_train_samples, trial_time_limit: the fidelity of every trial. A trial
+        epochs, max_train_samples, trial_time_limit: the fidelity of every trial (on a
+            tabular task, ``epochs`` picks the point of the stored learning curve). A trial
             that trains longer than ``trial_time_limit`` seconds ends with status ``timeout``;
             ``"auto"`` allows ``AUTO_SECONDS_PER_EPOCH`` per epoch (so one very wide candidate
             cannot stall a CPU search), None or ``"none"`` no limit.
@@ -164,8 +166,12 @@ def _takes(cls: type, name: str) -> bool:
     return name in inspect.signature(cls.__init__).parameters
 
 
-def _make_space(config: RunConfig) -> SearchSpace:
-    return SearchSpace.from_config(config.space) if config.space else SearchSpace.default()
+def _make_space(config: RunConfig, task: Any) -> SearchSpace:
+    if config.space:
+        return SearchSpace.from_config(config.space)
+    from autodlgym.tasks.tabular import space_of
+
+    return space_of(task)  # a tabular task's own space, else the default space
 
 
 def _make_executor(config: RunConfig, reporter: Any):
@@ -295,7 +301,7 @@ def run_search(
         # unknown task, space or searcher: fail before a new run directory is created
         import_modules(config.imports)  # the user's registrations come first
         task = get_task(config.task, **config.task_kwargs)
-        space = _make_space(config)
+        space = _make_space(config, task)
         searcher_cls = get_searcher(config.searcher) if searcher is None else None
     except BaseException:
         if resume:

@@ -59,6 +59,8 @@ class TrialResult:
 
     ``val_score`` is what searchers see; ``test_score`` is for reporting only. Scores are
     higher-is-better (accuracy, or R^2 for regression tasks); failures have None scores.
+    ``latency`` is the inference latency in seconds where the task measures one (tabular
+    benchmarks such as NAS-Bench-Graph record it), else None.
     """
 
     status: str
@@ -77,6 +79,7 @@ class TrialResult:
     message: str = ""
     device: str = "cpu"
     worker: str = ""
+    latency: float | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

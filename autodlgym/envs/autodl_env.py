@@ -55,9 +55,12 @@ SpaceLike = SearchSpace | Mapping[str, Any] | str | Path | None
 FidelityLike = Fidelity | int | Mapping[str, Any]
 
 
-def as_space(space: SpaceLike) -> SearchSpace:
-    """A SearchSpace from a space, a config mapping, a YAML/JSON path, or None (the default)."""
+def as_space(space: SpaceLike, task: Task | None = None) -> SearchSpace:
+    """A SearchSpace from a space, a config mapping, a YAML/JSON path, or None (the space
+    ``task`` brings: a tabular task's own, else the default space)."""
     if space is None:
+        if task is not None and task.is_tabular:
+            return task.lookup().space
         return SearchSpace.default()
     if isinstance(space, SearchSpace):
         return space
@@ -70,8 +73,13 @@ def as_space(space: SpaceLike) -> SearchSpace:
     )
 
 
-def as_fidelity(fidelity: FidelityLike) -> Fidelity:
-    """A Fidelity from a Fidelity, a number of epochs, or a mapping of Fidelity's fields."""
+def as_fidelity(fidelity: FidelityLike | None, task: Task | None = None) -> Fidelity:
+    """A Fidelity from a Fidelity, a number of epochs, or a mapping of Fidelity's fields;
+    None is a tabular task's full fidelity, else one epoch."""
+    if fidelity is None:
+        if task is not None and task.is_tabular:
+            return Fidelity(epochs=task.lookup().default_epochs)
+        return Fidelity(epochs=1)
     if isinstance(fidelity, Fidelity):
         return fidelity
     if isinstance(fidelity, int) and not isinstance(fidelity, bool):
@@ -201,8 +209,10 @@ class AutoDLEnv(gymnasium.Env):
 
     Args:
         task: a task name (see ``autodlgym tasks``) or a Task.
-        space: a SearchSpace, a space config mapping, a YAML/JSON path, or None (default space).
-        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields.
+        space: a SearchSpace, a space config mapping, a YAML/JSON path, or None (the task's
+            own space for a tabular task, else the default space).
+        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields; None
+            (default): a tabular task's full fidelity, else 1 epoch.
         budget: evaluations per episode.
         size_penalty: reward cost per decade of parameters (>= 0).
         executor: where trials run (default: a LocalExecutor on CPU, closed by :meth:`close`).
@@ -218,7 +228,7 @@ class AutoDLEnv(gymnasium.Env):
         self,
         task: str | Task = "mnist1d",
         space: SpaceLike = None,
-        fidelity: FidelityLike = 1,
+        fidelity: FidelityLike | None = None,
         budget: int = 20,
         size_penalty: float = 0.0,
         executor: Executor | None = None,
@@ -229,8 +239,8 @@ class AutoDLEnv(gymnasium.Env):
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
             raise AutoDLError(f"budget must be a positive number of evaluations, got {budget!r}")
         self.task = as_task(task, task_kwargs)
-        self.space = as_space(space)
-        self.fidelity = as_fidelity(fidelity)
+        self.space = as_space(space, self.task)
+        self.fidelity = as_fidelity(fidelity, self.task)
         self.budget = budget
         self.size_penalty = check_size_penalty(size_penalty)
         self.failure_reward = float(failure_reward)
@@ -247,6 +257,7 @@ class AutoDLEnv(gymnasium.Env):
 
         #: (spec, result) of every evaluation of the current episode, in order.
         self.history: list[tuple[ArchSpec, TrialResult]] = []
+        self._encodings: dict[int, np.ndarray] = {}
         self._used = 0
         self._started = False
         self._last_encoding = np.zeros(n, dtype=np.float32)
@@ -259,6 +270,7 @@ class AutoDLEnv(gymnasium.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.history = []
+        self._encodings = {}
         self._used = 0
         self._started = True
         self._last_encoding = np.zeros(len(self.space), dtype=np.float32)
@@ -287,7 +299,11 @@ class AutoDLEnv(gymnasium.Env):
         vector = self.check_action(action)
         spec = self.space.decode(vector)
         seed = int(self.np_random.integers(2**31 - 1))
-        return make_job(spec, self.task, self.fidelity, seed), spec
+        job = make_job(spec, self.task, self.fidelity, seed)
+        # the spec's encoding is the action with inactive entries zeroed: no re-validation
+        active = np.fromiter((c.name in spec for c in self.space.choices), dtype=bool)
+        self._encodings[job.trial_id] = np.where(active, vector, 0)
+        return job, spec
 
     def finish(
         self, job: TrialJob, spec: ArchSpec, result: TrialResult
@@ -295,7 +311,10 @@ class AutoDLEnv(gymnasium.Env):
         """Record a finished trial: the step's (obs, reward, terminated, truncated, info)."""
         self._used += 1
         self.history.append((spec, result))
-        self._last_encoding = self.space.encode(spec).astype(np.float32) / self._scale
+        encoding = self._encodings.pop(job.trial_id, None)
+        if encoding is None:  # a job this env did not prepare
+            encoding = self.space.encode(spec)
+        self._last_encoding = encoding.astype(np.float32) / self._scale
         self._last_score = observed_score(result)
         if result.ok and result.val_score is not None and math.isfinite(result.val_score):
             self._best = (

@@ -29,22 +29,28 @@ NAMESPACE = "autodlgym"
 
 
 def env_names() -> dict[str, str]:
-    """Task name -> the Name part of its ids, for every task that has ids."""
-    out = {}
+    """Task name -> the Name part of its ids, for every task that has ids (a prefix task with
+    fixed arguments, e.g. ``nasbench-graph:cora``, has ids for each argument)."""
+    out: dict[str, str] = {}
     for task in TASKS.names():
-        name = _env_name(task)
-        if name is not None:
-            out[task] = name
+        out.update(_env_names_of(task))
     return out
 
 
-def _env_name(task: str) -> str | None:
+def _env_names_of(task: str) -> dict[str, str]:
     if task in TASKS._entries:  # loaded: its registration says
         meta = TASKS._meta[task]
-        return None if meta.get("prefix") else meta.get("env_name") or camel(task)
+        name = meta.get("env_name") or camel(task)
+        if not meta.get("prefix"):
+            return {task: name}
+        return {f"{task}:{c}": name + camel(c) for c in meta.get("choices", ())}
     if task in TASKS.plugins():  # not loaded yet: named after the entry point
-        return camel(task)
-    return None
+        return {task: camel(task)}
+    return {}
+
+
+def _env_name(task: str) -> str | None:
+    return _env_names_of(task.partition(":")[0]).get(task)
 
 
 def env_id(task: str, sequential: bool = False) -> str:
@@ -57,10 +63,14 @@ def env_id(task: str, sequential: bool = False) -> str:
     return f"{NAMESPACE}/{name}{'-Seq' if sequential else ''}-v{VERSION}"
 
 
-def register_task_ids(task: str) -> None:
-    """Register the two ids of ``task`` (no-op for ids that exist, or tasks with ``:ARG``)."""
-    if _env_name(task) is None:
-        return
+def register_task_ids(registered: str) -> None:
+    """Register the two ids of each task a registration makes (no-op for ids that exist, or
+    tasks that take any ``:ARG``)."""
+    for task in _env_names_of(registered):
+        _register_ids(task)
+
+
+def _register_ids(task: str) -> None:
     whole, seq = env_id(task), env_id(task, sequential=True)
     if whole not in registry:  # re-importing must not warn about overriding
         register(

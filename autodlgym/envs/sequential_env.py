@@ -78,7 +78,8 @@ class SequentialAutoDLEnv(gymnasium.Env):
     Args:
         task: a task name or a Task.
         space: a SearchSpace, a space config mapping, a YAML/JSON path, or None (default space).
-        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields.
+        fidelity: a Fidelity, a number of epochs, or a mapping of Fidelity's fields; None
+            (default): a tabular task's full fidelity, else 1 epoch.
         size_penalty: reward cost per decade of parameters (>= 0).
         executor: where trials run (default: a LocalExecutor on CPU, closed by :meth:`close`).
         task_kwargs: options of the task.
@@ -92,7 +93,7 @@ class SequentialAutoDLEnv(gymnasium.Env):
         self,
         task: str | Task = "mnist1d",
         space: SpaceLike = None,
-        fidelity: FidelityLike = 1,
+        fidelity: FidelityLike | None = None,
         size_penalty: float = 0.0,
         executor: Executor | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
@@ -101,8 +102,8 @@ class SequentialAutoDLEnv(gymnasium.Env):
     ) -> None:
         super().__init__()
         self.task = as_task(task, task_kwargs)
-        self.space = as_space(space)
-        self.fidelity = as_fidelity(fidelity)
+        self.space = as_space(space, self.task)
+        self.fidelity = as_fidelity(fidelity, self.task)
         self.size_penalty = check_size_penalty(size_penalty)
         self.evaluate = bool(evaluate)
         self.failure_reward = float(failure_reward)

@@ -15,7 +15,14 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from autodlgym.envs.autodl_env import AutoDLEnv, FidelityLike, SpaceLike, as_space, run_jobs
+from autodlgym.envs.autodl_env import (
+    AutoDLEnv,
+    FidelityLike,
+    SpaceLike,
+    as_space,
+    as_task,
+    run_jobs,
+)
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, LocalExecutor
 from autodlgym.tasks import Task
@@ -85,7 +92,7 @@ class AutoDLVectorEnv(VectorEnv):
         num_envs: int,
         task: str | Task = "mnist1d",
         space: SpaceLike = None,
-        fidelity: FidelityLike = 1,
+        fidelity: FidelityLike | None = None,
         budget: int = 20,
         size_penalty: float = 0.0,
         executor: Executor | None = None,
@@ -96,7 +103,7 @@ class AutoDLVectorEnv(VectorEnv):
             raise AutoDLError(f"num_envs must be a positive integer, got {num_envs!r}")
         self._owns_executor = executor is None
         self.executor: Executor = executor if executor is not None else LocalExecutor()
-        space = as_space(space)
+        space = as_space(space, as_task(task, task_kwargs))
         self.envs = [
             AutoDLEnv(
                 task=task,

@@ -38,11 +38,14 @@ def run_job(
     worker: str = "",
     amp: bool = False,
 ) -> TrialResult:
-    """Train and score one job (the same function runs in-process and on Ray workers)."""
+    """Train and score one job (the same function runs in-process and on Ray workers).
+
+    A job on a tabular task is a lookup (:func:`autodlgym.tasks.tabular.evaluate_lookup`):
+    no model is built and torch is not imported.
+    """
     try:
         from autodlgym.searchspace.spec import ArchSpec
         from autodlgym.tasks import get_task
-        from autodlgym.training.trainer import train_and_score
 
         spec = ArchSpec.from_json(job.spec_json)
         task = get_task(job.task, **dict(job.task_kwargs))
@@ -52,10 +55,17 @@ def run_job(
             def callback(epoch: int, value: float) -> bool:
                 return not reporter.report(job.trial_id, epoch, value)
 
-        kwargs = {"amp": True} if amp else {}
-        result = train_and_score(
-            spec, task, job.fidelity, job.seed, device=device, callback=callback, **kwargs
-        )
+        if task.is_tabular:  # a lookup: no model, no torch
+            from autodlgym.tasks.tabular import evaluate_lookup
+
+            result = evaluate_lookup(task, spec, job.fidelity, job.seed, callback=callback)
+        else:
+            from autodlgym.training.trainer import train_and_score
+
+            kwargs = {"amp": True} if amp else {}
+            result = train_and_score(
+                spec, task, job.fidelity, job.seed, device=device, callback=callback, **kwargs
+            )
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         result = TrialResult.failure(
             ERROR, f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1)

@@ -471,7 +471,9 @@ class ResultStore:
     def to_dataframe(self, include_pending: bool = False) -> pandas.DataFrame:
         """One row per finished trial with flat columns, sorted by ``trial_id``.
 
-        Columns: :data:`BASE_COLUMNS`; then one column per decision of the run's search space
+        Columns: :data:`BASE_COLUMNS`; then one column per TrialResult field that has no
+        column of its own in the database (``latency``) when any trial has a value for it;
+        then one column per decision of the run's search space
         (``SearchSpace.columns``, None where inactive; one per spec key when the run config
         has no ``"space"``); then ``diag_<name>`` for each scalar diagnostic; then
         ``diagnostics`` (all diagnostics, per-layer lists included, as JSON) and ``spec``
@@ -487,7 +489,7 @@ class ResultStore:
         if include_pending:
             sql += (
                 " UNION ALL SELECT p.trial_id, NULL, p.spec, p.fidelity, p.seed, ?, NULL, NULL, "
-                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL "
+                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL, '{}' "
                 "FROM pending p WHERE p.trial_id NOT IN (SELECT trial_id FROM trials)"
             )
         rows = self._db.execute(
@@ -502,10 +504,11 @@ class ResultStore:
         spec_texts: list[str] = []
         diags: list[dict[str, Any]] = []
         diag_texts: list[str] = []
+        extras: list[dict[str, Any]] = []
         for r in rows:
             (trial_id, arch_id, spec_json, fid_key, seed, status, val, test, loss, params,
              tparams, flops, tsec, esec, mem, epochs_run, message, worker, device, diag,
-             reused, finished) = r  # fmt: skip
+             reused, finished, extra_json) = r  # fmt: skip
             spec = json.loads(spec_json)
             fid = json.loads(fid_key)
             specs.append(spec)
@@ -521,6 +524,7 @@ class ResultStore:
             }  # fmt: skip
             for name in BASE_COLUMNS:
                 columns[name].append(record[name])
+            extras.append(json.loads(extra_json) if extra_json else {})
             d = json.loads(diag) if diag else {}
             diags.append(d)
             diag_texts.append(diag or "{}")
@@ -534,7 +538,11 @@ class ResultStore:
             else:
                 frame[name] = pd.Series(columns[name], dtype=dtype)
 
-        taken = set(BASE_COLUMNS) | set(TAIL_COLUMNS)
+        # TrialResult fields without a column of their own (``latency``): one column each
+        for name in sorted({k for e in extras for k, v in e.items() if v is not None}):
+            if name not in frame and all(_is_scalar(e.get(name)) for e in extras):
+                frame[name] = _typed_series([e.get(name) for e in extras])
+        taken = set(frame) | set(TAIL_COLUMNS)
         if space is not None:
             choice_cols = [space.columns(s) for s in specs]
             names = [c.name for c in space.choices]
@@ -644,7 +652,7 @@ _SELECT_TRIAL = ", ".join(("trial_id", "spec", *_RESULT_COLUMNS, "diagnostics", 
 _SELECT_FRAME = (
     "trial_id, arch_id, spec, fidelity, seed, status, val_score, test_score, train_loss, params, "
     "trainable_params, flops, train_seconds, eval_seconds, peak_memory_mb, epochs_run, message, "
-    "worker, device, diagnostics, reused_from, finished_at"
+    "worker, device, diagnostics, reused_from, finished_at, extra"
 )
 
 

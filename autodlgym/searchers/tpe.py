@@ -65,7 +65,7 @@ STUDY_NAME = "autodlgym"
 STUDY_FILE = "optuna.db"
 
 #: secondary objectives (minimised) a multi-objective study can use: TrialResult fields
-COSTS = ("params", "trainable_params", "flops", "train_seconds", "peak_memory_mb")
+COSTS = ("params", "trainable_params", "flops", "train_seconds", "peak_memory_mb", "latency")
 
 
 @register_searcher("tpe")

@@ -40,7 +40,7 @@ class ArchSpec(Mapping[str, Scalar]):
         values: decision name -> bool, int, float or str.
     """
 
-    __slots__ = ("_items", "_dict", "_hash")
+    __slots__ = ("_items", "_dict", "_hash", "_json")
 
     def __init__(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         merged = dict(values or {}, **kwargs)
@@ -51,6 +51,7 @@ class ArchSpec(Mapping[str, Scalar]):
         object.__setattr__(self, "_items", items)
         object.__setattr__(self, "_dict", dict(items))
         object.__setattr__(self, "_hash", None)
+        object.__setattr__(self, "_json", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("ArchSpec is frozen; use spec.replace(...) for a modified copy")
@@ -98,7 +99,10 @@ class ArchSpec(Mapping[str, Scalar]):
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, floats written as Python's repr."""
-        return json.dumps(self._dict, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        if self._json is None:  # frozen: computed once (specs are hashed and stored often)
+            text = json.dumps(self._dict, sort_keys=True, separators=(",", ":"), allow_nan=False)
+            object.__setattr__(self, "_json", text)
+        return self._json
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
@@ -140,4 +144,6 @@ class ArchSpec(Mapping[str, Scalar]):
             if block == "recurrent":
                 block = str(st.get("cell", "rnn")) + ("-bi" if st.get("bidirectional") else "")
             parts.append(f"{block} x{st.get('depth', 1)} ({st.get('width', '?')})")
-        return " > ".join(parts) or "(empty)"
+        # a spec without stages (a tabular benchmark's space): its decisions as they are
+        flat = " ".join(f"{k}={v}" for k, v in self._items)
+        return " > ".join(parts) or flat or "(empty)"

@@ -15,8 +15,12 @@ Built-in tasks:
 - ``adding``: the adding problem (Hochreiter & Schmidhuber 1997): a sequence of (value,
   marker) pairs; the target is the sum of the two marked values. A long-range regression task.
 - ``npz:PATH``: a user's own arrays.
+- Tabular benchmarks, whose evaluation is a lookup (:mod:`autodlgym.tasks.tabular`):
+  ``nasbench-graph:DATASET``, ``mnist1d-table`` and ``table:RUN_DIR``. They carry a
+  :attr:`Task.table` instead of arrays, and bring their own search space.
 
-The built-in factories live in :mod:`autodlgym.tasks.datasets`.
+The built-in factories live in :mod:`autodlgym.tasks.datasets` and
+:mod:`autodlgym.tasks.tabular`.
 
 Generation is deterministic and never touches numpy's or Python's global random state.
 Generated MNIST-1D arrays are cached on disk under ``$AUTODLGYM_CACHE`` (default
@@ -58,6 +62,7 @@ TASKS: Registry[Callable[..., Task]] = Registry(
 )
 
 _DATA_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], TaskData] = {}
+_TABLE_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
 _DATA_LOCK = threading.Lock()
 # get_task(name, **options) -> Task: tasks are immutable, and workers ask for one per trial
 _TASK_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], Task] = {}
@@ -90,20 +95,25 @@ class Task:
         kwargs: the factory options that differ from their defaults, as sorted
             ``(name, value)`` pairs of JSON scalars; ``get_task(name, **dict(kwargs))``
             makes the same task again.
-        io: input modality and shape, number of outputs.
+        io: input modality and shape, number of outputs (None for a tabular task, which
+            builds no model).
         loss: ``"cross_entropy"`` (classification) or ``"mse"`` (regression).
         metric: ``"accuracy"`` or ``"r2"``; scores are higher-is-better.
         description: one line for ``autodlgym tasks``.
         loader: makes the arrays; called once per process by :meth:`load`.
+        table: for a tabular task, makes its
+            :class:`~autodlgym.tasks.tabular.Blackbox` (called once per process by
+            :meth:`lookup`); None for a task that trains.
     """
 
     name: str
     kwargs: tuple[tuple[str, Any], ...]
-    io: IOSpec
+    io: IOSpec | None
     loss: str
     metric: str
     description: str = ""
     loader: Callable[[], TaskData] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    table: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -113,6 +123,11 @@ class Task:
                 f"task metric {self.metric!r} is unknown; use one of {', '.join(METRICS)}"
             )
         object.__setattr__(self, "kwargs", tuple(sorted(dict(self.kwargs).items())))
+
+    @property
+    def is_tabular(self) -> bool:
+        """Whether evaluating a candidate is a table lookup (no training)."""
+        return self.table is not None
 
     @property
     def is_classification(self) -> bool:
@@ -148,7 +163,16 @@ class Task:
         return (_remake_task, (self.name, self.kwargs))
 
     def load(self) -> TaskData:
-        """The arrays, generated on first use and kept for the life of the process."""
+        """The arrays, generated on first use and kept for the life of the process.
+
+        Raises:
+            AutoDLError: a tabular task, which has no arrays.
+        """
+        if self.is_tabular:
+            raise AutoDLError(
+                f"task {self.name!r} is a lookup table and has no arrays; evaluate candidates "
+                "with task.lookup().objective_function(spec)"
+            )
         cache_key = (self.name, self.kwargs)
         data = _DATA_CACHE.get(cache_key)
         if data is None:
@@ -159,13 +183,37 @@ class Task:
                     _DATA_CACHE[cache_key] = data
         return data
 
+    def lookup(self) -> Any:
+        """A tabular task's :class:`~autodlgym.tasks.tabular.Blackbox`, made on first use and
+        kept for the life of the process.
+
+        Raises:
+            AutoDLError: a task that trains (it has no table).
+        """
+        if self.table is None:
+            raise AutoDLError(f"task {self.name!r} trains its candidates; it has no lookup table")
+        cache_key = (self.name, self.kwargs)
+        table = _TABLE_CACHE.get(cache_key)
+        if table is None:
+            with _DATA_LOCK:
+                table = _TABLE_CACHE.get(cache_key)
+                if table is None:
+                    table = _TABLE_CACHE[cache_key] = self.table()
+        return table
+
 
 def _remake_task(name: str, kwargs: tuple[tuple[str, Any], ...]) -> Task:
     return get_task(name, **dict(kwargs))
 
 
 def register_task(
-    name: str, description: str = "", prefix: bool = False, env_name: str | None = None
+    name: str,
+    description: str = "",
+    prefix: bool = False,
+    arg: str = "PATH",
+    choices: tuple[str, ...] = (),
+    tabular: bool = False,
+    env_name: str | None = None,
 ) -> Callable:
     """Decorator adding a task factory to the registry.
 
@@ -177,7 +225,9 @@ def register_task(
     The factory takes keyword options with defaults (JSON scalars) and returns a
     :class:`Task`; its ``kwargs`` are filled in here with the options that differ from their
     defaults, so equal tasks have equal keys and share cached data. With ``prefix=True`` the
-    name is a prefix: ``get_task("name:ARG")`` calls ``factory(ARG, **options)``. The
+    name is a prefix: ``get_task("name:ARG")`` calls ``factory(ARG, **options)``; ``arg``
+    names the argument in listings, and ``choices`` (if given) are the arguments it accepts,
+    each listed as a task of its own. ``tabular`` marks factories of lookup tasks. The
     decorated function, called directly, behaves as :func:`get_task` does.
     """
 
@@ -189,7 +239,14 @@ def register_task(
             return dataclasses.replace(task, kwargs=tuple(normal.items()))
 
         TASKS.add(
-            name, make, description=description, prefix=prefix, env_name=env_name or camel(name)
+            name,
+            make,
+            description=description,
+            prefix=prefix,
+            arg=arg,
+            choices=tuple(choices),
+            tabular=tabular,
+            env_name=env_name or camel(name),
         )
         _TASK_CACHE.clear()
         _register_env_ids(name)
@@ -211,9 +268,17 @@ def _register_env_ids(name: str) -> None:
         registration.register_task_ids(name)
 
 
-def list_tasks() -> list[tuple[str, str]]:
-    """(name, description) of every registered task and task plugin, sorted by name; a
-    plugin that fails to load is listed with the reason."""
+def list_tasks(tabular: bool | None = None) -> list[tuple[str, str]]:
+    """(name, description) of every registered task and task plugin, sorted by name;
+    a plugin that fails to load is listed with the reason.
+
+    A prefix task with a fixed set of arguments is listed once per argument
+    (``nasbench-graph:cora``, ...); one that takes any argument is listed as ``name:ARG``
+    (``npz:PATH``, ``table:RUN_DIR``).
+
+    Args:
+        tabular: only lookup tasks (True), only tasks that train (False), or all (None).
+    """
     failed = TASKS.load_plugins()
     out = []
     for name in TASKS.names():
@@ -221,7 +286,15 @@ def list_tasks() -> list[tuple[str, str]]:
             out.append((name, f"({failed[name]})"))
             continue
         meta = TASKS.meta(name)
-        out.append((f"{name}:PATH" if meta.get("prefix") else name, meta.get("description", "")))
+        if tabular is not None and bool(meta.get("tabular")) != tabular:
+            continue
+        desc = meta.get("description", "")
+        if not meta.get("prefix"):
+            out.append((name, desc))
+        elif meta.get("choices"):
+            out.extend((f"{name}:{c}", desc) for c in meta["choices"])
+        else:
+            out.append((f"{name}:{meta.get('arg', 'PATH')}", desc))
     return out
 
 
@@ -260,7 +333,9 @@ def get_task(name: str | Task = DEFAULT_TASK, **kwargs: Any) -> Task:
     factory = TASKS.get(base)
     prefixed = bool(TASKS.meta(base).get("prefix"))
     if prefixed and not (sep and arg):
-        raise AutoDLError(f"task {base!r} needs an argument: write {base}:PATH")
+        raise AutoDLError(
+            f"task {base!r} needs an argument: write {base}:{TASKS.meta(base).get('arg', 'PATH')}"
+        )
     if sep and not prefixed:
         raise AutoDLError(f"task {base!r} takes no ':' argument; write just {base!r}")
     task = factory(arg, **kwargs) if prefixed else factory(**kwargs)

@@ -281,3 +281,7 @@ def npz_task(path: str, val_fraction: float = 0.1) -> Task:
 
     loss, metric = ("cross_entropy", "accuracy") if classify else ("mse", "r2")
     return Task(f"npz:{p}", (), io, loss, metric, _NPZ_DESC, loader)
+
+
+# the tabular benchmarks register alongside the data sets (the registry imports this module)
+from autodlgym.tasks import tabular as _tabular  # noqa: E402, F401

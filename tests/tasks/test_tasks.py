@@ -17,7 +17,7 @@ from autodlgym.searchspace.io import IOSpec
 from autodlgym.tasks import Task, TaskData, get_task, list_tasks, register_task
 from autodlgym.tasks import base as tasks_mod
 
-BUILTIN = [name for name, _ in list_tasks() if not name.endswith(":PATH")]
+BUILTIN = [name for name, _ in list_tasks(tabular=False) if not name.endswith(":PATH")]
 
 
 def _small(name: str) -> Task:
