@@ -38,6 +38,7 @@ import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.registry import Registry
+from autodlgym.searchspace.constraints import Constraints
 from autodlgym.searchspace.io import IOSpec
 
 LOSSES = ("cross_entropy", "mse")
@@ -85,6 +86,10 @@ class Task:
         metric: ``"accuracy"`` or ``"r2"``; scores are higher-is-better.
         description: one line for ``autodlgym tasks``.
         loader: makes the arrays; called once per process by :meth:`load`.
+        budget: the default budget of searches on this task (the most parameters and FLOPs
+            per example a candidate may have; see :mod:`autodlgym.searchspace.constraints`),
+            sized so that a CPU trains a candidate in seconds per epoch. A space file or
+            ``--max-params`` / ``--max-flops`` override it; ``none`` lifts a limit.
     """
 
     name: str
@@ -94,6 +99,7 @@ class Task:
     metric: str
     description: str = ""
     loader: Callable[[], TaskData] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    budget: Constraints = Constraints()
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -103,6 +109,12 @@ class Task:
                 f"task metric {self.metric!r} is unknown; use one of {', '.join(METRICS)}"
             )
         object.__setattr__(self, "kwargs", tuple(sorted(dict(self.kwargs).items())))
+        if isinstance(self.budget, dict):
+            object.__setattr__(self, "budget", Constraints(**self.budget))
+        if not isinstance(self.budget, Constraints):
+            raise AutoDLError(
+                f"task budget must be a Constraints or a dict of max_params / max_flops, got {self.budget!r}"
+            )
 
     @property
     def is_classification(self) -> bool:
