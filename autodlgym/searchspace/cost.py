@@ -21,8 +21,9 @@ Conventions (the ones ``torch.utils.flop_counter.FlopCounterMode`` uses):
   ``fraction_<p>``: ``max(1, round(p * rows))`` rows of every tensor outside the head).
 * Activation memory is float32 bytes of the tensors one example's forward pass writes
   (layer outputs, gates, attention scores): what autograd can keep for the backward pass, so
-  a training step needs about ``batch_size`` times this. It is an estimate (within about a
-  third of the sum of the outputs of every op torch runs); views and pooling are not counted.
+  a training step needs about ``batch_size`` times this. It is an estimate: on the default
+  space, 0.55 to 1.05 times the sum of the outputs of every op an eval-mode forward runs
+  (views not counted; fused kernels keep less, the backward pass needs more).
 
 Blocks registered by users (:func:`~autodlgym.searchspace.blocks.register_block`) without a
 formula are measured once per input shape and context: built on the meta device (no memory,
@@ -282,7 +283,7 @@ def _attention(s: Shape, ctx: UnitContext) -> UnitCost:
     u.norm(ctx.norm, u.out_shape)
     u.linear(d, 3 * d, uses=length)  # packed q, k, v projection
     u.flops += 4 * length * length * d  # Q K^T and the weighted sum of values
-    u.activations += 2 * heads * length * length
+    u.activations += 2 * heads * length * length + 5 * d * length  # scores, softmax, head copies
     u.linear(d, d, uses=length)  # out projection
     u.act(u.out_shape)  # residual sum
     u.norm(ctx.norm, u.out_shape)
@@ -315,7 +316,7 @@ def _recurrent(s: Shape, ctx: UnitContext) -> UnitCost:
             # weight_ih, weight_hh, bias_ih, bias_hh, as torch's RNN modules hold them
             u.tensors += [(g * h, g * h * c), (g * h, g * h * h), (g * h, g * h), (g * h, g * h)]
             u.flops += 2 * length * g * h * (c + h)
-            u.activations += length * g * h * 3 + length * h
+            u.activations += length * h * (4 * g + 2)  # both gate products, their sum, state
         else:
             raise SpecError(
                 f"recurrent cell {cell!r} is unknown; use one of rnn, gru, lstm, minimal"
