@@ -64,6 +64,29 @@ def _workers(text: str) -> int | str:
         ) from None
 
 
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    """--max-params / --max-flops (see autodlgym.searchspace.constraints)."""
+    parser.add_argument(
+        "--max-params",
+        metavar="N",
+        help="most parameters a candidate may have, e.g. 250k; 'none' lifts the task's default",
+    )
+    parser.add_argument(
+        "--max-flops",
+        metavar="N",
+        help="most forward FLOPs per example, e.g. 20M; 'none' lifts the task's default",
+    )
+
+
+def _budgeted_space(args: argparse.Namespace, task: Any):
+    """The --space (or default) space with the budget resolved for ``task``."""
+    from autodlgym.searchspace.constraints import resolve_budget
+
+    return resolve_budget(
+        _space(args.space), task, args.max_params or "default", args.max_flops or "default"
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -153,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_budget(s)
 
     e = sub.add_parser(
         "eval", parents=[common], help="train and score one architecture; prints the result as JSON"
@@ -177,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--no-validate", action="store_true", help="train a spec outside the space as it is"
     )
+    _add_budget(e)
 
     lb = sub.add_parser("leaderboard", parents=[common], help="the best trials of a run")
     lb.add_argument("run", help="run directory")
@@ -231,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--n", type=int, default=1)
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--space", help="space file (default: the default space)")
+    smp.add_argument(
+        "--task", default="mnist1d", help="task whose budget applies (default mnist1d)"
+    )
+    _add_budget(smp)
     return p
 
 
@@ -261,6 +290,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         "amp": args.amp,
         "task_kwargs": args.task_opt,
         "searcher_options": args.searcher_opt,
+        "max_params": args.max_params,
+        "max_flops": args.max_flops,
     }
     if args.resume:
         fixed = [k for k, v in given.items() if v is not None]
@@ -322,9 +353,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         if summary.best_val_score is None
         else f"{summary.best_val_score:.4f} (trial {summary.best_trial_id})"
     )
+    rejected = f"; {summary.rejected} over-budget candidates skipped" if summary.rejected else ""
     print(
         f"{summary.finished} trials in {summary.run_dir}; best val score {best}; "
-        f"stopped by {summary.stopped_by} after {summary.seconds:.1f} s"
+        f"stopped by {summary.stopped_by} after {summary.seconds:.1f} s{rejected}"
     )
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
@@ -402,6 +434,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.no_validate:
         spec = _space(args.space).validate(spec)
     task = get_task(args.task, **_key_values(args.task_opt, "--task-opt"))
+    space = _budgeted_space(args, task)
+    if not args.no_validate:
+        spec = space.validate(spec)
+    reason = space.over_budget(spec)
+    if reason is not None:  # nothing over budget is trained
+        raise AutoDLError(
+            f"the spec is over the budget ({reason}); lift it with --max-params none / "
+            "--max-flops none or give larger limits"
+        )
     result = train_and_score(
         spec, task, Fidelity(args.epochs, args.max_train_samples), args.seed, device=args.device
     )
@@ -563,7 +604,9 @@ def cmd_space(args: argparse.Namespace) -> int:
             raise AutoDLError(f"--n must be 0 or more, got {args.n}")
         import numpy as np
 
-        space = _space(args.space)
+        from autodlgym.tasks import get_task
+
+        space = _budgeted_space(args, get_task(args.task))
         rng = np.random.default_rng(args.seed)
         out = sys.stdout
         for _ in range(args.n):

@@ -69,6 +69,10 @@ class RunConfig:
         amp: mixed precision on CUDA.
         imports: modules imported before anything is looked up, here and on every Ray
             worker (``--import``): a user's blocks, tasks, init laws or searchers.
+        max_params, max_flops: the budget of every candidate (see
+            :mod:`autodlgym.searchspace.constraints`): a number (``250000``, ``"250k"``),
+            None / ``"none"`` for no limit, or ``"default"``: the space's ``constraints``,
+            else the task's default budget. Over-budget candidates are never trained.
     """
 
     out: str
@@ -92,8 +96,14 @@ class RunConfig:
     max_retries: int = 2
     amp: bool = False
     imports: list[str] = field(default_factory=list)
+    max_params: int | str | None = "default"
+    max_flops: int | str | None = "default"
 
     def __post_init__(self) -> None:
+        from autodlgym.searchspace.constraints import parse_limit
+
+        self.max_params = parse_limit("--max-params", self.max_params)
+        self.max_flops = parse_limit("--max-flops", self.max_flops)
         if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 1):
             raise AutoDLError(f"--trials must be a positive integer, got {self.trials!r}")
         if self.time_budget is not None and not self.time_budget > 0:
@@ -152,6 +162,8 @@ class SearchSummary:
     best_val_score: float | None
     stopped_by: str  # "trials", "time", "interrupt"
     seconds: float
+    #: candidates found over the budget and never trained, over all sessions of the run
+    rejected: int = 0
 
     def results(self):
         """The run's trials as a pandas DataFrame (see :func:`autodlgym.load_results`)."""
@@ -237,9 +249,14 @@ class _Progress:
             self.bar.close()
 
 
-def _save_searcher(store, searcher, told: set[int], elapsed: float) -> None:
+def _save_searcher(store, searcher, told: set[int], elapsed: float, rejected: int = 0) -> None:
     blob = pickle.dumps(
-        {"searcher": searcher.state_dict(), "told": sorted(told), "elapsed": elapsed}
+        {
+            "searcher": searcher.state_dict(),
+            "told": sorted(told),
+            "elapsed": elapsed,
+            "rejected": rejected,
+        }
     )
     store.save_state("searcher", blob)
 
@@ -274,6 +291,7 @@ def run_search(
     """
     from autodlgym.results.store import ResultStore
     from autodlgym.searchers.base import get_searcher, make_searcher
+    from autodlgym.searchspace.constraints import cheapest, resolve_budget
     from autodlgym.tasks import get_task
 
     run_dir = Path(out if out is not None else (config.out if config else ""))
@@ -301,7 +319,9 @@ def run_search(
         # unknown task, space or searcher: fail before a new run directory is created
         import_modules(config.imports)  # the user's registrations come first
         task = get_task(config.task, **config.task_kwargs)
-        space = _make_space(config, task)
+        space = resolve_budget(_make_space(config, task), task, config.max_params, config.max_flops)
+        if space.constraints.active:
+            cheapest(space)  # a budget nothing fits: one line, before anything is written
         searcher_cls = get_searcher(config.searcher) if searcher is None else None
     except BaseException:
         if resume:
@@ -329,12 +349,14 @@ def run_search(
             store.save_config(config.to_dict())
         told: set[int] = set()
         elapsed_before = 0.0
+        rejected_before = 0
         blob = store.load_state("searcher")
         if blob is not None:
             saved = pickle.loads(blob)
             searcher.load_state_dict(saved["searcher"])
             told = set(saved["told"])
             elapsed_before = float(saved.get("elapsed", 0.0))
+            rejected_before = int(saved.get("rejected", 0))
         # results committed but not told before a crash: tell them now
         for trial_id, spec, result in store.results():
             if trial_id not in told:
@@ -365,6 +387,10 @@ def run_search(
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - start
 
+    def rejected() -> int:
+        own = getattr(searcher, "space", space)  # a searcher passed in may hold its own space
+        return rejected_before + space.rejected + (own.rejected if own is not space else 0)
+
     def out_of_time() -> bool:
         return config.time_budget is not None and elapsed() >= config.time_budget
 
@@ -376,7 +402,7 @@ def run_search(
             finished += 1
             searcher.tell(spec, result)
             told.add(trial_id)
-            _save_searcher(store, searcher, told, elapsed())
+            _save_searcher(store, searcher, told, elapsed(), rejected())
             bar.update(result)
 
     def launch() -> bool:
@@ -389,7 +415,7 @@ def run_search(
             p = resubmit.popleft()
             trial_id, spec = p.trial_id, p.spec
         else:
-            spec = searcher.ask(1)[0]
+            spec = searcher.propose(1, space)[0]  # only candidates inside the budget
             trial_id = store.next_trial_id()
             try:
                 spec = space.validate(spec)
@@ -441,7 +467,7 @@ def run_search(
             executor.close()
         finally:
             try:
-                _save_searcher(store, searcher, told, elapsed())
+                _save_searcher(store, searcher, told, elapsed(), rejected())
                 searcher.close()
             finally:
                 best = store.best()
@@ -453,6 +479,7 @@ def run_search(
         best[1] if best else None,
         stopped_by,
         time.monotonic() - start,
+        rejected(),
     )
     if stopped_by == "interrupt":
         raise SearchInterrupted(summary)

@@ -15,8 +15,11 @@ OOM = "oom"
 TIMEOUT = "timeout"
 ERROR = "error"
 WORKER_LOST = "worker_lost"
-STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST)
-FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST)
+#: a candidate over the budget, never trained (told to searchers and reported by envs; a run
+#: never stores it)
+OVER_BUDGET = "over_budget"
+STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
+FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 
 
 @dataclass(frozen=True)

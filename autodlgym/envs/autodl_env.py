@@ -24,10 +24,11 @@ from gymnasium import spaces
 
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, LocalExecutor
+from autodlgym.searchspace.constraints import resolve_budget
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
-from autodlgym.trial import WORKER_LOST, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import OVER_BUDGET, WORKER_LOST, Fidelity, TrialJob, TrialResult
 
 #: Score written into observations where there is none: before the first evaluation and for a
 #: failed one. Observed scores are clipped to [-1, 1] (accuracies lie in [0, 1]; R^2 <= 1).
@@ -102,6 +103,14 @@ def as_task(task: str | Task, task_kwargs: Mapping[str, Any] | None) -> Task:
     return get_task(task, **dict(task_kwargs or {}))
 
 
+def over_budget_result(space: SearchSpace, spec: ArchSpec) -> TrialResult | None:
+    """The result of a step whose candidate is over the space's budget (never trained), or
+    None when it fits; counts the rejection in ``space.rejected``."""
+    if space.fits(spec):
+        return None
+    return TrialResult.failure(OVER_BUDGET, f"over budget: {space.over_budget(spec)}")
+
+
 def check_size_penalty(size_penalty: float) -> float:
     value = float(size_penalty)
     if not math.isfinite(value) or value < 0:
@@ -159,6 +168,7 @@ def result_info(spec: ArchSpec, result: TrialResult, seed: int) -> dict[str, Any
     info: dict[str, Any] = {"spec": spec.to_json(), "arch_id": spec.arch_id, "trial_seed": seed}
     for name in INFO_FIELDS:
         info[name] = getattr(result, name)
+    info["over_budget"] = result.status == OVER_BUDGET
     return info
 
 
@@ -183,6 +193,11 @@ class AutoDLEnv(gymnasium.Env):
     (``val_score`` is the task's validation metric, higher is better: accuracy, or R^2 for
     regression); ``failure_reward`` (default 0.0) for a failed trial (status ``nan``, ``oom``,
     ``timeout``, ``error`` or ``worker_lost``; see ``info["status"]`` and ``info["message"]``).
+
+    **Budget**: a candidate over the space's budget (``max_params`` / ``max_flops``, see
+    :mod:`autodlgym.searchspace.constraints`; by default the task's) is not trained: the step
+    returns ``failure_reward`` with ``info["over_budget"] = True``, ``info["status"]``
+    ``"over_budget"`` and the reason in ``info["message"]``; it counts as one evaluation.
 
     **Observations** are a flat float32 ``Box`` of length ``len(space) + 3``:
 
@@ -219,7 +234,9 @@ class AutoDLEnv(gymnasium.Env):
             An executor passed in is not closed here, and must not run other jobs while the
             env waits for its own.
         task_kwargs: options of the task (e.g. ``{"length": 100}`` for ``adding``).
-        failure_reward: reward of a failed trial.
+        failure_reward: reward of a failed trial (and of an over-budget candidate).
+        max_params, max_flops: the budget: a number, None to lift it, or ``"default"`` (the
+            space's ``constraints``, else the task's default budget).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -234,12 +251,14 @@ class AutoDLEnv(gymnasium.Env):
         executor: Executor | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         failure_reward: float = 0.0,
+        max_params: int | str | None = "default",
+        max_flops: int | str | None = "default",
     ) -> None:
         super().__init__()
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
             raise AutoDLError(f"budget must be a positive number of evaluations, got {budget!r}")
         self.task = as_task(task, task_kwargs)
-        self.space = as_space(space, self.task)
+        self.space = resolve_budget(as_space(space, self.task), self.task, max_params, max_flops)
         self.fidelity = as_fidelity(fidelity, self.task)
         self.budget = budget
         self.size_penalty = check_size_penalty(size_penalty)
@@ -280,7 +299,9 @@ class AutoDLEnv(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         job, spec = self.prepare(action)
-        (result,) = run_jobs(self.executor, [job])
+        result = over_budget_result(self.space, spec)
+        if result is None:
+            (result,) = run_jobs(self.executor, [job])
         return self.finish(job, spec, result)
 
     def close(self) -> None:

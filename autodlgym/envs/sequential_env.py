@@ -23,12 +23,14 @@ from autodlgym.envs.autodl_env import (
     as_task,
     check_size_penalty,
     make_job,
+    over_budget_result,
     result_info,
     reward_of,
     run_jobs,
 )
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, LocalExecutor
+from autodlgym.searchspace.constraints import resolve_budget
 from autodlgym.searchspace.space import Decision
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task
@@ -62,6 +64,11 @@ class SequentialAutoDLEnv(gymnasium.Env):
     nothing is trained, the reward is 0.0 and ``info["deferred"] = True``: the caller scores
     ``info["spec"]`` itself.
 
+    **Budget**: a finished spec over the space's budget (``max_params`` / ``max_flops``; by
+    default the task's) is never trained, even with ``evaluate=True``: the last step returns
+    ``failure_reward`` with ``info["over_budget"] = True``, ``info["status"]`` ``"over_budget"``
+    and the reason in ``info["message"]``. ``info["over_budget"]`` is False on other last steps.
+
     **Episodes** end (``terminated=True``) on the step that makes the last active decision; the
     env never truncates. Episode length depends on the choices (more stages, more decisions).
 
@@ -84,7 +91,9 @@ class SequentialAutoDLEnv(gymnasium.Env):
         executor: where trials run (default: a LocalExecutor on CPU, closed by :meth:`close`).
         task_kwargs: options of the task.
         evaluate: train the finished spec on the last step (False: defer scoring to the caller).
-        failure_reward: reward of a failed trial.
+        failure_reward: reward of a failed trial (and of an over-budget spec).
+        max_params, max_flops: the budget: a number, None to lift it, or ``"default"`` (the
+            space's ``constraints``, else the task's default budget).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -99,10 +108,12 @@ class SequentialAutoDLEnv(gymnasium.Env):
         task_kwargs: Mapping[str, Any] | None = None,
         evaluate: bool = True,
         failure_reward: float = 0.0,
+        max_params: int | str | None = "default",
+        max_flops: int | str | None = "default",
     ) -> None:
         super().__init__()
         self.task = as_task(task, task_kwargs)
-        self.space = as_space(space, self.task)
+        self.space = resolve_budget(as_space(space, self.task), self.task, max_params, max_flops)
         self.fidelity = as_fidelity(fidelity, self.task)
         self.size_penalty = check_size_penalty(size_penalty)
         self.evaluate = bool(evaluate)
@@ -160,7 +171,15 @@ class SequentialAutoDLEnv(gymnasium.Env):
 
         spec = self.space.validate(ArchSpec(self._values))
         reward = 0.0
-        if self.evaluate:
+        rejected = over_budget_result(self.space, spec)
+        info["over_budget"] = rejected is not None
+        if rejected is not None:
+            # drawn as an evaluation would, so rollouts stay in step with an unconstrained run
+            seed = int(self.np_random.integers(2**31 - 1)) if self.evaluate else None
+            reward = float(self.failure_reward)
+            info.update(result_info(spec, rejected, seed))
+            info["result"] = rejected
+        elif self.evaluate:
             seed = int(self.np_random.integers(2**31 - 1))
             job = make_job(spec, self.task, self.fidelity, seed)
             (result,) = run_jobs(self.executor, [job])

@@ -21,10 +21,12 @@ from autodlgym.envs.autodl_env import (
     SpaceLike,
     as_space,
     as_task,
+    over_budget_result,
     run_jobs,
 )
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, LocalExecutor
+from autodlgym.searchspace.constraints import resolve_budget
 from autodlgym.tasks import Task
 
 
@@ -78,8 +80,9 @@ class AutoDLVectorEnv(VectorEnv):
 
     Args:
         num_envs: number of copies.
-        task, space, fidelity, budget, size_penalty, task_kwargs, failure_reward: as for
-            AutoDLEnv (the same for every copy).
+        task, space, fidelity, budget, size_penalty, task_kwargs, failure_reward, max_params,
+            max_flops: as for AutoDLEnv (the same for every copy; over-budget candidates are
+            not trained).
         executor: runs the trials (default: a LocalExecutor, one trial at a time, closed by
             :meth:`close`; pass a Ray executor to train the batch in parallel). It must not run
             other jobs while a step waits.
@@ -98,12 +101,16 @@ class AutoDLVectorEnv(VectorEnv):
         executor: Executor | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
         failure_reward: float = 0.0,
+        max_params: int | str | None = "default",
+        max_flops: int | str | None = "default",
     ) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise AutoDLError(f"num_envs must be a positive integer, got {num_envs!r}")
         self._owns_executor = executor is None
         self.executor: Executor = executor if executor is not None else LocalExecutor()
-        space = as_space(space, as_task(task, task_kwargs))
+        # resolved once, so the copies share one space (and its count of rejections)
+        the_task = as_task(task, task_kwargs)
+        space = resolve_budget(as_space(space, the_task), the_task, max_params, max_flops)
         self.envs = [
             AutoDLEnv(
                 task=task,
@@ -169,7 +176,9 @@ class AutoDLVectorEnv(VectorEnv):
             self.envs[i].check_running()
             self.envs[i].check_action(actions[i])
         prepared = {i: self.envs[i].prepare(actions[i]) for i in to_step}
-        results = run_jobs(self.executor, [prepared[i][0] for i in to_step])
+        results = {i: over_budget_result(self.space, prepared[i][1]) for i in to_step}
+        to_run = [i for i in to_step if results[i] is None]  # over budget: never trained
+        results.update(zip(to_run, run_jobs(self.executor, [prepared[i][0] for i in to_run])))
 
         for i in range(self.num_envs):
             if self._needs_reset[i]:
@@ -178,7 +187,7 @@ class AutoDLVectorEnv(VectorEnv):
             else:
                 job, spec = prepared[i]
                 obs[i], rewards[i], terminated[i], truncated[i], infos[i] = self.envs[i].finish(
-                    job, spec, results[to_step.index(i)]
+                    job, spec, results[i]
                 )
                 self._needs_reset[i] = terminated[i] or truncated[i]
         return obs, rewards, terminated, truncated, batch_infos(infos)

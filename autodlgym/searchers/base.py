@@ -23,7 +23,7 @@ from autodlgym.errors import AutoDLError
 from autodlgym.registry import Registry
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import TrialResult
+from autodlgym.trial import OVER_BUDGET, TrialResult
 
 ENTRY_POINT_GROUP = "autodlgym.searchers"
 
@@ -68,6 +68,44 @@ class Searcher(ABC):
     @abstractmethod
     def ask(self, n: int = 1) -> list[ArchSpec]:
         """Propose ``n`` candidates (each must be in ``self.space``)."""
+
+    def propose(self, n: int = 1, space: SearchSpace | None = None) -> list[ArchSpec]:
+        """``n`` candidates from :meth:`ask` that fit the budget of ``space`` (default
+        ``self.space``); what the runner calls.
+
+        Built-in searchers only ask candidates inside the budget; for any other searcher a
+        candidate over it is never returned: the searcher is told an ``over_budget`` result
+        (so it can learn to avoid such candidates) and asked again.
+
+        Raises:
+            AutoDLError: :data:`~autodlgym.searchspace.constraints.MUTATE_TRIES` candidates in
+                a row were over the budget.
+        """
+        from autodlgym.searchspace.constraints import MUTATE_TRIES
+
+        space = self.space if space is None else space
+        out: list[ArchSpec] = []
+        misses = 0
+        while len(out) < n:
+            for spec in self.ask(n - len(out)):
+                try:
+                    reason = space.over_budget(spec)
+                except (AutoDLError, ValueError, TypeError, KeyError):
+                    reason = None  # not a spec of this space: the runner records why
+                if reason is None:
+                    out.append(spec)
+                    misses = 0
+                    continue
+                space.rejected += 1
+                misses += 1
+                self.tell(spec, TrialResult.failure(OVER_BUDGET, f"over budget: {reason}"))
+            if misses >= MUTATE_TRIES:
+                raise AutoDLError(
+                    f"searcher {type(self).__name__} proposed {misses} candidates in a row over "
+                    f"the budget ({space.constraints.describe()}); raise the limits "
+                    "(--max-params / --max-flops) or use a searcher that samples the space"
+                )
+        return out
 
     def tell(self, spec: ArchSpec, result: TrialResult) -> None:  # noqa: B027 - optional hook
         """Learn from the evaluation of a candidate this searcher proposed (or any candidate)."""

@@ -163,24 +163,44 @@ class ReinforceSearcher(Searcher):
         if self._env is None:
             from autodlgym.envs.sequential_env import SequentialAutoDLEnv
 
-            self._env = SequentialAutoDLEnv(task="mnist1d", space=self.space, evaluate=False)
+            limits = self.space.constraints  # the space's own budget, no task default added
+            self._env = SequentialAutoDLEnv(
+                task="mnist1d",
+                space=self.space,
+                evaluate=False,
+                max_params=limits.max_params,
+                max_flops=limits.max_flops,
+            )
         return self._env
 
     # Ask ----------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[ArchSpec]:
+        """``n`` episodes of the policy. An episode the environment flags over budget is
+        learnt from at once (a policy-gradient step with ``failure_reward``) and played
+        again; after ``MUTATE_TRIES`` in a row a sample of the space is returned instead (not
+        the policy's, so its tell is ignored)."""
         import torch
+
+        from autodlgym.searchspace.constraints import MUTATE_TRIES
 
         gen = torch.Generator().manual_seed(int(self.rng.integers(2**63 - 1)))
         out = []
-        self.policy.eval()
-        with torch.no_grad():
-            for _ in range(n):
-                spec, episode = self._rollout(gen)
-                self._remember(spec.arch_id, episode)
-                out.append(spec)
+        for _ in range(n):
+            for _attempt in range(MUTATE_TRIES):
+                self.policy.eval()
+                with torch.no_grad():
+                    spec, episode, over_budget = self._rollout(gen)
+                if not over_budget:
+                    self._remember(spec.arch_id, episode)
+                    out.append(spec)
+                    break
+                if self.baseline is not None:
+                    self._update(episode, self.failure_reward - self.baseline)
+            else:
+                out.append(self.space.sample(self.rng))
         return out
 
-    def _rollout(self, gen: torch.Generator) -> tuple[ArchSpec, tuple[np.ndarray, ...]]:
+    def _rollout(self, gen: torch.Generator) -> tuple[ArchSpec, tuple[np.ndarray, ...], bool]:
         import torch
 
         env = self.env
@@ -210,7 +230,7 @@ class ReinforceSearcher(Searcher):
             np.packbits(np.array(masks, dtype=bool).reshape(-1, self.space.max_options), axis=1),
             np.asarray(actions, dtype=np.int64),
         )
-        return ArchSpec(info["spec"]), episode
+        return ArchSpec(info["spec"]), episode, bool(info.get("over_budget", False))
 
     def _remember(self, arch_id: str, episode: tuple[np.ndarray, ...]) -> None:
         self.pending.setdefault(arch_id, deque()).append(episode)

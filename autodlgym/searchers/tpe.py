@@ -130,10 +130,29 @@ class OptunaSearcher(Searcher):
 
     # ask/tell -----------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[ArchSpec]:
+        """``n`` suggestions inside the space's budget: an over-budget suggestion is told
+        FAIL (user attribute ``over_budget``: why) and the study asked again; after
+        ``MUTATE_TRIES`` in a row a sample of the space is enqueued (see
+        :mod:`autodlgym.searchspace.constraints`)."""
+        from optuna.trial import TrialState
+
+        from autodlgym.searchspace.constraints import MUTATE_TRIES
+
         specs = []
         for _ in range(n):
-            trial = self.study.ask()
-            spec = self.space.suggest(trial)
+            misses = 0
+            while True:
+                trial = self.study.ask()
+                spec = self.space.suggest(trial)
+                reason = self.space.over_budget(spec)
+                if reason is None:
+                    break
+                self.space.rejected += 1
+                trial.set_user_attr("over_budget", reason)
+                self.study.tell(trial.number, state=TrialState.FAIL)
+                misses += 1
+                if misses >= MUTATE_TRIES:
+                    self._enqueue(self.space.sample(self.rng))
             self._pending.setdefault(spec.arch_id, deque()).append(trial.number)
             self._live[trial.number] = trial
             specs.append(spec)
@@ -166,6 +185,14 @@ class OptunaSearcher(Searcher):
             self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
         else:
             self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+    def _enqueue(self, spec: ArchSpec) -> None:
+        """Make ``spec`` the study's next trial."""
+        import optuna
+
+        fixed = optuna.trial.FixedTrial(dict(spec))
+        self.space.suggest(fixed)  # the parameters as this space's suggestions name them
+        self.study.enqueue_trial(fixed.params, skip_if_exists=False)
 
     def _values(self, result: TrialResult) -> list[float] | None:
         """The objective values of an ``ok`` result; None when any is missing or not finite."""

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autodlgym.errors import AutoDLError, SpecError
+from autodlgym.searchspace import constraints as _budget
+from autodlgym.searchspace.constraints import Constraints
+from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.registry import BLOCKS, INIT_LAWS
 from autodlgym.searchspace.spec import ArchSpec, Scalar
 from autodlgym.utils import did_you_mean
@@ -33,6 +36,8 @@ from autodlgym.utils import did_you_mean
 if TYPE_CHECKING:  # pragma: no cover
     import gymnasium
     import optuna
+
+    from autodlgym.searchspace.cost import Cost
 
 KINDS = ("categorical", "int", "float")
 
@@ -262,6 +267,13 @@ class SearchSpace:
         for c in self._choices:
             self._children.setdefault(c.parent, []).append(c)
         self._config = copy.deepcopy(dict(config)) if config is not None else None
+        # budget (see constraints.py): the limits this space sets, the inputs candidates are
+        # measured for, and how many candidates were found over budget
+        self._given: dict[str, int | None] = {}
+        self._constraints = Constraints()
+        self.io: IOSpec | None = None
+        self.rejected = 0
+        self._cheapest: tuple[ArchSpec, float] | None = None
 
     # Construction -------------------------------------------------------------------------
     @classmethod
@@ -279,10 +291,13 @@ class SearchSpace:
         decisions (their children go too). A stage decision that blocks use (``kernel``...)
         is active for the offered blocks whose registration ``uses`` it, unless the file
         gives its own ``when``.
+        ``constraints: {max_params: ..., max_flops: ...}``
+        sets a budget (see :mod:`autodlgym.searchspace.constraints`).
         """
         if not isinstance(config, Mapping):
             raise AutoDLError(f"a space config must be a mapping, got {type(config).__name__}")
         config = dict(config)
+        limits = _budget.constraints_from_config(config.pop("constraints", None))
         base = config.pop("base", None)
         if base not in (None, "default", "none"):
             raise AutoDLError(f"space base {base!r} is unknown; use 'default' or leave it out")
@@ -330,7 +345,8 @@ class SearchSpace:
             free = {n for n in merged["stage"] if "when" not in (given.get(n) or {})}
             _condition_on_blocks(merged["stage"], free)
             config = merged
-        return cls(_expand(config), config)
+        space = cls(_expand(config), config)
+        return space.with_constraints(**limits) if limits else space
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchSpace:
@@ -358,9 +374,80 @@ class SearchSpace:
 
     def to_config(self) -> dict[str, Any]:
         """The config this space was made from (stored with a run so it can be rebuilt)."""
-        if self._config is not None:
-            return copy.deepcopy(self._config)
-        return {"choices": [_choice_to_dict(c) for c in self._choices]}
+        out = (
+            copy.deepcopy(self._config)
+            if self._config is not None
+            else {"choices": [_choice_to_dict(c) for c in self._choices]}
+        )
+        if self._given:
+            out["constraints"] = dict(self._given)
+        return out
+
+    # Budget -------------------------------------------------------------------------------
+    @property
+    def constraints(self) -> Constraints:
+        """The budget candidates must fit (no limits unless set; see
+        :mod:`autodlgym.searchspace.constraints`)."""
+        return self._constraints
+
+    @property
+    def given_constraints(self) -> dict[str, int | None]:
+        """The limits this space sets itself (None: lifted), without task defaults."""
+        return dict(self._given)
+
+    def with_constraints(
+        self, max_params: Any = "default", max_flops: Any = "default", io: Any = "default"
+    ) -> SearchSpace:
+        """A copy of this space with a budget.
+
+        Args:
+            max_params, max_flops: a limit (``250000``, ``"250k"``), None / ``"none"`` to lift
+                it, or ``"default"`` to keep this space's.
+            io: the :class:`~autodlgym.IOSpec` (or a Task) candidates are measured for;
+                ``"default"`` keeps this space's. Sampling under a budget needs one.
+        """
+        out = copy.copy(self)
+        out._given = dict(self._given)
+        for name, value in (("max_params", max_params), ("max_flops", max_flops)):
+            limit = _budget.parse_limit(name, value)
+            if limit != "default":
+                out._given[name] = limit
+        out._constraints = Constraints(**out._given)
+        if not (isinstance(io, str) and io == "default"):
+            io = getattr(io, "io", io)  # a Task gives its IOSpec
+            if io is not None and not isinstance(io, IOSpec):
+                raise AutoDLError(f"io must be an IOSpec or a Task, got {type(io).__name__}")
+            out.io = io
+        out.rejected = 0
+        out._cheapest = None
+        return out
+
+    def cost(self, spec: Mapping[str, Any]) -> Cost:
+        """The spec's :class:`~autodlgym.searchspace.cost.Cost` for this space's ``io``."""
+        if self.io is None:
+            raise AutoDLError(
+                "this space has no task inputs to measure candidates on; bind them with "
+                "space.with_constraints(io=task)"
+            )
+        from autodlgym.searchspace.cost import estimate_cost
+
+        return estimate_cost(spec, self.io)
+
+    def over_budget(self, spec: Mapping[str, Any]) -> str | None:
+        """One line saying which limit ``spec`` breaks, or None when it fits (always None
+        without a budget)."""
+        if not self._constraints.active:
+            return None
+        return self._constraints.violation(self.cost(spec))
+
+    def fits(self, spec: Mapping[str, Any], count: bool = True) -> bool:
+        """Whether ``spec`` fits the budget; a misfit adds one to :attr:`rejected` when
+        ``count``."""
+        if self.over_budget(spec) is None:
+            return True
+        if count:
+            self.rejected += 1
+        return False
 
     # Introspection ------------------------------------------------------------------------
     @property
@@ -455,7 +542,13 @@ class SearchSpace:
             rng: a numpy Generator (consumed) or an int seed.
         """
         gen = _as_generator(rng)
-        return self._complete({}, lambda c: c.options[int(gen.integers(len(c.options)))])
+
+        def draw() -> ArchSpec:
+            return self._complete({}, lambda c: c.options[int(gen.integers(len(c.options)))])
+
+        if self._constraints.active:
+            return _budget.sample_within(self, draw, gen)
+        return draw()
 
     def contains(self, spec: Mapping[str, Any]) -> bool:
         try:
@@ -578,9 +671,18 @@ class SearchSpace:
     ) -> ArchSpec:
         """Change one active decision to another option (a neighbouring option with probability
         1/2 for ordered decisions); decisions that become active are sampled, those that become
-        inactive are dropped. Returns a spec different from ``spec`` whenever the space allows."""
+        inactive are dropped. Returns a spec different from ``spec`` whenever the space allows.
+        Under a budget, mutations that do not fit are redrawn (then a fresh sample is returned;
+        see :mod:`autodlgym.searchspace.constraints`)."""
         gen = _as_generator(rng)
         spec = self.validate(spec)
+        if self._constraints.active:
+            return _budget.mutate_within(
+                self, lambda: self._mutate(spec, gen), lambda: self.sample(gen)
+            )
+        return self._mutate(spec, gen)
+
+    def _mutate(self, spec: ArchSpec, gen: np.random.Generator) -> ArchSpec:
         mutable = [c for c in self._choices if c.name in spec and len(c.options) > 1]
         if not mutable:
             return spec
@@ -606,6 +708,8 @@ class SearchSpace:
     def describe(self) -> str:
         """A human-readable listing: choices, conditions, cardinality."""
         lines = [f"{len(self._choices)} decisions, {self.cardinality():,} distinct architectures"]
+        if self._constraints.active:
+            lines.append(f"budget: {self._constraints.describe()}")
         for c in self._choices:
             opts = ", ".join(map(_fmt, c.options))
             cond = (

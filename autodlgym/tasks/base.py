@@ -43,6 +43,7 @@ import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.registry import Registry
+from autodlgym.searchspace.constraints import Constraints
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.utils import did_you_mean
 
@@ -104,6 +105,10 @@ class Task:
         table: for a tabular task, makes its
             :class:`~autodlgym.tasks.tabular.Blackbox` (called once per process by
             :meth:`lookup`); None for a task that trains.
+        budget: the default budget of searches on this task (the most parameters and FLOPs
+            per example a candidate may have; see :mod:`autodlgym.searchspace.constraints`),
+            sized so that a CPU trains a candidate in seconds per epoch. A space file or
+            ``--max-params`` / ``--max-flops`` override it; ``none`` lifts a limit.
     """
 
     name: str
@@ -114,6 +119,7 @@ class Task:
     description: str = ""
     loader: Callable[[], TaskData] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     table: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    budget: Constraints = Constraints()
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -123,6 +129,12 @@ class Task:
                 f"task metric {self.metric!r} is unknown; use one of {', '.join(METRICS)}"
             )
         object.__setattr__(self, "kwargs", tuple(sorted(dict(self.kwargs).items())))
+        if isinstance(self.budget, dict):
+            object.__setattr__(self, "budget", Constraints(**self.budget))
+        if not isinstance(self.budget, Constraints):
+            raise AutoDLError(
+                f"task budget must be a Constraints or a dict of max_params / max_flops, got {self.budget!r}"
+            )
 
     @property
     def is_tabular(self) -> bool:

@@ -14,8 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from autodlgym.errors import AutoDLError
+from autodlgym.searchspace.constraints import Constraints
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.tasks.base import Task, TaskData, register_task
+
+# Default budgets: candidates a CPU thread trains in seconds per epoch. The default space is
+# sized for accelerators (its median MNIST-1D candidate has ~800k parameters); under these
+# limits the MNIST-1D paper's CNN (~0.9 MFLOPs) fits with room to spare, while a candidate's
+# epoch costs at most 3 x 5 MFLOPs x 3500 examples. The adding problem has 8000 training
+# sequences per epoch, so its FLOPs limit is lower. ``npz`` tasks have none: their size is the
+# user's to judge (give --max-params / --max-flops).
+SMALL_BUDGET = Constraints(max_params=100_000, max_flops=5_000_000)
+ADDING_BUDGET = Constraints(max_params=100_000, max_flops=2_000_000)
 
 # MNIST-1D ----------------------------------------------------------------------------------
 
@@ -83,7 +93,14 @@ def _mnist1d_task(name: str, shuffle: bool, seed: int, desc: str) -> Task:
         )
 
     return Task(
-        name, (), IOSpec("sequence", (1, 40), 10), "cross_entropy", "accuracy", desc, loader
+        name,
+        (),
+        IOSpec("sequence", (1, 40), 10),
+        "cross_entropy",
+        "accuracy",
+        desc,
+        loader,
+        budget=SMALL_BUDGET,
     )
 
 
@@ -144,6 +161,7 @@ def digits() -> Task:
         "accuracy",
         _DIGITS_DESC,
         loader,
+        budget=SMALL_BUDGET,
     )
 
 
@@ -186,7 +204,8 @@ def adding(length: int = 50, n: int = 10000, seed: int = 0) -> Task:
             y[n_train + n_val :],
         )
 
-    return Task("adding", (), IOSpec("sequence", (2, length), 1), "mse", "r2", _ADDING_DESC, loader)
+    io = IOSpec("sequence", (2, length), 1)
+    return Task("adding", (), io, "mse", "r2", _ADDING_DESC, loader, budget=ADDING_BUDGET)
 
 
 # user arrays -------------------------------------------------------------------------------

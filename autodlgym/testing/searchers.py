@@ -16,7 +16,8 @@ Every test then runs on your searcher: ``ask`` returns the requested number of s
 the space (the default space and a narrowed user space), ``tell`` accepts every trial status
 and specs it never proposed, the same seed gives the same first proposals, ``state_dict``
 pickles and loading it into a fresh searcher continues the search exactly, and the global
-random state (``random``, ``numpy.random``, torch's) is left alone.
+random state (``random``, ``numpy.random``, torch's) is left alone, and what
+:meth:`~autodlgym.Searcher.propose` (the runner's entry) returns fits the space's budget.
 
 No training happens: results come from :func:`synthetic_result`, a cheap deterministic function
 of the spec.
@@ -35,6 +36,7 @@ import numpy as np
 import pytest
 
 from autodlgym.searchers.base import Searcher
+from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import FAILURES, OK, PRUNED, STATUSES, TrialResult
@@ -60,6 +62,12 @@ NARROWED_CONFIG = {
     },
     "remove": ["grad_clip", "weight_decay", "growth", "heads"],
 }
+
+
+#: the budget of the conformance test of budgets: about a third of the narrowed space's
+#: candidates for MNIST-1D-sized inputs fit it
+BUDGET_PARAMS = 20_000
+BUDGET_IO = IOSpec("sequence", (1, 40), 10)
 
 
 def synthetic_score(space: SearchSpace, spec: ArchSpec) -> float:
@@ -174,6 +182,21 @@ class SearcherConformance:
                 asked.append(spec)
             runs.append(asked + searcher.ask(2))
         assert runs[0] == runs[1]
+
+    # budget -------------------------------------------------------------------------------
+    def test_proposals_fit_the_budget(
+        self, searcher_factory: SearcherFactory, tmp_path: Path
+    ) -> None:
+        """What the runner trains (:meth:`Searcher.propose`) fits the space's budget."""
+        space = SearchSpace.from_config(NARROWED_CONFIG).with_constraints(
+            max_params=BUDGET_PARAMS, io=BUDGET_IO
+        )
+        searcher = searcher_factory(space, 0, _run_dir(tmp_path, "run"))
+        for _ in range(4):
+            for spec in searcher.propose(2):
+                space.validate(spec)
+                assert space.fits(spec, count=False), space.over_budget(spec)
+                searcher.tell(spec, synthetic_result(space, spec))
 
     # tell ---------------------------------------------------------------------------------
     def test_tell_accepts_every_status(

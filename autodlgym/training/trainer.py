@@ -152,7 +152,7 @@ def _run(
     model.to(dev)
     result.params = sum(p.numel() for p in model.parameters())
     result.trainable_params = sum(_trainable_count(p) for p in model.parameters())
-    result.flops = _count_flops(model, x_train[:1])
+    result.flops = _count_flops(spec, task, model, x_train[:1])
     batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
     if diagnostics:
         result.diagnostics = _diagnose(
@@ -319,9 +319,18 @@ def _score(
     return 1.0 - sse / sst if sst > 0 else 0.0
 
 
-def _count_flops(model: torch.nn.Module, x: torch.Tensor) -> int | None:
-    """FLOPs of one example's forward pass (ops torch cannot count add 0); None where the
-    counter itself fails (training then shows whether the model works)."""
+def _count_flops(spec: ArchSpec, task: Task, model: torch.nn.Module, x: torch.Tensor) -> int | None:
+    """FLOPs of one example's forward pass, from the cost model
+    (:func:`~autodlgym.searchspace.cost.estimate_cost`: recurrent cells and attention
+    included, which torch's counter misses on CPU, where LSTMs and eval-mode attention run as
+    fused kernels). Where the cost model cannot read the spec, torch's counter runs on the
+    model; None where that fails too (training then shows whether the model works)."""
+    from autodlgym.searchspace.cost import estimate_cost
+
+    try:
+        return int(estimate_cost(spec, task.io).flops)
+    except Exception:  # noqa: BLE001 - fall back to measuring
+        pass
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

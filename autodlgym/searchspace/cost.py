@@ -1,0 +1,594 @@
+"""The cost of a candidate without training it: ``estimate_cost(spec, io) -> Cost``.
+
+A :class:`Cost` holds the parameter count, the trainable parameter count, the forward FLOPs of
+one example and the activation memory of one example's forward pass. It is computed from
+per-layer formulas that follow the builder (:mod:`autodlgym.searchspace.build`) shape by shape:
+state shapes through downsampling, adapters, blocks, connections and the head. No module is
+built and torch is not imported, so a spec costs well under a millisecond and searchers can
+reject over-budget candidates before anything trains.
+
+Conventions (the ones ``torch.utils.flop_counter.FlopCounterMode`` uses):
+
+* FLOPs are 2 per multiply-add of matrix products, convolutions and attention (``Q K^T`` and
+  the weighted sum of values); biases, norms, activations and pooling add nothing.
+  Recurrent cells count their gates at every step (4 gate blocks for an LSTM, 3 for a GRU, 1 for
+  an Elman RNN, per direction): what torch's counter sees of an LSTM on a meta device, where
+  the cell is not fused. ``tests/searchspace/test_cost.py`` checks every block kind against
+  ``FlopCounterMode`` over a meta-device forward of the built model.
+* Parameters are exact: the same tensors :func:`~autodlgym.searchspace.build.build_model`
+  creates. Trainable parameters follow
+  :func:`~autodlgym.searchspace.build.configure_trainable` (``head``: the readout only;
+  ``fraction_<p>``: ``max(1, round(p * rows))`` rows of every tensor outside the head).
+* Activation memory is float32 bytes of the tensors one example's forward pass writes
+  (layer outputs, gates, attention scores): what autograd can keep for the backward pass, so
+  a training step needs about ``batch_size`` times this. It is an estimate: on the default
+  space, 0.55 to 1.05 times the sum of the outputs of every op an eval-mode forward runs
+  (views not counted; fused kernels keep less, the backward pass needs more).
+
+Blocks registered by users (:func:`~autodlgym.searchspace.blocks.register_block`) without a
+formula are measured once per input shape and context: built on the meta device (no memory,
+no initialisation) and run under ``FlopCounterMode``; a formula can be added with
+:func:`register_cost`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autodlgym.errors import SpecError
+from autodlgym.searchspace.io import IOSpec
+from autodlgym.searchspace.spec import ArchSpec
+
+Shape = tuple[int, ...]
+
+# Mirrors of the builder's constants (blocks.py / build.py import torch; this module must not).
+VECTOR_CAP = 4096
+DENSE_LAYERS = 3
+BYTES = 4  # float32
+_CACHE_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a candidate costs (see the module docstring for the conventions).
+
+    Attributes:
+        params: number of parameters.
+        trainable_params: parameters that train under the spec's ``trainable`` setting.
+        flops: forward FLOPs of one example.
+        activation_bytes: float32 bytes of one example's forward activations.
+    """
+
+    params: int
+    trainable_params: int
+    flops: int
+    activation_bytes: int
+
+    @property
+    def activation_mb(self) -> float:
+        return self.activation_bytes / 2**20
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "flops": self.flops,
+            "activation_bytes": self.activation_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What a block's cost formula knows: the block's width, norm, index in its stage, stage
+    number and all of its stage's decisions (as :class:`~autodlgym.searchspace.blocks.BlockContext`
+    gives its factory)."""
+
+    width: int
+    norm: str = "none"
+    index: int = 0
+    stage: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    def get(self, key: str, default: Any) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass
+class UnitCost:
+    """A block's cost for one example: output shape, parameter tensors as ``(rows, numel)``
+    (rows = size of dim 0, which :func:`configure_trainable` masks), FLOPs and activation
+    elements."""
+
+    out_shape: Shape
+    tensors: list[tuple[int, int]] = field(default_factory=list)
+    flops: int = 0
+    activations: int = 0
+
+    def linear(self, n_in: int, n_out: int, uses: int = 1, bias: bool = True) -> None:
+        """A Linear(n_in, n_out) applied ``uses`` times (positions or steps) per example."""
+        self.tensors.append((n_out, n_in * n_out))
+        if bias:
+            self.tensors.append((n_out, n_out))
+        self.flops += 2 * n_in * n_out * uses
+        self.activations += n_out * uses
+
+    def conv(self, c_in: int, c_out: int, taps: int, positions: int) -> None:
+        """A stride-1 conv (``taps`` = kernel elements) with ``positions`` output positions."""
+        self.tensors.append((c_out, c_out * c_in * taps))
+        self.tensors.append((c_out, c_out))
+        self.flops += 2 * c_out * c_in * taps * positions
+        self.activations += c_out * positions
+
+    def norm(self, kind: str, shape: Shape) -> None:
+        if kind == "none":
+            return
+        if kind not in ("batch", "layer", "instance"):
+            raise SpecError(f"norm {kind!r} is unknown; use one of none, batch, layer, instance")
+        c = shape[0]
+        self.tensors += [(c, c), (c, c)]
+        self.activations += math.prod(shape)
+
+    def act(self, shape: Shape, times: int = 1) -> None:
+        self.activations += math.prod(shape) * times
+
+
+CostFormula = Callable[[Shape, UnitContext], UnitCost]
+
+_UNIT_CACHE: OrderedDict[tuple, UnitCost] = OrderedDict()
+_SPEC_CACHE: OrderedDict[tuple, Cost] = OrderedDict()
+
+#: block name -> cost formula ``(adapted in_shape, UnitContext) -> UnitCost``
+COST_FORMULAS: dict[str, CostFormula] = {}
+
+
+def register_cost(name: str) -> Callable[[CostFormula], CostFormula]:
+    """Decorator giving a registered block a cost formula (without one its cost is measured
+    on the meta device, once per input shape and context)."""
+
+    def deco(fn: CostFormula) -> CostFormula:
+        COST_FORMULAS[name] = fn
+        _UNIT_CACHE.clear()
+        _SPEC_CACHE.clear()
+        return fn
+
+    return deco
+
+
+# Built-in block formulas (they mirror blocks.py) ---------------------------------------------
+def _positions(shape: Shape) -> int:
+    return math.prod(shape[1:])
+
+
+def _taps(shape: Shape, k: int) -> int:
+    return int(k) ** (len(shape) - 1)
+
+
+@register_cost("mlp")
+def _mlp(s: Shape, ctx: UnitContext) -> UnitCost:
+    u = UnitCost((ctx.width,))
+    u.linear(s[0], ctx.width)
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("highway")
+def _highway(s: Shape, ctx: UnitContext) -> UnitCost:
+    w = ctx.width
+    u = UnitCost((w,))
+    if s[0] != w:
+        u.linear(s[0], w)
+    u.linear(w, w)  # transform
+    u.linear(w, w)  # gate
+    u.act((w,), 5)  # sigmoid, act, products and sum
+    u.norm(ctx.norm, u.out_shape)
+    return u
+
+
+@register_cost("conv")
+def _conv(s: Shape, ctx: UnitContext) -> UnitCost:
+    u = UnitCost((ctx.width, *s[1:]))
+    u.conv(s[0], ctx.width, _taps(s, ctx.get("kernel", 3)), _positions(s))
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("residual")
+def _residual(s: Shape, ctx: UnitContext) -> UnitCost:
+    w, taps, p = ctx.width, _taps(s, ctx.get("kernel", 3)), _positions(s)
+    u = UnitCost((w, *s[1:]))
+    u.conv(s[0], w, taps, p)
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    u.conv(w, w, taps, p)
+    u.norm(ctx.norm, u.out_shape)
+    if s[0] != w:
+        u.conv(s[0], w, 1, p)
+    u.act(u.out_shape, 2)  # sum, activation
+    return u
+
+
+@register_cost("dense")
+def _dense(s: Shape, ctx: UnitContext) -> UnitCost:
+    g, taps, p = int(ctx.get("growth", 16)), _taps(s, ctx.get("kernel", 3)), _positions(s)
+    if g < 1:
+        raise SpecError(f"dense block growth must be positive, got {g}")
+    u = UnitCost((ctx.width, *s[1:]))
+    c = s[0]
+    for _ in range(DENSE_LAYERS):
+        u.act((c, *s[1:]))  # the concatenation this layer reads
+        u.conv(c, g, taps, p)
+        u.norm(ctx.norm, (g, *s[1:]))
+        u.act((g, *s[1:]))
+        c += g
+    u.act((c, *s[1:]))
+    u.conv(c, ctx.width, 1, p)
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("inception")
+def _inception(s: Shape, ctx: UnitContext) -> UnitCost:
+    w, p = ctx.width, _positions(s)
+    u = UnitCost((w, *s[1:]))
+    widths = [w // 4 + (1 if i < w % 4 else 0) for i in range(4)]
+    for kind, bw in zip((1, 3, 5, "pool"), widths):
+        if bw == 0:
+            continue
+        if kind == "pool":
+            u.act(s)
+            u.conv(s[0], bw, 1, p)
+        else:
+            u.conv(s[0], bw, _taps(s, kind), p)
+    u.act(u.out_shape)  # concatenation
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("se")
+def _se(s: Shape, ctx: UnitContext) -> UnitCost:
+    w, p = ctx.width, _positions(s)
+    u = UnitCost((w, *s[1:]))
+    u.conv(s[0], w, _taps(s, ctx.get("kernel", 3)), p)
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    r = max(1, w // 4)
+    u.linear(w, r)
+    u.linear(r, w)
+    u.act(u.out_shape)  # channel scaling
+    return u
+
+
+@register_cost("attention")
+def _attention(s: Shape, ctx: UnitContext) -> UnitCost:
+    heads = int(ctx.get("heads", 1))
+    if heads < 1:
+        raise SpecError(f"attention heads must be positive, got {heads}")
+    c, length = s
+    d = -(-ctx.width // heads) * heads
+    u = UnitCost((d, length))
+    if c != d:
+        u.conv(c, d, 1, length)
+    if ctx.index == 0:
+        u.act(u.out_shape)  # position encodings added
+    u.norm(ctx.norm, u.out_shape)
+    u.linear(d, 3 * d, uses=length)  # packed q, k, v projection
+    u.flops += 4 * length * length * d  # Q K^T and the weighted sum of values
+    u.activations += 2 * heads * length * length + 5 * d * length  # scores, softmax, head copies
+    u.linear(d, d, uses=length)  # out projection
+    u.act(u.out_shape)  # residual sum
+    u.norm(ctx.norm, u.out_shape)
+    u.conv(d, 2 * d, 1, length)
+    u.act((2 * d, length))
+    u.conv(2 * d, d, 1, length)
+    u.act(u.out_shape)
+    return u
+
+
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+@register_cost("recurrent")
+def _recurrent(s: Shape, ctx: UnitContext) -> UnitCost:
+    cell = ctx.get("cell", "gru")
+    bi = bool(ctx.get("bidirectional", False))
+    h = max(1, ctx.width // 2) if bi else ctx.width
+    c, length = s
+    dirs = 2 if bi else 1
+    u = UnitCost((h * dirs, length))
+    for _ in range(dirs):
+        if cell == "minimal":
+            u.linear(c, h, uses=length)  # phi
+            u.linear(h, h, uses=length)  # input part of the gate
+            u.linear(h, h, uses=length, bias=False)  # recurrent part, one step at a time
+            u.act((h, length), 3)
+        elif cell in _GATES:
+            g = _GATES[cell]
+            # weight_ih, weight_hh, bias_ih, bias_hh, as torch's RNN modules hold them
+            u.tensors += [(g * h, g * h * c), (g * h, g * h * h), (g * h, g * h), (g * h, g * h)]
+            u.flops += 2 * length * g * h * (c + h)
+            u.activations += length * h * (4 * g + 2)  # both gate products, their sum, state
+        else:
+            raise SpecError(
+                f"recurrent cell {cell!r} is unknown; use one of rnn, gru, lstm, minimal"
+            )
+    u.norm(ctx.norm, u.out_shape)
+    return u
+
+
+@register_cost("wavenet")
+def _wavenet(s: Shape, ctx: UnitContext) -> UnitCost:
+    w, k = ctx.width, int(ctx.get("kernel", 3))
+    c, length = s
+    u = UnitCost((w, length))
+    u.act((c, length + (k - 1) * 2**ctx.index))  # the causal padding's copy
+    u.conv(c, 2 * w, k, length)
+    u.act((w, length), 3)  # tanh, sigmoid, gated product
+    u.norm(ctx.norm, u.out_shape)
+    u.conv(w, w, 1, length)  # residual
+    u.conv(w, w, 1, length)  # skip
+    if c != w:
+        u.conv(c, w, 1, length)
+    u.act(u.out_shape)
+    return u
+
+
+# Shapes between blocks (mirror blocks.Adapter and build.py) ------------------------------------
+def _pool_grid(shape: Shape, positions: int) -> Shape:
+    if len(shape) == 2:
+        return (max(1, min(shape[1], positions)),)
+    h, w = shape[1], shape[2]
+    gh = max(1, min(h, math.isqrt(positions)))
+    gw = max(1, min(w, positions // gh))
+    gh = max(1, min(h, positions // gw))
+    return gh, gw
+
+
+def _adapt(shape: Shape, reads: str) -> Shape:
+    kind = len(shape)
+    if reads == "vector" and kind != 1:
+        c, spatial = shape[0], shape[1:]
+        if math.prod(shape) > VECTOR_CAP:
+            spatial = _pool_grid(shape, max(1, VECTOR_CAP // c))
+        return (c * math.prod(spatial),)
+    if reads in ("spatial", "sequence") and kind == 1:
+        return (shape[0], 1)
+    if reads == "sequence" and kind == 3:
+        return (shape[0], shape[1] * shape[2])
+    return shape
+
+
+def _projection(u: UnitCost, a: Shape, b: Shape) -> None:
+    """Cost of build.make_projection(a, b), added to ``u``."""
+    if a == b:
+        return
+    shape = a
+    if len(b) == 2 and len(shape) != 2:
+        shape = _adapt(shape, "sequence")
+    if len(b) != 1 and len(shape) == len(b):
+        if shape[1:] != b[1:]:
+            shape = (shape[0], *b[1:])
+            u.act(shape)
+        if shape[0] != b[0]:
+            u.conv(shape[0], b[0], 1, _positions(b))
+    else:
+        flat = _adapt(shape, "vector")[0]
+        u.linear(flat, math.prod(b))
+    u.act(b)  # the sum it joins
+
+
+def _downsample(u: UnitCost, kind: str, shape: Shape) -> Shape:
+    if kind not in ("none", "max", "avg", "lp", "lse", "strided"):
+        raise SpecError(f"downsample {kind!r} is unknown")
+    if kind == "none" or len(shape) == 1 or math.prod(shape[1:]) == 1:
+        return shape
+    window = tuple(2 if s > 1 else 1 for s in shape[1:])
+    if kind == "strided":
+        out = (shape[0], *((s - 1) // w + 1 for s, w in zip(shape[1:], window)))
+        u.conv(shape[0], shape[0], 3 ** (len(shape) - 1), _positions(out))
+        return out
+    out = (shape[0], *(s // w for s, w in zip(shape[1:], window)))
+    u.act(out)
+    return out
+
+
+# Units: formula, or a measurement on the meta device ---------------------------------------------
+def _block_reads(name: str) -> str:
+    if name in _BUILTIN_READS and _formula_is_current(name):
+        return _BUILTIN_READS[name]
+    from autodlgym.searchspace.registry import BLOCKS
+
+    if name not in BLOCKS:
+        raise SpecError(
+            f"block {name!r} is not registered; known blocks: {', '.join(BLOCKS.names())}"
+        )
+    return BLOCKS.meta(name).get("reads", "any")
+
+
+_BUILTIN_READS = {
+    "mlp": "vector",
+    "highway": "vector",
+    "conv": "spatial",
+    "residual": "spatial",
+    "dense": "spatial",
+    "inception": "spatial",
+    "se": "spatial",
+    "attention": "sequence",
+    "recurrent": "sequence",
+    "wavenet": "sequence",
+}
+
+
+def _unit(name: str, in_shape: Shape, ctx: UnitContext) -> UnitCost:
+    formula = COST_FORMULAS.get(name)
+    if formula is not None and _formula_is_current(name):
+        return formula(in_shape, ctx)
+    key = (name, in_shape, ctx.width, ctx.norm, ctx.index, ctx.stage, ctx.activation,
+           ctx.dropout, tuple(sorted(ctx.options.items())))  # fmt: skip
+    hit = _UNIT_CACHE.get(key)
+    if hit is None:
+        hit = _measure_unit(name, in_shape, ctx)
+        _UNIT_CACHE[key] = hit
+        if len(_UNIT_CACHE) > _CACHE_SIZE:
+            _UNIT_CACHE.popitem(last=False)
+    return hit
+
+
+def _formula_is_current(name: str) -> bool:
+    """A built-in formula describes the built-in block; a user block registered under the same
+    name replaces it (then it is measured)."""
+    from autodlgym.searchspace.registry import BLOCKS
+
+    if name not in _BUILTIN_READS:
+        return True
+    entry = BLOCKS._entries.get(name)
+    if entry is None:  # blocks.py not imported yet: the built-in is what will be registered
+        return True
+    return getattr(entry, "__module__", "") == "autodlgym.searchspace.blocks"
+
+
+def _measure_unit(name: str, in_shape: Shape, ctx: UnitContext) -> UnitCost:
+    """Build one block on the meta device and count its parameters and FLOPs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from autodlgym.searchspace.blocks import BlockContext
+    from autodlgym.searchspace.build import _make_unit
+
+    bctx = BlockContext(
+        ctx.width, ctx.activation, ctx.norm, ctx.dropout, ctx.index, ctx.stage, ctx.options
+    )
+    with torch.device("meta"):
+        # an adapted shape is a fixed point of the adapter _make_unit puts in front
+        unit = _make_unit(name, in_shape, bctx)
+    unit.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        y = unit.block(torch.zeros(1, *in_shape, device="meta"))
+    y = y[0] if isinstance(y, tuple) else y
+    out = UnitCost(tuple(int(s) for s in unit.out_shape))
+    for p in unit.parameters():
+        out.tensors.append((int(p.shape[0]) if p.dim() else 0, p.numel()))
+    out.flops = int(counter.get_total_flops())
+    out.activations = int(y.numel())
+    return out
+
+
+# The whole network -----------------------------------------------------------------------------
+def _arch_key(spec: ArchSpec, io: IOSpec) -> tuple:
+    return (spec, io)
+
+
+def estimate_cost(spec: Mapping[str, Any], io: IOSpec) -> Cost:
+    """The cost of the network ``build_model(spec, io)`` builds, computed without building it.
+
+    Args:
+        spec: an ArchSpec or mapping (missing decisions take the builder's defaults).
+        io: the task's inputs and outputs.
+
+    Returns:
+        A :class:`Cost`; results are cached per (spec, io).
+
+    Raises:
+        SpecError: a value the builder would reject (unknown block, cell, norm...).
+    """
+    spec = spec if isinstance(spec, ArchSpec) else ArchSpec(spec)
+    key = _arch_key(spec, io)
+    hit = _SPEC_CACHE.get(key)
+    if hit is not None:
+        _SPEC_CACHE.move_to_end(key)
+        return hit
+    cost = _estimate(spec, io)
+    _SPEC_CACHE[key] = cost
+    if len(_SPEC_CACHE) > _CACHE_SIZE:
+        _SPEC_CACHE.popitem(last=False)
+    return cost
+
+
+def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
+    n_stages = int(spec.get("n_stages", 1))
+    connections = str(spec.get("connections", "chain"))
+    if connections not in ("chain", "skip2", "skip3", "dense"):
+        raise SpecError(f"connections={connections!r} is unknown")
+    norm = str(spec.get("norm", "none"))
+    activation = str(spec.get("activation", "relu"))
+    dropout = float(spec.get("dropout", 0.0))
+    body = UnitCost(tuple(io.shape))
+    shape: Shape = tuple(io.shape)
+    for i in range(1, n_stages + 1):
+        st = spec.stage(i)
+        shape = _downsample(body, str(st.get("downsample", "none")), shape)
+        block = str(st.get("block", "conv"))
+        reads = _block_reads(block)
+        depth, width = int(st.get("depth", 1)), int(st.get("width", 64))
+        shapes = [shape]
+        emits_skip = False
+        for j in range(depth):
+            ctx = UnitContext(width, norm, j, i, st, activation, dropout)
+            unit = _unit(block, _adapt(shape, reads), ctx)
+            body.tensors += unit.tensors
+            body.flops += unit.flops
+            body.activations += unit.activations
+            emits_skip = emits_skip or block == "wavenet"
+            shape = unit.out_shape
+            shapes.append(shape)
+        k = {"skip2": 2, "skip3": 3}.get(connections, 0)
+        if k:
+            for start in range(0, depth, k):
+                end = min(start + k - 1, depth - 1)
+                _projection(body, shapes[start], shapes[end + 1])
+        elif connections == "dense":
+            for a in range(1, depth):
+                for b in range(a):
+                    _projection(body, shapes[b], shapes[a])
+        if emits_skip:
+            body.act(shape, depth + 1)
+    head = UnitCost((io.n_outputs,))
+    pool = str(spec.get("head_pool", "avg"))
+    if pool not in ("avg", "max", "flatten", "last"):
+        raise SpecError(f"head_pool {pool!r} is unknown; use one of avg, max, flatten, last")
+    features = _adapt(shape, "vector")[0] if pool == "flatten" else shape[0]
+    head.linear(features, io.n_outputs)
+    head_params = sum(n for _, n in head.tensors)
+    params = sum(n for _, n in body.tensors) + head_params
+    return Cost(
+        params=params,
+        trainable_params=_trainable(str(spec.get("trainable", "all")), body, head_params, params),
+        flops=body.flops + head.flops,
+        activation_bytes=BYTES * (body.activations + head.activations),
+    )
+
+
+def _trainable(mode: str, body: UnitCost, head_params: int, params: int) -> int:
+    if mode == "all":
+        return params
+    if mode == "head":
+        return head_params
+    frac = _fraction(mode)
+    n = head_params
+    for rows, numel in body.tensors:
+        if rows == 0:  # a 0-d parameter is never masked
+            n += numel
+        else:
+            n += max(1, round(frac * rows)) * (numel // rows)
+    return n
+
+
+def _fraction(mode: str) -> float:
+    if isinstance(mode, str) and mode.startswith("fraction_"):
+        try:
+            p = float(mode[len("fraction_") :])
+        except ValueError:
+            p = math.nan
+        if 0.0 < p <= 1.0:
+            return p
+    raise SpecError(f"trainable={mode!r} is unknown; use all, head or fraction_<p> with 0 < p <= 1")
