@@ -14,9 +14,15 @@ Built-in tasks:
 - ``digits``: scikit-learn's 8x8 handwritten digits, a fixed stratified split.
 - ``adding``: the adding problem (Hochreiter & Schmidhuber 1997): a sequence of (value,
   marker) pairs; the target is the sum of the two marked values. A long-range regression task.
-- ``npz:PATH``: a user's own arrays.
+- ``npz:PATH``: a user's own arrays (keys and shapes in :func:`~autodlgym.tasks.datasets.npz_task`).
+- ``csv:PATH`` / ``parquet:PATH``: a table with a ``target`` column; ``images:DIR``: one
+  folder of images per class (:mod:`autodlgym.tasks.files`, which also holds
+  ``from_arrays`` and ``from_dataset`` for data already in Python).
 
-The built-in factories live in :mod:`autodlgym.tasks.datasets`.
+The built-in factories live in :mod:`autodlgym.tasks.datasets` and :mod:`autodlgym.tasks.files`.
+A task made from a user's data carries its ``preprocessing``: the JSON description of how raw
+inputs become model inputs (statistics from the training split only), which
+:mod:`autodlgym.tasks.preprocessing` applies and ``autodlgym export`` writes beside a model.
 
 Generation is deterministic and never touches numpy's or Python's global random state.
 Generated MNIST-1D arrays are cached on disk under ``$AUTODLGYM_CACHE`` (default
@@ -85,6 +91,8 @@ class Task:
         metric: ``"accuracy"`` or ``"r2"``; scores are higher-is-better.
         description: one line for ``autodlgym tasks``.
         loader: makes the arrays; called once per process by :meth:`load`.
+        preprocessing: how raw inputs become the arrays, as JSON-ready data (see
+            :mod:`autodlgym.tasks.preprocessing`); None for a task whose arrays are its inputs.
     """
 
     name: str
@@ -94,6 +102,7 @@ class Task:
     metric: str
     description: str = ""
     loader: Callable[[], TaskData] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    preprocessing: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -154,14 +163,17 @@ def _remake_task(name: str, kwargs: tuple[tuple[str, Any], ...]) -> Task:
     return get_task(name, **dict(kwargs))
 
 
-def register_task(name: str, description: str = "", prefix: bool = False) -> Callable:
+def register_task(
+    name: str, description: str = "", prefix: bool = False, arg: str = "PATH"
+) -> Callable:
     """Decorator adding a task factory to the registry.
 
     The factory takes keyword options with defaults (JSON scalars) and returns a
     :class:`Task`; its ``kwargs`` are filled in here with the options that differ from their
     defaults, so equal tasks have equal keys and share cached data. With ``prefix=True`` the
-    name is a prefix: ``get_task("name:ARG")`` calls ``factory(ARG, **options)``. The
-    decorated function, called directly, behaves as :func:`get_task` does.
+    name is a prefix: ``get_task("name:ARG")`` calls ``factory(ARG, **options)``, and
+    ``arg`` names ARG in listings (``images:DIR``). The decorated function, called directly,
+    behaves as :func:`get_task` does.
     """
 
     def deco(factory: Callable[..., Task]) -> Callable[..., Task]:
@@ -171,7 +183,7 @@ def register_task(name: str, description: str = "", prefix: bool = False) -> Cal
             task = factory(*args, **normal)
             return dataclasses.replace(task, kwargs=tuple(normal.items()))
 
-        TASKS.add(name, make, description=description, prefix=prefix)
+        TASKS.add(name, make, description=description, prefix=prefix, arg=arg)
         _TASK_CACHE.clear()
         return make
 
@@ -183,7 +195,8 @@ def list_tasks() -> list[tuple[str, str]]:
     out = []
     for name in TASKS.names():
         meta = TASKS.meta(name)
-        out.append((f"{name}:PATH" if meta.get("prefix") else name, meta.get("description", "")))
+        shown = f"{name}:{meta.get('arg', 'PATH')}" if meta.get("prefix") else name
+        out.append((shown, meta.get("description", "")))
     return out
 
 
@@ -249,6 +262,12 @@ def _normalise_options(
         default = defaults[key]
         if isinstance(value, str) and default is not None and not isinstance(default, str):
             value = _parse_scalar(name, key, value, type(default))
+        elif (
+            isinstance(default, str)
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            value = str(value)  # a column named "3" given as target=3 on a command line
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(default) is int and isinstance(value, float) and value.is_integer():
