@@ -242,18 +242,24 @@ def _save_program(model: Any, example: Any, out: Path) -> str:
 def _save_onnx(model: Any, example: Any, out: Path) -> str:
     """``model.onnx`` when the ``onnx`` package is installed; else (or on failure) why not."""
     if importlib.util.find_spec("onnx") is None:
-        return "no ONNX file: pip install onnx onnxscript to write one"
+        return 'no ONNX file: pip install "autodlgym[export]" (onnx, onnxscript) to write one'
+    import contextlib
+    import io
+
     import torch
 
     try:
-        torch.onnx.export(
-            model,
-            (example,),
-            str(out / "model.onnx"),
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-        )
+        # the exporter reports its steps on stdout, which belongs to the command's own output
+        with contextlib.redirect_stdout(io.StringIO()):
+            torch.onnx.export(
+                model,
+                (example,),
+                str(out / "model.onnx"),
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                verbose=False,
+            )
     except Exception as exc:  # noqa: BLE001 - ONNX is optional: report and go on
         (out / "model.onnx").unlink(missing_ok=True)
         return f"no ONNX file: the exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"

@@ -179,11 +179,18 @@ def test_onnx_is_written_when_onnx_is_installed(csv_run):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     import onnx
+    from onnx.reference import ReferenceEvaluator
 
     root, run = csv_run
-    summary = export_model(run, int(load_results(run).trial_id.iloc[0]), root / "model_onnx")
+    out = root / "model_onnx"
+    summary = export_model(run, int(load_results(run).trial_id.iloc[0]), out)
     assert summary.onnx == "model.onnx", summary.onnx
-    onnx.checker.check_model(onnx.load(str(root / "model_onnx" / "model.onnx")))
+    graph = onnx.load(str(out / "model.onnx"))
+    onnx.checker.check_model(graph)
+    # onnx's own reference evaluator gives the outputs of the kept weights
+    x = pp.encode_table(pp.load_preprocessing(out), pp.read_csv(root / "new.csv"))[:5]
+    (got,) = ReferenceEvaluator(graph).run(None, {"x": x})
+    np.testing.assert_allclose(got, in_memory_outputs(run, out, x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(
