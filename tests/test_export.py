@@ -220,3 +220,20 @@ def test_predict_names_a_missing_column(csv_run, tmp_path):
     (tmp_path / "partial.csv").write_text("x1,colour\n0.5,red\n")
     with pytest.raises(AutoDLError, match="no column 'x2'"):
         predict_lines(root / "model", tmp_path / "partial.csv")
+
+
+def test_built_in_tasks_export_an_array_preprocessing(tmp_path):
+    from autodlgym.export import preprocessing_for
+
+    task = get_task("digits")
+    pre = preprocessing_for(task)
+    assert pre["kind"] == "array" and pre["mean"] is None and pre["task"] == "digits"
+    assert pre["labels"] == [str(i) for i in range(10)] and pre["input_shape"] == [1, 8, 8]
+    x = task.load().x_test[:4]
+    np.savez(tmp_path / "x.npz", x=x)
+    got, names = pp.read_inputs(pre, tmp_path / "x.npz")
+    np.testing.assert_array_equal(got, x)
+    assert names is None
+    np.save(tmp_path / "bad.npy", x[:, 0])
+    with pytest.raises(pp.InputError, match="shape"):
+        pp.read_inputs(pre, tmp_path / "bad.npy")
