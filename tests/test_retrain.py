@@ -107,6 +107,18 @@ def test_leaderboard_keeps_retrained_apart(searched, capsys):
     assert list(view["rank"]) == [1, 2] and view["val_mean"].is_monotonic_decreasing
 
 
+def test_search_views_leave_retrained_evaluations_out(searched):
+    import optuna
+
+    from autodlgym.analysis.optuna_export import STUDY_NAME, export_optuna
+
+    out, _ = searched
+    retrain(out, top=1, seeds=2, epochs=1)
+    db = export_optuna(out)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db}")
+    assert len(study.trials) == 4
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
