@@ -1,7 +1,7 @@
 """The ``autodlgym`` command.
 
-``autodlgym search | eval | leaderboard | report | compare | export-optuna | bench | tasks |
-searchers | space show | space sample``.
+``autodlgym search | eval | leaderboard | retrain | export | predict | report | compare |
+export-optuna | bench | tasks | searchers | space show | space sample``.
 Bad input prints one line, ``autodlgym: error: ...``, and exits with code 2; nothing already
 recorded is lost. Heavy libraries are imported only by the subcommand that needs them.
 """
@@ -209,6 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--by", default="val_score", help="column to rank by (default val_score)")
     lb.add_argument("--csv", help="also write all trials to this CSV file")
     lb.add_argument("--parquet", help="also write all trials to this Parquet file")
+    lb.add_argument(
+        "--retrained",
+        action="store_true",
+        help="rank the specs re-evaluated by autodlgym retrain by mean validation score",
+    )
+
+    rt = sub.add_parser("retrain", help="train the best specs of a run with several seeds")
+    rt.add_argument("run", help="run directory")
+    rt.add_argument("--top", type=int, default=3, help="how many specs (default 3)")
+    rt.add_argument("--seeds", type=int, default=3, help="seeds per spec (default 3)")
+    rt.add_argument("--epochs", type=int, help="final fidelity (default: the search's epochs)")
+    rt.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+
+    ex = sub.add_parser("export", help="write a trial's trained model, preprocessing and program")
+    ex.add_argument("run", help="run directory")
+    ex.add_argument("--trial", type=int, required=True, help="trial id (see the leaderboard)")
+    ex.add_argument("--out", required=True, help="directory to write")
+    ex.add_argument("--epochs", type=int, help="train (or reuse weights) at this many epochs")
+    ex.add_argument("--device", default="cpu", help="device for training when needed")
+
+    pr = sub.add_parser("predict", help="run an exported model on new data")
+    pr.add_argument("model", help="directory written by autodlgym export")
+    pr.add_argument(
+        "--input", required=True, help="a .csv/.parquet table, an image or folder, or an .npz"
+    )
+    pr.add_argument("--scores", action="store_true", help="add class probabilities")
 
     rp = sub.add_parser(
         "report", parents=[common], help="one self-contained HTML page of a run's figures"
@@ -337,6 +363,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.time_budget is not None:
             kw["time_budget"] = args.time_budget
         config = RunConfig(out=args.out, **kw)
+        _describe_task(config.task, config.task_kwargs)
         summary_call = dict(config=config)
     try:
         summary = run_search(**summary_call, progress=not args.no_progress)
@@ -400,6 +427,15 @@ def _extend_hint(summary: Any) -> str:
         f"autodlgym search --out {summary.run_dir} --resume --trials {more}"
         f" (or --time-budget {budget})"
     )
+
+
+def _describe_task(name: str, options: dict[str, Any]) -> None:
+    """Say how a user's data was read (split, missing values) before a search starts."""
+    from autodlgym.tasks import get_task
+
+    task = get_task(name, **options)
+    if task.preprocessing is not None:
+        print(f"task: {task.description}", file=sys.stderr)
 
 
 def _auto_workers(kw: dict[str, Any]) -> int:
@@ -493,6 +529,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise AutoDLError(f"--top must be positive, got {args.top}")
     df = load_results(args.run)
+    if args.retrained:
+        from autodlgym.analysis.retrained import format_retrained, retrained
+
+        view = retrained(df)
+        if view.empty:
+            raise AutoDLError(
+                f"nothing in {args.run} is retrained yet; run autodlgym retrain {args.run}"
+            )
+        print(format_retrained(view.head(args.top)))
+        return 0
+    n_retrained = int((df["phase"] != "search").sum())
+    df = df[df["phase"] == "search"]  # retrained evaluations have a view of their own
     if args.by not in df.columns:
         raise AutoDLError(
             f"cannot rank by {args.by!r}; columns include val_score, test_score, params, flops"
@@ -532,6 +580,41 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             shown["train_seconds"] = [_seconds(v) for v in shown["train_seconds"]]
         with pd.option_context("display.width", 200, "display.max_colwidth", 80):
             print(shown.to_string(index=False))
+    if n_retrained:
+        print(f"{n_retrained} retrained evaluations: autodlgym leaderboard {args.run} --retrained")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from autodlgym.analysis.retrained import format_retrained
+    from autodlgym.retrain import retrain
+
+    view = retrain(
+        args.run, top=args.top, seeds=args.seeds, epochs=args.epochs, device=args.device,
+        progress=True,
+    )  # fmt: skip
+    print(format_retrained(view))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autodlgym.export import export_model
+
+    s = export_model(args.run, args.trial, args.out, epochs=args.epochs, device=args.device)
+    how = "trained now" if s.trained_now else "kept by autodlgym retrain"
+    print(f"trial {s.trial_id} exported to {s.out} (weights of trial {s.weights_from}, {how})")
+    print(f"files: {', '.join(s.files)}" + ("" if s.onnx == "model.onnx" else f"; {s.onnx}"))
+    print(
+        f"predict: autodlgym predict {s.out} --input FILE  (or python {s.out}/predict.py --input FILE)"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from autodlgym.export import predict_lines
+
+    for line in predict_lines(args.model, args.input, scores=args.scores):
+        print(line)
     return 0
 
 
@@ -619,6 +702,9 @@ COMMANDS = {
     "search": cmd_search,
     "eval": cmd_eval,
     "leaderboard": cmd_leaderboard,
+    "retrain": cmd_retrain,
+    "export": cmd_export,
+    "predict": cmd_predict,
     "report": cmd_report,
     "compare": cmd_compare,
     "export-optuna": cmd_export_optuna,

@@ -23,14 +23,17 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
 from autodlgym.registry import import_modules
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import ERROR, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import ERROR, SEARCH, Fidelity, TrialJob, TrialResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from autodlgym.tasks import Task
 
 CONFIG_VERSION = 1
 #: training seconds a trial may take per epoch when ``trial_time_limit="auto"``
@@ -44,7 +47,8 @@ class RunConfig:
 
     Args:
         out: run directory (created if missing).
-        task: task name (``autodlgym tasks``), e.g. ``"mnist1d"`` or ``"npz:data.npz"``.
+        task: task name (``autodlgym tasks``), e.g. ``"mnist1d"`` or ``"npz:data.npz"``, or a
+            :class:`~autodlgym.tasks.Task` (its name and options are stored).
         task_kwargs: task options, e.g. ``{"length": 100}`` for ``adding``.
         searcher: registry name, entry-point name or ``package.module:Class``.
         searcher_options: keyword options for the searcher.
@@ -76,7 +80,7 @@ class RunConfig:
     """
 
     out: str
-    task: str = "mnist1d"
+    task: str | Task = "mnist1d"
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     searcher: str = "random"
     searcher_options: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +108,10 @@ class RunConfig:
 
         self.max_params = parse_limit("--max-params", self.max_params)
         self.max_flops = parse_limit("--max-flops", self.max_flops)
+        if not isinstance(self.task, str) and hasattr(self.task, "kwargs"):
+            # a Task (e.g. from autodlgym.tasks.from_arrays): workers remake it by name
+            self.task_kwargs = {**dict(self.task.kwargs), **dict(self.task_kwargs)}
+            self.task = self.task.name
         if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 1):
             raise AutoDLError(f"--trials must be a positive integer, got {self.trials!r}")
         if self.time_budget is not None and not self.time_budget > 0:
@@ -358,7 +366,7 @@ def run_search(
             elapsed_before = float(saved.get("elapsed", 0.0))
             rejected_before = int(saved.get("rejected", 0))
         # results committed but not told before a crash: tell them now
-        for trial_id, spec, result in store.results():
+        for trial_id, spec, result in store.results(phase=SEARCH):
             if trial_id not in told:
                 searcher.tell(spec, result)
                 told.add(trial_id)
@@ -378,8 +386,9 @@ def run_search(
 
     resubmit = deque(store.pending())  # in flight when the last session stopped
     start = time.monotonic()
-    finished = store.n_finished()
-    best = store.best()
+    # retrained evaluations (autodlgym retrain) share the store but not the search's budget
+    finished = store.n_finished(phase=SEARCH)
+    best = store.best(phase=SEARCH)
     bar = _Progress(progress, config.trials, finished, best[1] if best else None)
     stopped_by = "trials"
     in_flight: dict[int, ArchSpec] = {}
@@ -470,7 +479,7 @@ def run_search(
                 _save_searcher(store, searcher, told, elapsed(), rejected())
                 searcher.close()
             finally:
-                best = store.best()
+                best = store.best(phase=SEARCH)
                 store.close()
     summary = SearchSummary(
         run_dir,

@@ -21,6 +21,13 @@ OVER_BUDGET = "over_budget"
 STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 
+#: Why a trial was trained: proposed by a searcher, or a re-evaluation of a finished search's
+#: best specs (``autodlgym retrain``). A run keeps both in one store; searchers and budgets see
+#: only the search phase.
+SEARCH = "search"
+RETRAIN = "retrain"
+PHASES = (SEARCH, RETRAIN)
+
 
 @dataclass(frozen=True)
 class Fidelity:
@@ -31,11 +38,14 @@ class Fidelity:
         max_train_samples: train on at most this many examples (None: all).
         time_limit: seconds of training before the trial ends with status ``timeout``
             (None: no limit).
+        phase: ``"search"`` or ``"retrain"``; the trainer ignores it, the store and the runner
+            keep the phases apart (a retrained evaluation never counts as a search trial).
     """
 
     epochs: int = 1
     max_train_samples: int | None = None
     time_limit: float | None = None
+    phase: str = SEARCH
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
@@ -46,10 +56,18 @@ class Fidelity:
             raise AutoDLError(
                 f"time_limit must be a positive number of seconds, got {self.time_limit!r}"
             )
+        if self.phase not in PHASES:
+            raise AutoDLError(
+                f"fidelity phase {self.phase!r} is unknown; use {' or '.join(PHASES)}"
+            )
 
     def key(self) -> str:
-        """Canonical text used to recognise an evaluation already made."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical text used to recognise an evaluation already made. The search phase is
+        left out, so search keys read as they did before phases existed."""
+        d = asdict(self)
+        if d["phase"] == SEARCH:
+            del d["phase"]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_key(cls, key: str) -> Fidelity:

@@ -61,6 +61,16 @@ def tiny_space_config() -> dict:
     return copy.deepcopy(TINY_SPACE)
 
 
+@pytest.fixture(scope="session")
+def tiny_space_session_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny space as a file, for fixtures that outlive one test."""
+    import json
+
+    p = tmp_path_factory.mktemp("space") / "tiny_space.json"
+    p.write_text(json.dumps(TINY_SPACE))
+    return p
+
+
 @pytest.fixture
 def tiny_space_file(tmp_path: Path) -> Path:
     import json

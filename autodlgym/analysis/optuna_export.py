@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
+from autodlgym.trial import SEARCH
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -202,6 +203,9 @@ def export_optuna(
         df = store.to_dataframe()
         curves = store.curves()
         config = store.load_config() or {}
+    # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
+    df = df[df["phase"] == SEARCH].reset_index(drop=True)
+    curves = curves[curves["trial_id"].isin(df["trial_id"])].reset_index(drop=True)
     path = Path(out) if out is not None else Path(run_dir) / "optuna-export.db"
     if path.exists():
         raise AutoDLError(f"{str(path)!r} already exists; remove it or give another --out")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from autodlgym.analysis._figures import figure_data_uri
 from autodlgym.errors import AutoDLError
-from autodlgym.trial import OK
+from autodlgym.trial import OK, SEARCH
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -230,6 +230,9 @@ def build_report(
         curves = store.curves()
         config = store.load_config() or {}
         meta = store.meta()
+    # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
+    df = df[df["phase"] == SEARCH].reset_index(drop=True)
+    curves = curves[curves["trial_id"].isin(df["trial_id"])].reset_index(drop=True)
     searcher = config.get("searcher")
     if table_scores is None:
         table_scores = _table_scores(config)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import OK, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
+from autodlgym.trial import OK, PHASES, SEARCH, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
 from autodlgym.utils import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,6 +135,7 @@ BASE_COLUMNS: dict[str, str] = {
     "epochs": "Int64",
     "max_train_samples": "Int64",
     "time_limit": "float64",
+    "phase": "str",
     "seed": "int64",
     "message": "str",
     "worker": "str",
@@ -392,9 +393,11 @@ class ResultStore:
         """Ids of all finished trials."""
         return {int(r[0]) for r in self._db.execute("SELECT trial_id FROM trials")}
 
-    def n_finished(self) -> int:
-        """Number of finished trials (every status counts)."""
-        return int(self._db.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+    def n_finished(self, phase: str | None = None) -> int:
+        """Number of finished trials (every status counts); of one fidelity phase
+        (``"search"``, ``"retrain"``) when ``phase`` is given."""
+        where = f" WHERE {_phase_clause(phase)}" if phase else ""
+        return int(self._db.execute(f"SELECT COUNT(*) FROM trials{where}").fetchone()[0])
 
     def lookup(self, arch_id: str, fidelity: Fidelity, seed: int) -> tuple[int, TrialResult] | None:
         """An earlier evaluation of the same architecture, fidelity and seed, if any.
@@ -416,20 +419,26 @@ class ResultStore:
         trial_id = int(row[0])
         return trial_id, _result_from_row(row, self._curves_of([trial_id]).get(trial_id, []))
 
-    def results(self) -> list[tuple[int, ArchSpec, TrialResult]]:
-        """Every finished trial as ``(trial_id, spec, result)``, by trial id."""
-        rows = self._db.execute(f"SELECT {_SELECT_TRIAL} FROM trials ORDER BY trial_id").fetchall()
+    def results(self, phase: str | None = None) -> list[tuple[int, ArchSpec, TrialResult]]:
+        """Every finished trial (of ``phase`` when given) as ``(trial_id, spec, result)``, by
+        trial id."""
+        where = f" WHERE {_phase_clause(phase)}" if phase else ""
+        rows = self._db.execute(
+            f"SELECT {_SELECT_TRIAL} FROM trials{where} ORDER BY trial_id"
+        ).fetchall()
         curves = self._curves_of(None)
         return [
             (int(r[0]), ArchSpec.from_json(r[1]), _result_from_row(r, curves.get(int(r[0]), [])))
             for r in rows
         ]
 
-    def best(self) -> tuple[int, float] | None:
-        """``(trial_id, val_score)`` of the best ``ok`` trial (earliest on ties), or None."""
+    def best(self, phase: str | None = None) -> tuple[int, float] | None:
+        """``(trial_id, val_score)`` of the best ``ok`` trial (of ``phase`` when given;
+        earliest on ties), or None."""
+        where = f" AND {_phase_clause(phase)}" if phase else ""
         row = self._db.execute(
-            "SELECT trial_id, val_score FROM trials WHERE status = ? AND val_score IS NOT NULL "
-            "ORDER BY val_score DESC, trial_id LIMIT 1",
+            "SELECT trial_id, val_score FROM trials WHERE status = ? AND val_score IS NOT NULL"
+            f"{where} ORDER BY val_score DESC, trial_id LIMIT 1",
             (OK,),
         ).fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
@@ -519,7 +528,8 @@ class ResultStore:
                 "trainable_params": tparams, "flops": flops, "train_seconds": tsec,
                 "eval_seconds": esec, "peak_memory_mb": mem, "epochs_run": epochs_run,
                 "epochs": fid.get("epochs"), "max_train_samples": fid.get("max_train_samples"),
-                "time_limit": fid.get("time_limit"), "seed": seed, "message": message,
+                "time_limit": fid.get("time_limit"), "phase": fid.get("phase", SEARCH),
+                "seed": seed, "message": message,
                 "worker": worker, "device": device, "reused_from": reused, "finished_at": finished,
             }  # fmt: skip
             for name in BASE_COLUMNS:
@@ -634,6 +644,16 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _phase_clause(phase: str) -> str:
+    """SQL selecting the trials of one fidelity phase. Fidelity keys are canonical JSON that
+    names the phase only when it is not the search phase (see :meth:`Fidelity.key`)."""
+    if phase not in PHASES:
+        raise AutoDLError(f"phase {phase!r} is unknown; use {' or '.join(PHASES)}")
+    if phase == SEARCH:
+        return "instr(fidelity, '\"phase\":') = 0"
+    return f'instr(fidelity, \'"phase":"{phase}"\') > 0'
 
 
 def _no_run(run_dir: Path) -> AutoDLError:

@@ -1,8 +1,10 @@
 """Tasks: what a candidate is trained and scored on.
 
 :mod:`autodlgym.tasks.base` holds the :class:`Task` type and its registry;
-:mod:`autodlgym.tasks.datasets` the built-in data sets. Importing this package does not
-import torch.
+:mod:`autodlgym.tasks.datasets` the built-in data sets; :mod:`autodlgym.tasks.files` tasks on
+a user's own data (CSV / Parquet tables, image folders, arrays, torch Datasets) and
+:mod:`autodlgym.tasks.preprocessing` how their raw inputs become model inputs. Importing this
+package does not import torch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from autodlgym.tasks.base import (
     list_tasks,
     register_task,
 )
+from autodlgym.tasks.files import from_arrays, from_dataset
 
 __all__ = [
     "DEFAULT_TASK",
@@ -29,4 +32,6 @@ __all__ = [
     "get_task",
     "list_tasks",
     "register_task",
+    "from_arrays",
+    "from_dataset",
 ]

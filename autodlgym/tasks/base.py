@@ -14,13 +14,19 @@ Built-in tasks:
 - ``digits``: scikit-learn's 8x8 handwritten digits, a fixed stratified split.
 - ``adding``: the adding problem (Hochreiter & Schmidhuber 1997): a sequence of (value,
   marker) pairs; the target is the sum of the two marked values. A long-range regression task.
-- ``npz:PATH``: a user's own arrays.
+- ``npz:PATH``: a user's own arrays (keys and shapes in :func:`~autodlgym.tasks.files.npz_task`).
+- ``csv:PATH`` / ``parquet:PATH``: a table with a ``target`` column; ``images:DIR``: one
+  folder of images per class (:mod:`autodlgym.tasks.files`, which also holds
+  ``from_arrays`` and ``from_dataset`` for data already in Python).
 - Tabular benchmarks, whose evaluation is a lookup (:mod:`autodlgym.tasks.tabular`):
   ``nasbench-graph:DATASET``, ``mnist1d-table`` and ``table:RUN_DIR``. They carry a
   :attr:`Task.table` instead of arrays, and bring their own search space.
 
-The built-in factories live in :mod:`autodlgym.tasks.datasets` and
-:mod:`autodlgym.tasks.tabular`.
+The built-in factories live in :mod:`autodlgym.tasks.datasets`, :mod:`autodlgym.tasks.files`
+and :mod:`autodlgym.tasks.tabular`. A task made from a user's data carries its
+``preprocessing``: the JSON description of how raw inputs become model inputs (statistics
+from the training split only), which :mod:`autodlgym.tasks.preprocessing` applies and
+``autodlgym export`` writes beside a model.
 
 Generation is deterministic and never touches numpy's or Python's global random state.
 Generated MNIST-1D arrays are cached on disk under ``$AUTODLGYM_CACHE`` (default
@@ -109,6 +115,8 @@ class Task:
             per example a candidate may have; see :mod:`autodlgym.searchspace.constraints`),
             sized so that a CPU trains a candidate in seconds per epoch. A space file or
             ``--max-params`` / ``--max-flops`` override it; ``none`` lifts a limit.
+        preprocessing: how raw inputs become the arrays, as JSON-ready data (see
+            :mod:`autodlgym.tasks.preprocessing`); None for a task whose arrays are its inputs.
     """
 
     name: str
@@ -120,6 +128,7 @@ class Task:
     loader: Callable[[], TaskData] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     table: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
     budget: Constraints = Constraints()
+    preprocessing: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -377,6 +386,12 @@ def _normalise_options(
         default = defaults[key]
         if isinstance(value, str) and default is not None and not isinstance(default, str):
             value = _parse_scalar(name, key, value, type(default))
+        elif (
+            isinstance(default, str)
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            value = str(value)  # a column named "3" given as target=3 on a command line
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(default) is int and isinstance(value, float) and value.is_integer():

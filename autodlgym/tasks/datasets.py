@@ -1,7 +1,8 @@
-"""The built-in data sets: MNIST-1D (and its shuffled variant), digits, adding, npz files.
+"""The built-in data sets: MNIST-1D (and its shuffled variant), digits, adding.
 
 Each is one :func:`~autodlgym.tasks.base.register_task` factory; importing this module
-registers them (the task registry imports it on first use).
+registers them, and the tasks on a user's own data of :mod:`autodlgym.tasks.files` (the task
+registry imports it on first use).
 """
 
 from __future__ import annotations
@@ -208,99 +209,7 @@ def adding(length: int = 50, n: int = 10000, seed: int = 0) -> Task:
     return Task("adding", (), io, "mse", "r2", _ADDING_DESC, loader, budget=ADDING_BUDGET)
 
 
-# user arrays -------------------------------------------------------------------------------
-
-_NPZ_DESC = "your own arrays: an .npz with x_train, y_train, x_test, y_test (optional x_val, y_val)"
-_NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
-_NDIM_MODALITY = {2: "vector", 3: "sequence", 4: "image"}
-
-
-@register_task("npz", description=_NPZ_DESC, prefix=True)
-def npz_task(path: str, val_fraction: float = 0.1) -> Task:
-    """A task from an .npz file.
-
-    Keys: ``x_train``, ``y_train``, ``x_test``, ``y_test``; optional ``x_val``/``y_val`` (else
-    the last ``val_fraction`` of a fixed permutation of the train set is held out) and an
-    optional string ``modality`` (else inferred from the number of dimensions of x: 2 vector,
-    3 sequence (N, C, L), 4 image (N, C, H, W)). Integer labels make a classification task
-    (classes 0..K-1), float targets a regression task.
-    """
-    p = Path(path).expanduser().resolve()
-    fix = "give an .npz file with x_train, y_train, x_test, y_test (optional x_val, y_val)"
-    if not p.is_file():
-        raise AutoDLError(f"npz task file {str(p)!r} does not exist; {fix}")
-    if not 0.0 < val_fraction < 1.0:
-        raise AutoDLError(f"npz task val_fraction must lie in (0, 1), got {val_fraction!r}")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # noqa: BLE001 - any reader error is a user error here
-        raise AutoDLError(
-            f"npz task file {str(p)!r} cannot be read ({type(exc).__name__}); {fix}"
-        ) from None
-    missing = [k for k in _NPZ_REQUIRED if k not in arrays]
-    if missing or (("x_val" in arrays) != ("y_val" in arrays)):
-        missing += [
-            k
-            for k in ("x_val", "y_val")
-            if k not in arrays and ("x_val" in arrays or "y_val" in arrays)
-        ]
-        raise AutoDLError(f"npz task file {str(p)!r} lacks {', '.join(missing)}; {fix}")
-    x_train = arrays["x_train"]
-    modality = str(arrays["modality"]) if "modality" in arrays else _NDIM_MODALITY.get(x_train.ndim)
-    if modality is None:
-        raise AutoDLError(
-            f"npz task x_train has {x_train.ndim} dimensions; use 2 (N, F), 3 (N, C, L) or 4 (N, C, H, W)"
-        )
-    splits = ("train", "val", "test") if "x_val" in arrays else ("train", "test")
-    for s in splits:
-        x, y = arrays[f"x_{s}"], arrays[f"y_{s}"]
-        if modality == "sequence" and x.ndim == 2:
-            x = arrays[f"x_{s}"] = x[:, None, :]  # a plain (N, L) signal has one channel
-        if len(x) != len(y) or len(x) == 0:
-            raise AutoDLError(
-                f"npz task x_{s} and y_{s} must have the same positive length, got {len(x)} and {len(y)}"
-            )
-        if x.shape[1:] != x_train.shape[1:] and s != "train" and x_train.ndim == x.ndim:
-            raise AutoDLError(
-                f"npz task x_{s} has example shape {x.shape[1:]}, x_train {x_train.shape[1:]}"
-            )
-        if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
-            raise AutoDLError(f"npz task x_{s} and y_{s} must be numeric arrays")
-    x_train = arrays["x_train"]
-    y_all = [arrays[f"y_{s}"] for s in splits]
-    classify = all(np.issubdtype(y.dtype, np.integer) or y.dtype == bool for y in y_all)
-    if classify:
-        if any(y.ndim != 1 for y in y_all):
-            raise AutoDLError("npz task integer labels must be 1-D arrays of class indices")
-        n_out = int(max(int(y.max()) for y in y_all)) + 1
-    else:
-        n_out = 1 if arrays["y_train"].ndim == 1 else int(np.prod(arrays["y_train"].shape[1:]))
-    try:
-        io = IOSpec(modality, tuple(x_train.shape[1:]), n_out)
-    except AutoDLError as exc:
-        raise AutoDLError(f"npz task {str(p)!r}: {exc}") from None
-
-    def loader() -> TaskData:
-        if "x_val" in arrays:
-            x_tr, y_tr = arrays["x_train"], arrays["y_train"]
-            x_va, y_va = arrays["x_val"], arrays["y_val"]
-        else:
-            n = len(arrays["y_train"])
-            n_val = max(1, int(round(n * val_fraction)))
-            if n_val >= n:
-                raise AutoDLError(
-                    f"npz task has {n} train examples; too few to hold out a validation set"
-                )
-            perm = np.random.default_rng(0).permutation(n)
-            tr, va = perm[: n - n_val], perm[n - n_val :]
-            x_tr, y_tr = arrays["x_train"][tr], arrays["y_train"][tr]
-            x_va, y_va = arrays["x_train"][va], arrays["y_train"][va]
-        return TaskData(x_tr, y_tr, x_va, y_va, arrays["x_test"], arrays["y_test"])
-
-    loss, metric = ("cross_entropy", "accuracy") if classify else ("mse", "r2")
-    return Task(f"npz:{p}", (), io, loss, metric, _NPZ_DESC, loader)
-
-
-# the tabular benchmarks register alongside the data sets (the registry imports this module)
+# the tabular benchmarks and the user-data tasks (npz, csv, parquet, images) register
+# alongside the data sets (the registry imports this module)
+from autodlgym.tasks import files as _files  # noqa: E402, F401
 from autodlgym.tasks import tabular as _tabular  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""Train and score one candidate: ``train_and_score(spec, task, fidelity, seed, device)``.
+"""Train and score one candidate: ``train_and_score(spec, task, fidelity, seed, device)``;
+``train_model`` does the same and also hands back the trained network.
 
 The task's arrays are held as tensors on the device (once per process and device) and batches
 are drawn by index from a seeded permutation: no DataLoader, whose per-batch collation costs
@@ -87,6 +88,22 @@ def train_and_score(
     Raises:
         AutoDLError: an unknown task or a bad fidelity (never for a failing candidate).
     """
+    return train_model(spec, task, fidelity, seed, device, callback, diagnostics, amp)[0]
+
+
+def train_model(
+    spec: ArchSpec | Mapping[str, Any],
+    task: Task | str = "mnist1d",
+    fidelity: Fidelity | int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+    callback: Callback | None = None,
+    diagnostics: bool = True,
+    amp: bool = False,
+) -> tuple[TrialResult, torch.nn.Module | None]:
+    """:func:`train_and_score`, returning ``(result, model)``: the trained network, in eval
+    mode on ``device``, when the result is ``ok`` or ``pruned``, else None (a failed
+    candidate's weights are not worth keeping)."""
     import torch
 
     task = get_task(task) if isinstance(task, str) else task
@@ -101,10 +118,11 @@ def train_and_score(
     )
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
+    model = None
     try:
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
-            _run(spec, task, fidelity, seed, dev, callback, diagnostics, amp, result)
+            model = _run(spec, task, fidelity, seed, dev, callback, diagnostics, amp, result)
     except _NonFinite as exc:
         _fail(result, NAN, str(exc))
     except _TimeLimit as exc:
@@ -117,7 +135,9 @@ def train_and_score(
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
     result.peak_memory_mb = _peak_memory_mb(dev)
-    return result
+    if model is not None and result.status in (OK, PRUNED):
+        return result, model.eval()
+    return result, None
 
 
 def _run(
@@ -130,8 +150,8 @@ def _run(
     diagnostics: bool,
     amp: bool,
     result: TrialResult,
-) -> None:
-    """The trial proper; fills ``result`` and raises on failure."""
+) -> torch.nn.Module:
+    """The trial proper; fills ``result``, returns the trained model and raises on failure."""
     import torch
     import torch.nn.functional as F
 
@@ -246,6 +266,7 @@ def _run(
     result.eval_seconds += time.perf_counter() - t0
     if not math.isfinite(result.test_score):
         raise _NonFinite("test outputs are non-finite")
+    return model
 
 
 def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from autodlgym.searchspace.io import IOSpec
 from autodlgym.tasks import Task, TaskData, get_task, list_tasks, register_task
 from autodlgym.tasks import base as tasks_mod
 
-BUILTIN = [name for name, _ in list_tasks(tabular=False) if not name.endswith(":PATH")]
+BUILTIN = [name for name, _ in list_tasks(tabular=False) if ":" not in name]
 
 
 def _small(name: str) -> Task:
@@ -155,10 +155,26 @@ def test_npz_classification_round_trip(tmp_path):
     assert Task.from_key(task.key) == task
     d = task.load()
     assert d.sizes() == (54, 6, 20)
-    np.testing.assert_allclose(d.x_test, arrays["x_test"].astype(np.float32))
+    # standardised per feature with the statistics of the training split only
+    mean, std = d.x_train.mean(axis=0), d.x_train.std(axis=0)
+    np.testing.assert_allclose(mean, 0, atol=1e-5)
+    np.testing.assert_allclose(std, 1, atol=1e-4)
+    pre = task.preprocessing
+    raw_mean, raw_std = np.asarray(pre["mean"]), np.asarray(pre["std"])
+    np.testing.assert_allclose(d.x_test, (arrays["x_test"] - raw_mean) / raw_std, rtol=1e-5)
     # the validation split is held out of train, and together they are the file's train set
-    rows = {tuple(np.round(r, 5)) for r in np.concatenate([d.x_train, d.x_val])}
-    assert rows == {tuple(np.round(r.astype(np.float32), 5)) for r in arrays["x_train"]}
+    raw = np.concatenate([d.x_train, d.x_val]) * raw_std + raw_mean
+    rows = {tuple(np.round(r, 4)) for r in raw}
+    assert rows == {tuple(np.round(r, 4)) for r in arrays["x_train"]}
+    # ... and the validation rows did not enter the statistics
+    assert not np.allclose(raw_mean, arrays["x_train"].mean(axis=0))
+
+
+def test_npz_without_standardisation_keeps_the_arrays(tmp_path):
+    path = tmp_path / "mine.npz"
+    arrays = _write_npz(path)
+    d = get_task(f"npz:{path}", standardize=False).load()
+    np.testing.assert_allclose(d.x_test, arrays["x_test"].astype(np.float32))
 
 
 def test_npz_regression_with_explicit_val_and_modality(tmp_path):
@@ -203,7 +219,7 @@ def test_bad_inputs_raise_one_line_errors(tmp_path, make_call):
 
 def _bad_keys(tmp):
     path = tmp / "bad.npz"
-    np.savez(path, x_train=np.zeros((4, 2)), y_train=np.zeros(4, dtype=int))
+    np.savez(path, x_train=np.zeros((4, 2)), y_train=np.zeros(4, dtype=int), x_val=np.zeros((2, 2)))
     return path
 
 

@@ -1,0 +1,285 @@
+"""Take a model away from a run: ``autodlgym export`` and ``autodlgym predict``.
+
+:func:`export_model` writes a directory that runs without autodlgym::
+
+    spec.json            the architecture (ArchSpec JSON)
+    weights.pt           the trained weights (a state_dict; rebuild with build_model(spec, io))
+    preprocessing.json   how raw inputs become model inputs (autodlgym.tasks.preprocessing)
+    program.pt2          the network as a torch.export program (torch.export.load(...).module());
+                         program.ts (TorchScript) where torch.export cannot take the model
+    model.onnx           the same network in ONNX, when the onnx package is installed
+    predict.py           python predict.py --input FILE: needs torch and numpy only
+    model.json           where it came from: run, trial, fidelity, seed, scores
+
+The weights are those of a retrained evaluation of the trial's architecture (``autodlgym
+retrain``) when one was kept, else the trial's spec is trained now at its own fidelity and seed
+(or ``epochs``) and recorded as a retrained evaluation. Before anything is reported, the saved
+program is loaded back and checked against the model on the task's test inputs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autodlgym.errors import AutoDLError
+from autodlgym.tasks import preprocessing as pp
+from autodlgym.trial import OK, RETRAIN, Fidelity
+
+#: files an export writes (a re-export into the same directory replaces all of them)
+EXPORT_FILES = (
+    "spec.json", "weights.pt", "preprocessing.json", "program.pt2", "program.ts", "model.onnx",
+    "predict.py", "model.json",
+)  # fmt: skip
+#: how closely the saved program must reproduce the model's outputs
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_model` wrote."""
+
+    out: Path
+    trial_id: int
+    weights_from: int  # the retrained trial whose weights were exported
+    trained_now: bool
+    program: str  # "program.pt2" or "program.ts"
+    onnx: str  # "model.onnx", or why there is none
+    files: list[str] = field(default_factory=list)
+
+
+def preprocessing_for(task: Any) -> dict[str, Any]:
+    """A task's preprocessing description; tasks whose arrays are their inputs (the built-in
+    data sets) get an ``array`` description without standardisation."""
+    if task.preprocessing is not None:
+        pre = json.loads(json.dumps(task.preprocessing))  # a copy, JSON-clean
+    else:
+        pre = {
+            "format": pp.FORMAT,
+            "version": pp.VERSION,
+            "kind": "array",
+            "modality": task.io.modality,
+            "input_shape": list(task.io.shape),
+            "problem": "classification" if task.is_classification else "regression",
+            "mean": None,
+            "std": None,
+        }
+        if task.is_classification:
+            pre["labels"] = [str(i) for i in range(task.io.n_outputs)]
+        else:
+            pre["target"] = {"name": "y", "mean": None, "std": None}
+    pre["task"] = task.key
+    return pre
+
+
+def _pick_weights(store: Any, df: Any, row: Any, epochs: int | None) -> int | None:
+    """The retrained trial whose saved weights stand for ``row``'s architecture, or None."""
+    from autodlgym.retrain import model_path
+
+    same = df[(df["arch_id"] == row["arch_id"]) & (df["phase"] == RETRAIN) & (df["status"] == OK)]
+    if row["phase"] == RETRAIN:
+        same = same[same["trial_id"] == row["trial_id"]]
+    if epochs is not None:
+        same = same[same["epochs"] == epochs]
+    same = same.sort_values(["val_score", "trial_id"], ascending=[False, True], kind="stable")
+    for trial_id in same["trial_id"]:
+        if model_path(store.run_dir, int(trial_id)).is_file():
+            return int(trial_id)
+    return None
+
+
+def export_model(
+    run_dir: str | Path,
+    trial_id: int,
+    out: str | Path,
+    epochs: int | None = None,
+    device: str = "cpu",
+) -> ExportSummary:
+    """Write trial ``trial_id`` of a run as a self-contained model directory ``out``.
+
+    Args:
+        run_dir: a run directory written by ``autodlgym search``.
+        trial_id: any ``ok`` trial of the run (a search trial or a retrained one).
+        out: the directory to write (made if missing; earlier export files in it are replaced).
+        epochs: use (or train) weights at this many epochs; None takes the best kept
+            retrained weights of the architecture, else trains at the trial's own epochs.
+        device: torch device for training, when training is needed.
+
+    Raises:
+        AutoDLError: no such run or trial, a trial that did not end ``ok``, training that
+            fails, or a program that does not reproduce the model.
+    """
+    import torch
+
+    from autodlgym.results.store import ResultStore
+    from autodlgym.retrain import model_path, run_task, train_and_keep
+    from autodlgym.searchspace.build import build_model
+    from autodlgym.searchspace.spec import ArchSpec
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AutoDLError(f"--out {str(out)!r} is a file; give a directory")
+    with ResultStore(run_dir, create=False) as store:
+        task = run_task(store)
+        df = store.to_dataframe()
+        rows = df[df["trial_id"] == int(trial_id)]
+        if rows.empty:
+            ids = df["trial_id"]
+            have = f"{ids.min()}..{ids.max()}" if len(ids) else "none"
+            raise AutoDLError(
+                f"{run_dir} has no trial {trial_id} (trial ids: {have}); see autodlgym leaderboard {run_dir}"
+            )
+        row = rows.iloc[0]
+        if row["status"] != OK:
+            raise AutoDLError(
+                f"trial {trial_id} ended with status {row['status']}; export an ok trial"
+            )
+        spec = ArchSpec.from_json(row["spec"])
+        source = _pick_weights(store, df, row, epochs)
+        trained_now = source is None
+        if source is None:
+            fidelity = Fidelity(epochs=int(epochs or row["epochs"]), phase=RETRAIN)
+            source, result = train_and_keep(store, task, spec, fidelity, int(row["seed"]), device)
+            if result.status != OK:
+                raise AutoDLError(
+                    f"training trial {trial_id}'s spec for export ended {result.status}: {result.message}"
+                )
+        info_row = store.to_dataframe().set_index("trial_id").loc[source]
+    state = torch.load(model_path(run_dir, source), map_location="cpu", weights_only=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the build draws initial weights, which the state replaces
+        model = build_model(spec, task.io)
+    model.load_state_dict(state)
+    model.eval()
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in EXPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+    pre = preprocessing_for(task)
+    (out / "spec.json").write_text(spec.to_json() + "\n")
+    torch.save(state, out / "weights.pt")
+    (out / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n")
+    shutil.copyfile(pp.__file__, out / "predict.py")
+    data = task.load()
+    example = torch.tensor(data.x_test[:256])  # a copy: the task arrays are read-only
+    program = _save_program(model, example, out)
+    onnx = _save_onnx(model, example, out)
+    meta = {
+        "run": str(Path(run_dir).resolve()),
+        "trial_id": int(trial_id),
+        "weights_from_trial": int(source),
+        "arch_id": spec.arch_id,
+        "task": task.key,
+        "io": {
+            "modality": task.io.modality,
+            "shape": list(task.io.shape),
+            "n_outputs": task.io.n_outputs,
+        },
+        "epochs": int(info_row["epochs"]),
+        "seed": int(info_row["seed"]),
+        "val_score": _num(info_row["val_score"]),
+        "test_score": _num(info_row["test_score"]),
+        "program": program,
+        "onnx": onnx if onnx == "model.onnx" else None,
+        "torch": torch.__version__,
+    }
+    (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    files = sorted(p.name for p in out.iterdir() if p.name in EXPORT_FILES)
+    return ExportSummary(out, int(trial_id), int(source), trained_now, program, onnx, files)
+
+
+def _num(x: Any) -> float | None:
+    from autodlgym.utils import finite_or_none
+
+    return None if x is None else finite_or_none(x)
+
+
+def _save_program(model: Any, example: Any, out: Path) -> str:
+    """torch.export with a dynamic batch size (TorchScript tracing where export fails), saved
+    and loaded back; its outputs must match the model's."""
+    import torch
+
+    with torch.no_grad():
+        want = model(example)
+        want_one = model(example[:1])
+    errors = []
+    try:
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},), strict=False)
+        torch.export.save(program, str(out / "program.pt2"))
+        name = "program.pt2"
+    except Exception as exc:  # noqa: BLE001 - any export failure falls back to tracing
+        errors.append(f"torch.export: {type(exc).__name__}: {exc}".splitlines()[0])
+        (out / "program.pt2").unlink(missing_ok=True)
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(model, example, check_trace=False)
+            torch.jit.save(traced, str(out / "program.ts"))
+            name = "program.ts"
+        except Exception as exc2:  # noqa: BLE001
+            errors.append(f"TorchScript: {type(exc2).__name__}: {exc2}".splitlines()[0])
+            raise AutoDLError(
+                "the model could not be saved as a program; " + "; ".join(errors)
+            ) from None
+    loaded = pp.load_program(out)
+    with torch.no_grad():
+        got, got_one = loaded(example), loaded(example[:1])
+    if not (
+        torch.allclose(got, want, rtol=RTOL, atol=ATOL)
+        and torch.allclose(got_one, want_one, rtol=RTOL, atol=ATOL)
+    ):
+        raise AutoDLError(
+            f"the saved {name} does not reproduce the model's outputs (max difference "
+            f"{float((got - want).abs().max()):.3g}); please report this architecture"
+        )
+    return name
+
+
+def _save_onnx(model: Any, example: Any, out: Path) -> str:
+    """``model.onnx`` when the ``onnx`` package is installed; else (or on failure) why not."""
+    if importlib.util.find_spec("onnx") is None:
+        return 'no ONNX file: pip install "autodlgym[export]" (onnx, onnxscript) to write one'
+    import contextlib
+    import io
+
+    import torch
+
+    try:
+        # the exporter reports its steps on stdout, which belongs to the command's own output
+        with contextlib.redirect_stdout(io.StringIO()):
+            torch.onnx.export(
+                model,
+                (example,),
+                str(out / "model.onnx"),
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                verbose=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - ONNX is optional: report and go on
+        (out / "model.onnx").unlink(missing_ok=True)
+        return f"no ONNX file: the exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+    return "model.onnx"
+
+
+def predict_lines(model_dir: str | Path, input_path: str | Path, scores: bool = False) -> list[str]:
+    """What ``autodlgym predict`` prints: one line per example (see
+    :func:`autodlgym.tasks.preprocessing.main`, the same code as the model's ``predict.py``).
+
+    Raises:
+        AutoDLError: no model directory, or input that cannot be read or does not fit.
+    """
+    if not Path(model_dir).is_dir():
+        raise AutoDLError(
+            f"model directory {str(model_dir)!r} does not exist; write one with autodlgym export"
+        )
+    try:
+        pre = pp.load_preprocessing(model_dir)
+        predictions, outputs, names = pp.predict(model_dir, input_path, pre=pre)
+    except pp.InputError as exc:
+        raise AutoDLError(str(exc)) from None
+    return pp.format_predictions(pre, predictions, outputs, names, scores)
