@@ -215,21 +215,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank the specs re-evaluated by autodlgym retrain by mean validation score",
     )
 
-    rt = sub.add_parser("retrain", help="train the best specs of a run with several seeds")
+    rt = sub.add_parser(
+        "retrain", parents=[common], help="train the best specs of a run with several seeds"
+    )
     rt.add_argument("run", help="run directory")
     rt.add_argument("--top", type=int, default=3, help="how many specs (default 3)")
     rt.add_argument("--seeds", type=int, default=3, help="seeds per spec (default 3)")
     rt.add_argument("--epochs", type=int, help="final fidelity (default: the search's epochs)")
     rt.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
 
-    ex = sub.add_parser("export", help="write a trial's trained model, preprocessing and program")
+    ex = sub.add_parser(
+        "export", parents=[common], help="write a trial's trained model, preprocessing and program"
+    )
     ex.add_argument("run", help="run directory")
     ex.add_argument("--trial", type=int, required=True, help="trial id (see the leaderboard)")
     ex.add_argument("--out", required=True, help="directory to write")
     ex.add_argument("--epochs", type=int, help="train (or reuse weights) at this many epochs")
     ex.add_argument("--device", default="cpu", help="device for training when needed")
 
-    pr = sub.add_parser("predict", help="run an exported model on new data")
+    pr = sub.add_parser("predict", parents=[common], help="run an exported model on new data")
     pr.add_argument("model", help="directory written by autodlgym export")
     pr.add_argument(
         "--input", required=True, help="a .csv/.parquet table, an image or folder, or an .npz"

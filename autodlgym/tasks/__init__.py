@@ -20,7 +20,17 @@ from autodlgym.tasks.base import (
     list_tasks,
     register_task,
 )
-from autodlgym.tasks.files import from_arrays, from_dataset
+
+
+def __getattr__(name: str):
+    # from_arrays / from_dataset live with the file tasks, imported on first use so that
+    # importing this package registers nothing and stays light
+    if name in ("from_arrays", "from_dataset"):
+        from autodlgym.tasks import files
+
+        return getattr(files, name)
+    raise AttributeError(f"module 'autodlgym.tasks' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_TASK",

@@ -285,7 +285,8 @@ def _register_env_ids(name: str) -> None:
     # the Gymnasium ids of a task registered after ``import autodlgym`` (a plugin, a module
     # given to --import); gymnasium itself is imported by autodlgym.envs.registration only
     registration = sys.modules.get("autodlgym.envs.registration")
-    if registration is not None:
+    # while that module is still importing, its own pass over the registry does it
+    if registration is not None and hasattr(registration, "register_task_ids"):
         registration.register_task_ids(name)
 
 
