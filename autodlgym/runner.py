@@ -11,6 +11,17 @@ so a run killed at any moment (Ctrl-C, SIGKILL, a lost machine) continues with
 ``run_search(..., resume=True)`` / ``autodlgym search --out DIR --resume``: finished trials are
 kept, trials that were in flight run again under the same trial id, and the searcher continues
 where it was.
+
+A search limited by a time budget is multi-fidelity by default: every trial reports its
+validation score a few times per epoch to a successive-halving pruner
+(:class:`~autodlgym.execution.pruning.PruningService`), so most candidates stop after part of
+an epoch and the best of each rung go on to the full ``epochs``. When the budget runs out, the
+trials still training stop at their next batch and are recorded with status ``stopped`` and the
+scores they reached.
+
+:func:`run_search` runs the steps of :class:`_Search` in order: :func:`resolve_config`, open the
+store, make the searcher, make the executor, the ask / submit / collect loop until a stop
+condition holds (trials, time, Ctrl-C), close, summary.
 """
 
 from __future__ import annotations
@@ -18,15 +29,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
-import sys
 import time
-from collections import deque
+import warnings
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
+from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import ERROR, Fidelity, TrialJob, TrialResult
@@ -34,6 +46,14 @@ from autodlgym.trial import ERROR, Fidelity, TrialJob, TrialResult
 CONFIG_VERSION = 1
 #: training seconds a trial may take per epoch when ``trial_time_limit="auto"``
 AUTO_SECONDS_PER_EPOCH = 60.0
+#: epochs of a trial when ``epochs`` is not given: without multi-fidelity, and with it (the
+#: most a promoted candidate trains)
+DEFAULT_EPOCHS = 2
+MULTI_FIDELITY_EPOCHS = 20
+#: validation checks per epoch under multi-fidelity: the pruner's rungs start below one epoch
+MULTI_FIDELITY_CHECKS = 2
+#: the pruner a search limited by ``time_budget`` gets when ``pruner="auto"``
+TIME_BUDGET_PRUNER = "sha"
 
 
 @dataclass
@@ -50,10 +70,15 @@ class RunConfig:
         space: a search-space config (see :meth:`SearchSpace.from_config`); None for the default.
         trials: evaluation budget (None: only ``time_budget`` stops the search).
         time_budget: seconds of search wall time over all sessions of the run (None: no limit).
-        epochs, max_train_samples, trial_time_limit: the fidelity of every trial. A trial
-            that trains longer than ``trial_time_limit`` seconds ends with status ``timeout``;
+            Trials still training when it runs out stop at their next batch with status
+            ``stopped``, keeping the scores they reached.
+        epochs, max_train_samples, trial_time_limit: the full fidelity of every trial. A trial
+            that takes longer than ``trial_time_limit`` seconds ends with status ``timeout``;
             ``"auto"`` allows ``AUTO_SECONDS_PER_EPOCH`` per epoch (so one very wide candidate
-            cannot stall a CPU search), None or ``"none"`` no limit.
+            cannot stall a CPU search), None or ``"none"`` no limit. ``epochs=None``:
+            ``MULTI_FIDELITY_EPOCHS`` when a pruner runs, else ``DEFAULT_EPOCHS``.
+        checks_per_epoch: validation checks (and pruner reports) per epoch; None:
+            ``MULTI_FIDELITY_CHECKS`` when a pruner runs, else 1.
         seed: seeds the searcher and every trial's training.
         workers: trials in flight at once; 1 with no ``ray_address`` trains in-process, more
             uses Ray. None: 1 locally, or one per GPU / CPU core when ``ray_address`` is given.
@@ -61,9 +86,14 @@ class RunConfig:
         ray_address: join an existing Ray cluster (``"auto"`` or ``"host:port"``).
         device: torch device for in-process training (``"auto"``: CUDA if available).
         pruner: ``none``, ``median``, ``sha`` (successive halving) or ``hyperband``; stops
-            poor trials early from their per-epoch validation scores.
+            poor trials early from their validation checks, so many candidates are tried
+            cheaply and the best train for the full ``epochs``. ``auto``: ``sha`` when
+            ``time_budget`` is given, else ``none``.
         max_retries: times a trial is retried when its Ray worker dies.
         amp: mixed precision on CUDA.
+
+    ``auto`` and None settings are resolved when the config is made, so the stored config
+    says what ran and a resume that extends the budget runs the same fidelity.
     """
 
     out: str
@@ -74,16 +104,17 @@ class RunConfig:
     space: dict[str, Any] | None = None
     trials: int | None = 20
     time_budget: float | None = None
-    epochs: int = 2
+    epochs: int | None = None
     max_train_samples: int | None = None
     trial_time_limit: float | str | None = "auto"
+    checks_per_epoch: int | None = None
     seed: int = 0
     workers: int | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     ray_address: str | None = None
     device: str = "cpu"
-    pruner: str = "none"
+    pruner: str = "auto"
     max_retries: int = 2
     amp: bool = False
 
@@ -104,14 +135,32 @@ class RunConfig:
             raise AutoDLError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             raise AutoDLError(f"--gpus-per-trial must be 0 or positive, got {self.gpus_per_trial}")
+        if self.pruner == "auto":
+            self.pruner = TIME_BUDGET_PRUNER if self.time_budget is not None else "none"
         if self.pruner not in PRUNERS:
-            raise AutoDLError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+            raise AutoDLError(
+                f"unknown pruner {self.pruner!r}; choose one of auto, {', '.join(PRUNERS)}"
+            )
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        multi_fidelity = self.pruner != "none"
+        if self.epochs is None:
+            self.epochs = MULTI_FIDELITY_EPOCHS if multi_fidelity else DEFAULT_EPOCHS
+        if self.checks_per_epoch is None:
+            self.checks_per_epoch = MULTI_FIDELITY_CHECKS if multi_fidelity else 1
+        if (
+            not isinstance(self.checks_per_epoch, int)
+            or isinstance(self.checks_per_epoch, bool)
+            or self.checks_per_epoch < 1
+        ):
+            raise AutoDLError(
+                f"--checks-per-epoch must be a positive integer, got {self.checks_per_epoch!r}"
+            )
         _ = self.fidelity  # validates epochs, max_train_samples, trial_time_limit
 
     @property
     def fidelity(self) -> Fidelity:
+        """The full fidelity of a trial (what an unpruned trial trains)."""
         limit = self.trial_time_limit
         if limit == "auto":
             limit = AUTO_SECONDS_PER_EPOCH * self.epochs if isinstance(self.epochs, int) else None
@@ -124,6 +173,11 @@ class RunConfig:
         return Fidelity(self.epochs, self.max_train_samples, limit)
 
     @property
+    def checks(self) -> int:
+        """Validation checks of a full trial: the pruner's largest resource."""
+        return int(self.epochs) * int(self.checks_per_epoch or 1)
+
+    @property
     def uses_ray(self) -> bool:
         return self.ray_address is not None or (self.workers or 1) > 1
 
@@ -133,7 +187,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        # runs stored before these settings existed ran with what their absence means now
+        values.setdefault("pruner", "none")
+        values.setdefault("epochs", DEFAULT_EPOCHS)
+        values.setdefault("checks_per_epoch", 1)
+        return cls(**values)
 
 
 @dataclass
@@ -146,6 +205,8 @@ class SearchSummary:
     best_val_score: float | None
     stopped_by: str  # "trials", "time", "interrupt"
     seconds: float
+    #: trials of this session by status
+    statuses: dict[str, int] = field(default_factory=dict)
 
     def results(self):
         """The run's trials as a pandas DataFrame (see :func:`autodlgym.load_results`)."""
@@ -164,7 +225,38 @@ def _make_space(config: RunConfig) -> SearchSpace:
     return SearchSpace.from_config(config.space) if config.space else SearchSpace.default()
 
 
-def _make_executor(config: RunConfig, reporter: Any):
+def resolve_config(
+    config: RunConfig | None, resume: bool, out: str | Path | None
+) -> tuple[RunConfig, Path]:
+    """The config a call of :func:`run_search` runs with, and its run directory: the stored
+    one when resuming (with a larger budget if ``config`` gives one), else ``config``."""
+    from autodlgym.results.store import ResultStore
+
+    run_dir = Path(out if out is not None else (config.out if config else ""))
+    if not str(run_dir):
+        raise AutoDLError("give a run directory: --out DIR")
+    if not resume:
+        if config is None:
+            raise AutoDLError("run_search needs a RunConfig unless resume=True")
+        return config, run_dir
+    with ResultStore(run_dir, create=False) as store:
+        stored = store.load_config()
+    if stored is None:
+        raise AutoDLError(
+            f"{run_dir} holds no search settings to resume; start a run with autodlgym search --out {run_dir}"
+        )
+    base = RunConfig.from_dict(stored)
+    if config is not None:  # a resume may extend the budget, nothing else
+        base.trials = config.trials if config.trials is not None else base.trials
+        base.time_budget = (
+            config.time_budget if config.time_budget is not None else base.time_budget
+        )
+    base.out = str(run_dir)
+    return base, run_dir
+
+
+def make_executor(config: RunConfig, reporter: Any = None):
+    """The executor ``config`` asks for: in-process, or a pool of Ray workers."""
     if not config.uses_ray:
         from autodlgym.execution.local import LocalExecutor
 
@@ -187,43 +279,24 @@ def _make_executor(config: RunConfig, reporter: Any):
     )
 
 
-class _Progress:
-    """A tqdm bar on stderr with the best score so far (silent when disabled)."""
+def make_pruner(config: RunConfig, run_dir: Path) -> Any:
+    """The pruning service of ``config`` (None without a pruner). Its resource unit is one
+    validation check; a fidelity with too few checks to prune anything gets one warning."""
+    if config.pruner == "none":
+        return None
+    from autodlgym.execution.pruning import PruningService
 
-    def __init__(self, enabled: bool, total: int | None, initial: int, best: float | None) -> None:
-        self.bar = None
-        self.best = best
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                unit="trial",
-                file=sys.stderr,
-                dynamic_ncols=True,
-                leave=True,
-            )
-            self._post()
-
-    def _post(self) -> None:
-        if self.bar is not None and self.best is not None:
-            self.bar.set_postfix_str(f"best val {self.best:.4f}")
-
-    def update(self, result: TrialResult) -> None:
-        if (
-            result.ok
-            and result.val_score is not None
-            and (self.best is None or result.val_score > self.best)
-        ):
-            self.best = result.val_score
-        if self.bar is not None:
-            self.bar.update(1)
-            self._post()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    if config.checks < 2:
+        warnings.warn(
+            f"--pruner {config.pruner} prunes nothing here: each trial is checked only once, "
+            f"at its end ({config.epochs} epoch x {config.checks_per_epoch} check); give it "
+            "more checks with --epochs 3 or more or --checks-per-epoch 4",
+            UserWarning,
+            stacklevel=3,
+        )
+    return PruningService(
+        config.pruner, run_dir=run_dir, max_epochs=config.checks, seed=config.seed
+    )
 
 
 def _save_searcher(store, searcher, told: set[int], elapsed: float) -> None:
@@ -233,12 +306,241 @@ def _save_searcher(store, searcher, told: set[int], elapsed: float) -> None:
     store.save_state("searcher", blob)
 
 
+class _Search:
+    """One session of a search: the steps of :func:`run_search`, in the order it calls them."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, resume: bool) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.resume = resume
+        self.fidelity = config.fidelity
+        self.store: Any = None
+        self.searcher: Any = None
+        self.executor: Any = None
+        self.reporter: Any = None
+        self.told: set[int] = set()
+        self.elapsed_before = 0.0
+        self.in_flight: dict[int, ArchSpec] = {}
+        self.resubmit: deque[Any] = deque()
+        self.finished = 0
+        self.statuses: Counter[str] = Counter()
+        self.start = time.monotonic()
+        self.bar: SearchProgress | None = None
+
+    # set-up ---------------------------------------------------------------------------------
+    def open_store(self, searcher: Any) -> None:
+        """Check the task, space and searcher, then open (or create) the run's store."""
+        from autodlgym.results.store import ResultStore
+        from autodlgym.searchers.base import get_searcher
+        from autodlgym.tasks import get_task
+
+        config = self.config
+        # unknown task, space or searcher: fail before a new run directory is created
+        self.task = get_task(config.task, **config.task_kwargs)
+        self.space = _make_space(config)
+        self.searcher_cls = get_searcher(config.searcher) if searcher is None else None
+        self.store = ResultStore(self.run_dir, create=not self.resume)
+        store = self.store
+        if not self.resume and (
+            store.load_config() is not None or store.n_finished() or store.pending()
+        ):
+            raise AutoDLError(
+                f"{self.run_dir} already holds a run; continue it with --resume or choose another --out"
+            )
+
+    def make_searcher(self, searcher: Any) -> None:
+        """Build the searcher (unless given), store the config, restore the searcher's state
+        and tell it the results it has not heard of."""
+        config, store = self.config, self.store
+        if searcher is None:
+            options = dict(config.searcher_options)
+            if "task" not in options and _takes(self.searcher_cls, "task"):
+                # e.g. the zero-cost pre-screen measures candidates on the run's task
+                options["task"] = self.task.key
+            from autodlgym.searchers.base import make_searcher
+
+            searcher = make_searcher(
+                config.searcher, self.space, seed=config.seed, run_dir=self.run_dir, **options
+            )
+        self.searcher = searcher
+        if not self.resume:  # stored only once the searcher accepted its options
+            store.save_config(config.to_dict())
+        blob = store.load_state("searcher")
+        if blob is not None:
+            saved = pickle.loads(blob)
+            searcher.load_state_dict(saved["searcher"])
+            self.told = set(saved["told"])
+            self.elapsed_before = float(saved.get("elapsed", 0.0))
+        # results committed but not told before a crash: tell them now
+        for trial_id, spec, result in store.results():
+            if trial_id not in self.told:
+                searcher.tell(spec, result)
+                self.told.add(trial_id)
+        self.resubmit = deque(store.pending())  # in flight when the last session stopped
+        self.finished = store.n_finished()
+
+    def make_executor(self, executor: Any) -> None:
+        self.reporter = make_pruner(self.config, self.run_dir)
+        self.executor = (
+            executor if executor is not None else make_executor(self.config, self.reporter)
+        )
+
+    def show_progress(self, enabled: bool) -> None:
+        self.start = time.monotonic()  # the search's clock starts with the loop
+        best = self.store.best()
+        self.bar = SearchProgress(
+            enabled,
+            self.config.trials,
+            self.config.time_budget,
+            finished=self.finished,
+            elapsed=self.elapsed_before,
+            best=best[1] if best else None,
+        )
+        if enabled:
+            try:
+                self.executor.on_progress = self.bar.trained
+            except AttributeError:  # an executor that cannot take it simply shows no epochs
+                pass
+
+    # stop conditions ------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.start
+
+    def out_of_time(self) -> bool:
+        budget = self.config.time_budget
+        return budget is not None and self.elapsed() >= budget
+
+    def out_of_trials(self) -> bool:
+        trials = self.config.trials
+        return trials is not None and self.finished + len(self.in_flight) >= trials
+
+    def deadline(self) -> float | None:
+        """``time.time()`` at which the time budget runs out (None: no time budget)."""
+        budget = self.config.time_budget
+        return None if budget is None else time.time() + budget - self.elapsed()
+
+    # the ask / submit / collect loop ------------------------------------------------------
+    def record(
+        self, trial_id: int, spec: ArchSpec, result: TrialResult, reused_from: int | None = None
+    ) -> None:
+        """Commit a finished trial, then tell the searcher and save its state."""
+        config = self.config
+        if self.store.append(
+            trial_id, spec, self.fidelity, config.seed, result, reused_from=reused_from
+        ):
+            self.finished += 1
+            self.statuses[result.status] += 1
+            self.searcher.tell(spec, result)
+            self.told.add(trial_id)
+            _save_searcher(self.store, self.searcher, self.told, self.elapsed())
+            self.bar.ended(trial_id, result)
+
+    def next_candidate(self) -> tuple[int, ArchSpec] | None:
+        """A trial to run: one left in flight by the last session, or a new candidate from the
+        searcher. None when the candidate needs no training (recorded at once)."""
+        config, store = self.config, self.store
+        if self.resubmit:
+            p = self.resubmit.popleft()
+            return p.trial_id, p.spec
+        spec = self.searcher.ask(1)[0]
+        trial_id = store.next_trial_id()
+        try:
+            spec = self.space.validate(spec)
+        except SpecError as exc:
+            bad = ArchSpec(dict(spec))
+            store.add_pending(trial_id, bad, self.fidelity, config.seed)
+            msg = f"searcher proposed a spec outside the space: {exc}"
+            self.record(trial_id, bad, TrialResult.failure(ERROR, msg))
+            return None
+        store.add_pending(trial_id, spec, self.fidelity, config.seed)
+        hit = store.lookup(spec.arch_id, self.fidelity, config.seed)
+        if hit is not None:  # evaluated before at this fidelity and seed: not trained twice
+            self.record(trial_id, spec, hit[1], reused_from=hit[0])
+            return None
+        return trial_id, spec
+
+    def launch(self) -> bool:
+        """Start one trial (or record a reused one); False when the budget allows no more."""
+        if self.out_of_trials() or self.out_of_time():
+            return False
+        candidate = self.next_candidate()
+        if candidate is None:
+            return True
+        trial_id, spec = candidate
+        config = self.config
+        job = TrialJob(
+            trial_id,
+            spec.to_json(),
+            config.task,
+            self.fidelity,
+            config.seed,
+            task_kwargs=tuple(sorted(config.task_kwargs.items())),
+            prune=self.reporter is not None,
+            deadline=self.deadline(),
+            checks_per_epoch=int(config.checks_per_epoch or 1),
+        )
+        self.in_flight[trial_id] = spec
+        self.bar.started(trial_id, spec.summary(), self.fidelity.epochs)
+        self.executor.submit(job)
+        return True
+
+    def collect(self) -> None:
+        """Record every trial that finished within a second."""
+        for job, result in self.executor.wait(timeout=1.0):
+            spec = self.in_flight.pop(job.trial_id)
+            self.record(job.trial_id, spec, result)
+        self.bar.refresh()
+
+    def loop(self) -> str:
+        """Keep every worker busy until the budget is spent; returns what stopped it. Trials
+        in flight when the time budget runs out stop themselves at their next batch."""
+        while True:
+            while len(self.in_flight) < self.executor.capacity and self.launch():
+                pass
+            if not self.in_flight:
+                return "time" if self.out_of_time() else "trials"
+            self.collect()
+
+    # tear-down ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the workers, save the searcher's state and close the store (each step runs
+        even when an earlier one fails)."""
+        try:
+            if self.bar is not None:
+                self.bar.close()
+        finally:
+            try:
+                if self.executor is not None:
+                    self.executor.close()
+            finally:
+                try:
+                    if self.searcher is not None:
+                        _save_searcher(self.store, self.searcher, self.told, self.elapsed())
+                        self.searcher.close()
+                finally:
+                    if self.store is not None:
+                        self.best = self.store.best()
+                        self.store.close()
+
+    def summary(self, stopped_by: str) -> SearchSummary:
+        best = getattr(self, "best", None)
+        return SearchSummary(
+            self.run_dir,
+            self.finished,
+            best[0] if best else None,
+            best[1] if best else None,
+            stopped_by,
+            time.monotonic() - self.start,
+            dict(self.statuses),
+        )
+
+
 def run_search(
     config: RunConfig | None = None,
     *,
     resume: bool = False,
     out: str | Path | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     searcher: Any = None,
     executor: Any = None,
 ) -> SearchSummary:
@@ -249,7 +551,8 @@ def run_search(
             are used) or carry a larger ``trials`` / ``time_budget`` to extend the budget.
         resume: continue the run stored in ``out`` (or ``config.out``).
         out: the run directory when resuming without a config.
-        progress: show a progress bar with the best score so far on stderr.
+        progress: show a progress bar (time or trials, the best score, the trials in flight)
+            on stderr or in the notebook; None: when run in a terminal or a notebook.
         searcher: a Searcher instance to use instead of building one from the config
             (its state is still saved; resuming needs the config's searcher name to resolve).
         executor: an Executor instance to use instead of building one from the config.
@@ -260,188 +563,28 @@ def run_search(
     Raises:
         AutoDLError: bad settings, an unknown task or searcher, a run directory that already
             holds a different run, or a resume of a directory that holds none.
+        SearchInterrupted: after Ctrl-C, once everything finished is recorded.
     """
-    from autodlgym.results.store import ResultStore
-    from autodlgym.searchers.base import get_searcher, make_searcher
-    from autodlgym.tasks import get_task
-
-    run_dir = Path(out if out is not None else (config.out if config else ""))
-    if not str(run_dir):
-        raise AutoDLError("give a run directory: --out DIR")
-    if resume:
-        store = ResultStore(run_dir, create=False)
-        stored = store.load_config()
-        if stored is None:
-            store.close()
-            raise AutoDLError(
-                f"{run_dir} holds no search settings to resume; start a run with autodlgym search --out {run_dir}"
-            )
-        base = RunConfig.from_dict(stored)
-        if config is not None:  # a resume may extend the budget, nothing else
-            base.trials = config.trials if config.trials is not None else base.trials
-            base.time_budget = (
-                config.time_budget if config.time_budget is not None else base.time_budget
-            )
-        config = base
-        config.out = str(run_dir)
-    elif config is None:
-        raise AutoDLError("run_search needs a RunConfig unless resume=True")
+    config, run_dir = resolve_config(config, resume, out)
+    search = _Search(config, run_dir, resume)
     try:
-        # unknown task, space or searcher: fail before a new run directory is created
-        task = get_task(config.task, **config.task_kwargs)
-        space = _make_space(config)
-        searcher_cls = get_searcher(config.searcher) if searcher is None else None
+        search.open_store(searcher)
+        search.make_searcher(searcher)
+        search.make_executor(executor)
     except BaseException:
-        if resume:
-            store.close()
+        search.executor = None  # nothing ran: only the store needs closing
+        search.searcher = None
+        search.close()
         raise
-    if not resume:
-        store = ResultStore(run_dir, create=True)
-        if store.load_config() is not None or store.n_finished() or store.pending():
-            store.close()
-            raise AutoDLError(
-                f"{run_dir} already holds a run; continue it with --resume or choose another --out"
-            )
-    fidelity = config.fidelity
-
-    try:
-        if searcher is None:
-            options = dict(config.searcher_options)
-            if "task" not in options and _takes(searcher_cls, "task"):
-                # e.g. the zero-cost pre-screen measures candidates on the run's task
-                options["task"] = task.key
-            searcher = make_searcher(
-                config.searcher, space, seed=config.seed, run_dir=run_dir, **options
-            )
-        if not resume:  # stored only once the searcher accepted its options
-            store.save_config(config.to_dict())
-        told: set[int] = set()
-        elapsed_before = 0.0
-        blob = store.load_state("searcher")
-        if blob is not None:
-            saved = pickle.loads(blob)
-            searcher.load_state_dict(saved["searcher"])
-            told = set(saved["told"])
-            elapsed_before = float(saved.get("elapsed", 0.0))
-        # results committed but not told before a crash: tell them now
-        for trial_id, spec, result in store.results():
-            if trial_id not in told:
-                searcher.tell(spec, result)
-                told.add(trial_id)
-
-        reporter = None
-        if config.pruner != "none":
-            from autodlgym.execution.pruning import PruningService
-
-            reporter = PruningService(
-                config.pruner, run_dir=run_dir, max_epochs=config.epochs, seed=config.seed
-            )
-        if executor is None:
-            executor = _make_executor(config, reporter)
-    except BaseException:
-        store.close()
-        raise
-
-    resubmit = deque(store.pending())  # in flight when the last session stopped
-    start = time.monotonic()
-    finished = store.n_finished()
-    best = store.best()
-    bar = _Progress(progress, config.trials, finished, best[1] if best else None)
     stopped_by = "trials"
-    in_flight: dict[int, ArchSpec] = {}
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - start
-
-    def out_of_time() -> bool:
-        return config.time_budget is not None and elapsed() >= config.time_budget
-
-    def record(
-        trial_id: int, spec: ArchSpec, result: TrialResult, reused_from: int | None = None
-    ) -> None:
-        nonlocal finished
-        if store.append(trial_id, spec, fidelity, config.seed, result, reused_from=reused_from):
-            finished += 1
-            searcher.tell(spec, result)
-            told.add(trial_id)
-            _save_searcher(store, searcher, told, elapsed())
-            bar.update(result)
-
-    def launch() -> bool:
-        """Start one trial (or record a reused one); False when the budget allows no more."""
-        if config.trials is not None and finished + len(in_flight) >= config.trials:
-            return False
-        if out_of_time():
-            return False
-        if resubmit:
-            p = resubmit.popleft()
-            trial_id, spec = p.trial_id, p.spec
-        else:
-            spec = searcher.ask(1)[0]
-            trial_id = store.next_trial_id()
-            try:
-                spec = space.validate(spec)
-            except SpecError as exc:
-                store.add_pending(trial_id, ArchSpec(dict(spec)), fidelity, config.seed)
-                record(
-                    trial_id,
-                    ArchSpec(dict(spec)),
-                    TrialResult.failure(
-                        ERROR, f"searcher proposed a spec outside the space: {exc}"
-                    ),
-                )
-                return True
-            hit = store.lookup(spec.arch_id, fidelity, config.seed)
-            if hit is not None:  # evaluated before at this fidelity and seed: not trained twice
-                store.add_pending(trial_id, spec, fidelity, config.seed)
-                record(trial_id, spec, hit[1], reused_from=hit[0])
-                return True
-            store.add_pending(trial_id, spec, fidelity, config.seed)
-        job = TrialJob(
-            trial_id,
-            spec.to_json(),
-            config.task,
-            fidelity,
-            config.seed,
-            task_kwargs=tuple(sorted(config.task_kwargs.items())),
-            prune=reporter is not None,
-        )
-        in_flight[trial_id] = spec
-        executor.submit(job)
-        return True
-
     try:
-        while True:
-            while len(in_flight) < executor.capacity and launch():
-                pass
-            if not in_flight:
-                if out_of_time():
-                    stopped_by = "time"
-                break
-            for job, result in executor.wait(timeout=1.0):
-                spec = in_flight.pop(job.trial_id)
-                record(job.trial_id, spec, result)
+        search.show_progress(wants_progress() if progress is None else bool(progress))
+        stopped_by = search.loop()
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
-        bar.close()
-        try:
-            executor.close()
-        finally:
-            try:
-                _save_searcher(store, searcher, told, elapsed())
-                searcher.close()
-            finally:
-                best = store.best()
-                store.close()
-    summary = SearchSummary(
-        run_dir,
-        finished,
-        best[0] if best else None,
-        best[1] if best else None,
-        stopped_by,
-        time.monotonic() - start,
-    )
+        search.close()
+    summary = search.summary(stopped_by)
     if stopped_by == "interrupt":
         raise SearchInterrupted(summary)
     return summary

@@ -15,7 +15,9 @@ OOM = "oom"
 TIMEOUT = "timeout"
 ERROR = "error"
 WORKER_LOST = "worker_lost"
-STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST)
+#: the search's time budget ran out while the trial trained: it keeps the scores it reached
+STOPPED = "stopped"
+STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, STOPPED)
 FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST)
 
 
@@ -23,16 +25,22 @@ FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST)
 class Fidelity:
     """How much training a candidate gets.
 
+    Fidelities below one epoch come from ``max_steps`` (a number of training steps) or
+    ``max_train_samples`` (a fraction of the training set).
+
     Args:
         epochs: passes over the (possibly subsampled) training set.
         max_train_samples: train on at most this many examples (None: all).
-        time_limit: seconds of training before the trial ends with status ``timeout``
-            (None: no limit).
+        time_limit: seconds the whole trial may take (building, FLOP counting, diagnostics,
+            training and evaluation) before it ends with status ``timeout`` (None: no limit).
+        max_steps: stop training after this many optimiser steps, inside an epoch if need be
+            (None: ``epochs`` decides).
     """
 
     epochs: int = 1
     max_train_samples: int | None = None
     time_limit: float | None = None
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
@@ -43,10 +51,19 @@ class Fidelity:
             raise AutoDLError(
                 f"time_limit must be a positive number of seconds, got {self.time_limit!r}"
             )
+        if self.max_steps is not None and (
+            not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool)
+            or self.max_steps < 1
+        ):  # fmt: skip
+            raise AutoDLError(f"max_steps must be a positive integer, got {self.max_steps!r}")
 
     def key(self) -> str:
-        """Canonical text used to recognise an evaluation already made."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical text used to recognise an evaluation already made (``max_steps`` appears
+        only when set, so fidelities stored before it existed keep their keys)."""
+        d = asdict(self)
+        if d["max_steps"] is None:
+            del d["max_steps"]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_key(cls, key: str) -> Fidelity:
@@ -72,6 +89,7 @@ class TrialResult:
     eval_seconds: float = 0.0
     peak_memory_mb: float | None = None
     epochs_run: int = 0
+    steps_run: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
@@ -113,3 +131,9 @@ class TrialJob:
     seed: int
     task_kwargs: tuple[tuple[str, Any], ...] = ()
     prune: bool = False
+    #: ``time.time()`` at which the search's budget ends: a trial still training then stops at
+    #: its next batch with status ``stopped`` (None: no deadline)
+    deadline: float | None = None
+    #: validation checks (pruning reports) per epoch; more than 1 gives the pruner rungs below
+    #: one epoch
+    checks_per_epoch: int = 1

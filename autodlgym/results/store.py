@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import OK, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
+from autodlgym.trial import OK, STOPPED, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
 from autodlgym.utils import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +46,7 @@ BUSY_TIMEOUT_S = 30.0
 
 #: Trial statuses that say nothing about the candidate itself, so :meth:`ResultStore.lookup`
 #: never reuses them: the same evaluation may well succeed when tried again.
-_NOT_REUSABLE = (WORKER_LOST, TIMEOUT)
+_NOT_REUSABLE = (WORKER_LOST, TIMEOUT, STOPPED)
 
 #: Status given to pending trials in ``to_dataframe(include_pending=True)``.
 RUNNING = "running"
