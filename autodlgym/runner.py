@@ -38,6 +38,7 @@ from typing import Any
 
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
+from autodlgym.execution.rungs import RungScheduler
 from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
@@ -50,10 +51,12 @@ AUTO_SECONDS_PER_EPOCH = 60.0
 #: most a promoted candidate trains)
 DEFAULT_EPOCHS = 2
 MULTI_FIDELITY_EPOCHS = 20
-#: validation checks per epoch under multi-fidelity: the pruner's rungs start below one epoch
-MULTI_FIDELITY_CHECKS = 2
+#: validation checks per epoch under Optuna's pruners: their rungs start below one epoch
+MULTI_FIDELITY_CHECKS = 4
 #: the pruner a search limited by ``time_budget`` gets when ``pruner="auto"``
-TIME_BUDGET_PRUNER = "sha"
+TIME_BUDGET_PRUNER = "asha"
+#: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
+RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 
 
 @dataclass
@@ -78,17 +81,18 @@ class RunConfig:
             cannot stall a CPU search), None or ``"none"`` no limit. ``epochs=None``:
             ``MULTI_FIDELITY_EPOCHS`` when a pruner runs, else ``DEFAULT_EPOCHS``.
         checks_per_epoch: validation checks (and pruner reports) per epoch; None:
-            ``MULTI_FIDELITY_CHECKS`` when a pruner runs, else 1.
+            ``MULTI_FIDELITY_CHECKS`` under Optuna's pruners, else 1.
         seed: seeds the searcher and every trial's training.
         workers: trials in flight at once; 1 with no ``ray_address`` trains in-process, more
             uses Ray. None: 1 locally, or one per GPU / CPU core when ``ray_address`` is given.
         cpus_per_trial, gpus_per_trial: Ray resources of each worker (0.25 GPUs: four per GPU).
         ray_address: join an existing Ray cluster (``"auto"`` or ``"host:port"``).
         device: torch device for in-process training (``"auto"``: CUDA if available).
-        pruner: ``none``, ``median``, ``sha`` (successive halving) or ``hyperband``; stops
-            poor trials early from their validation checks, so many candidates are tried
-            cheaply and the best train for the full ``epochs``. ``auto``: ``sha`` when
-            ``time_budget`` is given, else ``none``.
+        pruner: multi-fidelity, so many candidates are tried cheaply and the best train for
+            the full ``epochs``. ``asha``: promotion-based successive halving over rungs from a
+            third of an epoch up (:mod:`autodlgym.execution.rungs`); ``median``, ``sha``,
+            ``hyperband``: Optuna's pruners, which stop poor trials at their validation checks;
+            ``none``; ``auto``: ``asha`` when ``time_budget`` is given, else ``none``.
         max_retries: times a trial is retried when its Ray worker dies.
         amp: mixed precision on CUDA.
 
@@ -137,9 +141,9 @@ class RunConfig:
             raise AutoDLError(f"--gpus-per-trial must be 0 or positive, got {self.gpus_per_trial}")
         if self.pruner == "auto":
             self.pruner = TIME_BUDGET_PRUNER if self.time_budget is not None else "none"
-        if self.pruner not in PRUNERS:
+        if self.pruner not in RUN_PRUNERS:
             raise AutoDLError(
-                f"unknown pruner {self.pruner!r}; choose one of auto, {', '.join(PRUNERS)}"
+                f"unknown pruner {self.pruner!r}; choose one of {', '.join(RUN_PRUNERS)}"
             )
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
@@ -147,7 +151,7 @@ class RunConfig:
         if self.epochs is None:
             self.epochs = MULTI_FIDELITY_EPOCHS if multi_fidelity else DEFAULT_EPOCHS
         if self.checks_per_epoch is None:
-            self.checks_per_epoch = MULTI_FIDELITY_CHECKS if multi_fidelity else 1
+            self.checks_per_epoch = MULTI_FIDELITY_CHECKS if self.pruner in PRUNERS[1:] else 1
         if (
             not isinstance(self.checks_per_epoch, int)
             or isinstance(self.checks_per_epoch, bool)
@@ -282,8 +286,8 @@ def make_executor(config: RunConfig, reporter: Any = None):
 def make_pruner(config: RunConfig, run_dir: Path) -> Any:
     """The pruning service of ``config`` (None without a pruner). Its resource unit is one
     validation check; a fidelity with too few checks to prune anything gets one warning."""
-    if config.pruner == "none":
-        return None
+    if config.pruner not in PRUNERS[1:]:
+        return None  # none, or asha (a scheduler in the runner, not a pruner in the trial)
     from autodlgym.execution.pruning import PruningService
 
     if config.checks < 2:
@@ -320,7 +324,8 @@ class _Search:
         self.reporter: Any = None
         self.told: set[int] = set()
         self.elapsed_before = 0.0
-        self.in_flight: dict[int, ArchSpec] = {}
+        self.in_flight: dict[int, tuple[ArchSpec, Fidelity]] = {}
+        self.scheduler: RungScheduler | None = None
         self.resubmit: deque[Any] = deque()
         self.finished = 0
         self.statuses: Counter[str] = Counter()
@@ -379,6 +384,22 @@ class _Search:
         self.resubmit = deque(store.pending())  # in flight when the last session stopped
         self.finished = store.n_finished()
 
+    def make_scheduler(self) -> None:
+        """With ``pruner="asha"``: the rungs, rebuilt from the trials already in the store."""
+        if self.config.pruner != "asha":
+            return
+        from autodlgym.execution.rungs import RungScheduler, rung_fidelities
+
+        n_train = self.task.load().sizes()[0]
+        if self.fidelity.max_train_samples is not None:
+            n_train = min(n_train, self.fidelity.max_train_samples)
+        self.scheduler = RungScheduler(rung_fidelities(self.fidelity, n_train))
+        fidelities = self.store.fidelities()
+        self.scheduler.restore(
+            [(spec, fidelities[t], result) for t, spec, result in self.store.results()],
+            [(p.spec, p.fidelity) for p in self.resubmit],
+        )
+
     def make_executor(self, executor: Any) -> None:
         self.reporter = make_pruner(self.config, self.run_dir)
         self.executor = (
@@ -421,13 +442,21 @@ class _Search:
 
     # the ask / submit / collect loop ------------------------------------------------------
     def record(
-        self, trial_id: int, spec: ArchSpec, result: TrialResult, reused_from: int | None = None
+        self,
+        trial_id: int,
+        spec: ArchSpec,
+        fidelity: Fidelity,
+        result: TrialResult,
+        reused_from: int | None = None,
     ) -> None:
-        """Commit a finished trial, then tell the searcher and save its state."""
+        """Commit a finished trial, then tell the scheduler and the searcher and save the
+        searcher's state."""
         config = self.config
         if self.store.append(
-            trial_id, spec, self.fidelity, config.seed, result, reused_from=reused_from
+            trial_id, spec, fidelity, config.seed, result, reused_from=reused_from
         ):
+            if self.scheduler is not None:
+                self.scheduler.finished(spec, fidelity, result)
             self.finished += 1
             self.statuses[result.status] += 1
             self.searcher.tell(spec, result)
@@ -435,29 +464,37 @@ class _Search:
             _save_searcher(self.store, self.searcher, self.told, self.elapsed())
             self.bar.ended(trial_id, result)
 
-    def next_candidate(self) -> tuple[int, ArchSpec] | None:
-        """A trial to run: one left in flight by the last session, or a new candidate from the
-        searcher. None when the candidate needs no training (recorded at once)."""
+    def next_candidate(self) -> tuple[int, ArchSpec, Fidelity] | None:
+        """A trial to run: one left in flight by the last session, a promotion to a higher
+        rung, or a new candidate from the searcher (at the first rung under ``asha``). None
+        when the candidate needs no training (recorded at once)."""
         config, store = self.config, self.store
         if self.resubmit:
             p = self.resubmit.popleft()
-            return p.trial_id, p.spec
-        spec = self.searcher.ask(1)[0]
+            return p.trial_id, p.spec, p.fidelity
+        promoted = self.scheduler.promotion() if self.scheduler is not None else None
+        if promoted is not None:
+            spec, fidelity = promoted
+        else:
+            spec = self.searcher.ask(1)[0]
+            fidelity = self.scheduler.first if self.scheduler is not None else self.fidelity
         trial_id = store.next_trial_id()
         try:
             spec = self.space.validate(spec)
         except SpecError as exc:
             bad = ArchSpec(dict(spec))
-            store.add_pending(trial_id, bad, self.fidelity, config.seed)
+            store.add_pending(trial_id, bad, fidelity, config.seed)
             msg = f"searcher proposed a spec outside the space: {exc}"
-            self.record(trial_id, bad, TrialResult.failure(ERROR, msg))
+            self.record(trial_id, bad, fidelity, TrialResult.failure(ERROR, msg))
             return None
-        store.add_pending(trial_id, spec, self.fidelity, config.seed)
-        hit = store.lookup(spec.arch_id, self.fidelity, config.seed)
+        store.add_pending(trial_id, spec, fidelity, config.seed)
+        hit = store.lookup(spec.arch_id, fidelity, config.seed)
         if hit is not None:  # evaluated before at this fidelity and seed: not trained twice
-            self.record(trial_id, spec, hit[1], reused_from=hit[0])
+            self.record(trial_id, spec, fidelity, hit[1], reused_from=hit[0])
             return None
-        return trial_id, spec
+        if self.scheduler is not None:
+            self.scheduler.started(spec, fidelity)
+        return trial_id, spec, fidelity
 
     def launch(self) -> bool:
         """Start one trial (or record a reused one); False when the budget allows no more."""
@@ -466,29 +503,29 @@ class _Search:
         candidate = self.next_candidate()
         if candidate is None:
             return True
-        trial_id, spec = candidate
+        trial_id, spec, fidelity = candidate
         config = self.config
         job = TrialJob(
             trial_id,
             spec.to_json(),
             config.task,
-            self.fidelity,
+            fidelity,
             config.seed,
             task_kwargs=tuple(sorted(config.task_kwargs.items())),
             prune=self.reporter is not None,
             deadline=self.deadline(),
             checks_per_epoch=int(config.checks_per_epoch or 1),
         )
-        self.in_flight[trial_id] = spec
-        self.bar.started(trial_id, spec.summary(), self.fidelity.epochs)
+        self.in_flight[trial_id] = (spec, fidelity)
+        self.bar.started(trial_id, spec.summary(), fidelity.epochs)
         self.executor.submit(job)
         return True
 
     def collect(self) -> None:
         """Record every trial that finished within a second."""
         for job, result in self.executor.wait(timeout=1.0):
-            spec = self.in_flight.pop(job.trial_id)
-            self.record(job.trial_id, spec, result)
+            spec, fidelity = self.in_flight.pop(job.trial_id)
+            self.record(job.trial_id, spec, fidelity, result)
         self.bar.refresh()
 
     def loop(self) -> str:
@@ -570,6 +607,7 @@ def run_search(
     try:
         search.open_store(searcher)
         search.make_searcher(searcher)
+        search.make_scheduler()
         search.make_executor(executor)
     except BaseException:
         search.executor = None  # nothing ran: only the store needs closing

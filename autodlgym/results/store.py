@@ -421,6 +421,11 @@ class ResultStore:
             for r in rows
         ]
 
+    def fidelities(self) -> dict[int, Fidelity]:
+        """The fidelity of every finished trial, by trial id."""
+        rows = self._db.execute("SELECT trial_id, fidelity FROM trials").fetchall()
+        return {int(t): Fidelity.from_key(f) for t, f in rows}
+
     def best(self) -> tuple[int, float] | None:
         """``(trial_id, val_score)`` of the best ``ok`` trial (earliest on ties), or None."""
         row = self._db.execute(

@@ -77,6 +77,13 @@ class _Clock:
         self.train_start: float | None = None
         self.train_seconds = 0.0
 
+    def begin(self) -> None:
+        """The trial's own time starts now (loading the task's data, shared by every trial of
+        the process, does not count against its limit)."""
+        self.start = time.perf_counter()
+        if self.limit is not None:
+            self.limit_at = self.start + self.limit
+
     def check(self, where: str) -> None:
         now = time.perf_counter()
         if now > self.limit_at:
@@ -222,6 +229,7 @@ def _run(
         x_train, y_train = x_train[subset], y_train[subset]
         n = len(y_train)
 
+    clock.begin()
     clock.check("before building the model")
     model = build_model(spec, task.io)
     configure_trainable(model, str(spec.get("trainable", "all")), seed)
