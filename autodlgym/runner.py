@@ -260,8 +260,14 @@ def resolve_config(
 
 
 def make_executor(config: RunConfig, reporter: Any = None):
-    """The executor ``config`` asks for: in-process, or a pool of Ray workers."""
+    """The executor ``config`` asks for: in-process, or a pool of Ray workers. Either has the
+    task's data loaded before it returns, so the search's clock does not count loading it."""
     if not config.uses_ray:
+        from autodlgym.tasks import get_task
+        from autodlgym.training.trainer import warm_up
+
+        warm_up()
+        get_task(config.task, **config.task_kwargs).load()  # cached for every trial
         from autodlgym.execution.local import LocalExecutor
 
         device = config.device
@@ -280,6 +286,7 @@ def make_executor(config: RunConfig, reporter: Any = None):
         reporter=reporter,
         max_retries=config.max_retries,
         amp=config.amp,
+        task_preload=[(config.task, dict(config.task_kwargs))],
     )
 
 

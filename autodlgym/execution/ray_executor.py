@@ -136,6 +136,9 @@ class _TrialWorker:
         for ref in task_preload:
             name, kwargs = (ref, {}) if isinstance(ref, str) else (ref[0], dict(ref[1]))
             self._load_task(name, kwargs)
+        from autodlgym.training.trainer import warm_up
+
+        warm_up()  # before the first trial's time limit runs
 
     def info(self) -> dict[str, Any]:
         return {

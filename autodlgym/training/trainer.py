@@ -382,6 +382,19 @@ def _train(
         raise _NonFinite("test outputs are non-finite")
 
 
+def warm_up() -> None:
+    """Pay once, before any trial's clock runs, what the first trial of a process would pay:
+    importing the model builder and the first use of torch's FLOP counter (seconds)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import autodlgym.searchspace.build  # noqa: F401
+    import autodlgym.training.diagnostics  # noqa: F401
+
+    with torch.no_grad(), FlopCounterMode(display=False):
+        torch.nn.Linear(2, 2)(torch.zeros(1, 2))
+
+
 def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
     """The task's arrays as tensors on ``dev``, made once per process."""
     import torch
