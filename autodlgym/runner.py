@@ -55,6 +55,9 @@ MULTI_FIDELITY_EPOCHS = 20
 MULTI_FIDELITY_CHECKS = 4
 #: the pruner a search limited by ``time_budget`` gets when ``pruner="auto"``
 TIME_BUDGET_PRUNER = "asha"
+#: with ``pruner="asha"``, a time budget and ``trial_time_limit="auto"``, a first-rung trial
+#: may take this share of the budget (1/30: 10 s of 5 minutes), three times more per rung up
+FIRST_RUNG_SHARE = 30
 #: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
 RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 
@@ -400,7 +403,13 @@ class _Search:
         n_train = self.task.load().sizes()[0]
         if self.fidelity.max_train_samples is not None:
             n_train = min(n_train, self.fidelity.max_train_samples)
-        self.scheduler = RungScheduler(rung_fidelities(self.fidelity, n_train))
+        budget = self.config.time_budget
+        first_limit = None
+        if budget is not None and self.config.trial_time_limit == "auto":
+            first_limit = max(budget / FIRST_RUNG_SHARE, 1.0)
+        self.scheduler = RungScheduler(
+            rung_fidelities(self.fidelity, n_train, first_time_limit=first_limit)
+        )
         fidelities = self.store.fidelities()
         self.scheduler.restore(
             [(spec, fidelities[t], result) for t, spec, result in self.store.results()],

@@ -35,6 +35,7 @@ def rung_fidelities(
     n_train: int,
     min_epochs: float = MIN_EPOCHS,
     reduction_factor: int = REDUCTION_FACTOR,
+    first_time_limit: float | None = None,
 ) -> list[Fidelity]:
     """The ladder of fidelities from ``min_epochs`` up to ``full`` (the last rung).
 
@@ -44,6 +45,9 @@ def rung_fidelities(
         min_epochs: epochs of the first rung; below 1 it is one epoch on that fraction of the
             training set.
         reduction_factor: each rung trains this many times longer than the one below.
+        first_time_limit: at most this many seconds for a first-rung trial, and
+            ``reduction_factor`` times more per rung up (the last rung keeps ``full``'s), so
+            a candidate far too slow for the search's budget stops early.
 
     Raises:
         AutoDLError: bad settings.
@@ -55,16 +59,20 @@ def rung_fidelities(
     per_epoch = full.time_limit / full.epochs if full.time_limit is not None else None
     out: list[Fidelity] = []
     epochs = float(min_epochs)
+    cap = first_time_limit
     while epochs < full.epochs - 1e-9:
+        e = max(1, round(epochs))
+        limit = per_epoch * e if per_epoch else None
+        if cap is not None:
+            limit = cap if limit is None else min(limit, cap)
         if epochs < 1:
-            samples = max(1, round(epochs * n_train))
-            fid = Fidelity(1, samples, per_epoch)
+            fid = Fidelity(1, max(1, round(epochs * n_train)), limit)
         else:
-            e = max(1, round(epochs))
-            fid = Fidelity(e, full.max_train_samples, per_epoch * e if per_epoch else None)
-        if not out or fid != out[-1]:
+            fid = Fidelity(e, full.max_train_samples, limit)
+        if not out or _level(fid) != _level(out[-1]):
             out.append(fid)
         epochs *= reduction_factor
+        cap = cap * reduction_factor if cap is not None else None
     out.append(full)
     return out
 
@@ -82,7 +90,9 @@ class RungScheduler:
             raise AutoDLError("a rung scheduler needs at least one rung")
         self.rungs = list(rungs)
         self.reduction_factor = int(reduction_factor)
-        self._index = {f.key(): k for k, f in enumerate(self.rungs)}
+        # rungs are known by how much they train, not their time limits, which follow the
+        # time budget (a resume may extend it)
+        self._index = {_level(f): k for k, f in enumerate(self.rungs)}
         # per rung: arch_id -> (score, spec) of finished trials; arch_ids started there
         self._scores: list[dict[str, tuple[float, ArchSpec]]] = [{} for _ in self.rungs]
         self._started: list[set[str]] = [set() for _ in self.rungs]
@@ -94,7 +104,7 @@ class RungScheduler:
 
     def rung_of(self, fidelity: Fidelity) -> int | None:
         """The rung index of ``fidelity`` (None: not a rung of this ladder)."""
-        return self._index.get(fidelity.key())
+        return self._index.get(_level(fidelity))
 
     def started(self, spec: ArchSpec, fidelity: Fidelity) -> None:
         """A trial of ``spec`` at ``fidelity`` went to a worker (or was left in flight)."""
@@ -142,3 +152,8 @@ class RungScheduler:
     def counts(self) -> list[tuple[int, int]]:
         """Per rung: (trials started, trials ranked)."""
         return [(len(s), len(r)) for s, r in zip(self._started, self._scores)]
+
+
+def _level(fidelity: Fidelity) -> tuple[int, int | None, int | None]:
+    """How much a fidelity trains (all of it but the time limit)."""
+    return fidelity.epochs, fidelity.max_train_samples, fidelity.max_steps

@@ -22,6 +22,10 @@ def test_ladder_goes_from_a_fraction_of_an_epoch_to_the_full_fidelity():
         full,
     ]
     assert rung_fidelities(Fidelity(1), 100) == [Fidelity(1, 33), Fidelity(1)]
+    capped = rung_fidelities(full, n_train=3500, first_time_limit=10.0)
+    assert [f.time_limit for f in capped] == [10.0, 30.0, 90.0, 270.0, 1200.0]
+    # a rung is known by how much it trains, whatever its time limit
+    assert RungScheduler(capped).rung_of(ladder[2]) == 2
 
 
 def _spec(i: int) -> ArchSpec:
