@@ -260,9 +260,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         if summary.best_val_score is None
         else f"{summary.best_val_score:.4f} (trial {summary.best_trial_id})"
     )
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     print(
-        f"{summary.finished} trials in {summary.run_dir}; best val score {best}; "
-        f"stopped by {summary.stopped_by} after {summary.seconds:.1f} s"
+        f"{summary.finished} trials in {summary.run_dir}"
+        + (f" ({counts} this session)" if counts else "")
+        + f"; best val score {best}; stopped by {summary.stopped_by} after "
+        f"{summary.seconds:.1f} s"
     )
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
     return 0

@@ -12,10 +12,10 @@ so a run killed at any moment (Ctrl-C, SIGKILL, a lost machine) continues with
 kept, trials that were in flight run again under the same trial id, and the searcher continues
 where it was.
 
-A search limited by a time budget is multi-fidelity by default: every trial reports its
-validation score a few times per epoch to a successive-halving pruner
-(:class:`~autodlgym.execution.pruning.PruningService`), so most candidates stop after part of
-an epoch and the best of each rung go on to the full ``epochs``. When the budget runs out, the
+A search limited by a time budget is multi-fidelity by default (``pruner="asha"``): a
+:class:`~autodlgym.execution.rungs.RungScheduler` starts each new candidate on a third of an
+epoch and promotes the best of each rung to longer training, up to the full ``epochs``, so many
+candidates are tried cheaply and the best are trained long. When the budget runs out, the
 trials still training stop at their next batch and are recorded with status ``stopped`` and the
 scores they reached.
 

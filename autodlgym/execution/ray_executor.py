@@ -418,8 +418,8 @@ class RayExecutor(Executor):
             return []
         refs = list(self._running)
         # wake up in time to end a hung trial or to poll progress
-        wake = min((self._overdue_at(slot) for slot in self._running.values()), default=None)
-        if wake is not None:
+        wake = min((self._overdue_at(slot) for slot in self._running.values()), default=math.inf)
+        if math.isfinite(wake):
             wake = max(0.0, wake - time.monotonic())
             timeout = wake if timeout is None else min(timeout, wake)
         if self.on_progress is not None:
