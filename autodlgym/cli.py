@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--epochs",
         type=int,
-        help="training epochs per trial (default 2; a tabular task's full fidelity)",
+        help="epochs of a fully trained trial (default 20 with a pruner, else 2; a tabular task's full fidelity)",
     )
     s.add_argument("--max-train-samples", type=int, help="train each trial on at most N examples")
     s.add_argument(
@@ -169,7 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ray-address", help="join a Ray cluster: 'auto' or host:port")
     s.add_argument("--device", help="in-process device: cpu, cuda, cuda:N or auto (default cpu)")
     s.add_argument(
-        "--pruner", choices=["none", "median", "sha", "hyperband"], help="stop poor trials early"
+        "--pruner",
+        choices=["auto", "asha", "none", "median", "sha", "hyperband"],
+        help="multi-fidelity: asha (rungs from 1/3 epoch), Optuna's median/sha/hyperband, or "
+        "none; default auto: asha with --time-budget, else none",
+    )
+    s.add_argument(
+        "--checks-per-epoch",
+        type=int,
+        help="validation checks (pruner reports) per epoch (default 4 with median/sha/hyperband)",
     )
     s.add_argument(
         "--max-retries", type=int, help="retries of a trial whose Ray worker died (default 2)"
@@ -316,6 +325,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "ray_address": args.ray_address,
         "device": args.device,
         "pruner": args.pruner,
+        "checks_per_epoch": args.checks_per_epoch,
         "max_retries": args.max_retries,
         "amp": args.amp,
         "task_kwargs": args.task_opt,
@@ -384,10 +394,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         if summary.best_val_score is None
         else f"{summary.best_val_score:.4f} (trial {summary.best_trial_id})"
     )
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     rejected = f"; {summary.rejected} over-budget candidates skipped" if summary.rejected else ""
     print(
-        f"{summary.finished} trials in {summary.run_dir}; best val score {best}; "
-        f"stopped by {summary.stopped_by} after {summary.seconds:.1f} s{rejected}"
+        f"{summary.finished} trials in {summary.run_dir}"
+        + (f" ({counts} this session)" if counts else "")
+        + f"; best val score {best}; stopped by {summary.stopped_by} after "
+        f"{summary.seconds:.1f} s{rejected}"
     )
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
@@ -719,6 +732,11 @@ COMMANDS = {
 }
 
 
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """A warning as one line, like the errors (no file and line of the code that warned)."""
+    print(f"autodlgym: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -731,7 +749,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from autodlgym.registry import import_modules
 
             import_modules(args.imports)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # restores showwarning for a caller in Python
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except AutoDLError as exc:
         print(f"autodlgym: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,17 @@ so a run killed at any moment (Ctrl-C, SIGKILL, a lost machine) continues with
 ``run_search(..., resume=True)`` / ``autodlgym search --out DIR --resume``: finished trials are
 kept, trials that were in flight run again under the same trial id, and the searcher continues
 where it was.
+
+A search limited by a time budget is multi-fidelity by default (``pruner="asha"``): a
+:class:`~autodlgym.execution.rungs.RungScheduler` starts each new candidate on a third of an
+epoch and promotes the best of each rung to longer training, up to the full ``epochs``, so many
+candidates are tried cheaply and the best are trained long. When the budget runs out, the
+trials still training stop at their next batch and are recorded with status ``stopped`` and the
+scores they reached.
+
+:func:`run_search` runs the steps of :class:`_Search` in order: :func:`resolve_config`, open the
+store, make the searcher, make the executor, the ask / submit / collect loop until a stop
+condition holds (trials, time, Ctrl-C), close, summary.
 """
 
 from __future__ import annotations
@@ -18,15 +29,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
-import sys
 import time
-from collections import deque
+import warnings
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
+from autodlgym.execution.rungs import RungScheduler
+from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.registry import import_modules
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
@@ -38,6 +51,19 @@ if TYPE_CHECKING:  # pragma: no cover
 CONFIG_VERSION = 1
 #: training seconds a trial may take per epoch when ``trial_time_limit="auto"``
 AUTO_SECONDS_PER_EPOCH = 60.0
+#: epochs of a trial when ``epochs`` is not given: without multi-fidelity, and with it (the
+#: most a promoted candidate trains)
+DEFAULT_EPOCHS = 2
+MULTI_FIDELITY_EPOCHS = 20
+#: validation checks per epoch under Optuna's pruners: their rungs start below one epoch
+MULTI_FIDELITY_CHECKS = 4
+#: the pruner a search limited by ``time_budget`` gets when ``pruner="auto"``
+TIME_BUDGET_PRUNER = "asha"
+#: with ``pruner="asha"``, a time budget and ``trial_time_limit="auto"``, a first-rung trial
+#: may take this share of the budget (1/30: 10 s of 5 minutes), three times more per rung up
+FIRST_RUNG_SHARE = 30
+#: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
+RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 
 
 @dataclass
@@ -56,19 +82,27 @@ class RunConfig:
             task's own space (tabular tasks bring one) or else the default space.
         trials: evaluation budget (None: only ``time_budget`` stops the search).
         time_budget: seconds of search wall time over all sessions of the run (None: no limit).
-        epochs, max_train_samples, trial_time_limit: the fidelity of every trial (on a
+            Trials still training when it runs out stop at their next batch with status
+            ``stopped``, keeping the scores they reached.
+        epochs, max_train_samples, trial_time_limit: the full fidelity of every trial (on a
             tabular task, ``epochs`` picks the point of the stored learning curve). A trial
-            that trains longer than ``trial_time_limit`` seconds ends with status ``timeout``;
+            that takes longer than ``trial_time_limit`` seconds ends with status ``timeout``;
             ``"auto"`` allows ``AUTO_SECONDS_PER_EPOCH`` per epoch (so one very wide candidate
-            cannot stall a CPU search), None or ``"none"`` no limit.
+            cannot stall a CPU search), None or ``"none"`` no limit. ``epochs=None``:
+            ``MULTI_FIDELITY_EPOCHS`` when a pruner runs, else ``DEFAULT_EPOCHS``.
+        checks_per_epoch: validation checks (and pruner reports) per epoch; None:
+            ``MULTI_FIDELITY_CHECKS`` under Optuna's pruners, else 1.
         seed: seeds the searcher and every trial's training.
         workers: trials in flight at once; 1 with no ``ray_address`` trains in-process, more
             uses Ray. None: 1 locally, or one per GPU / CPU core when ``ray_address`` is given.
         cpus_per_trial, gpus_per_trial: Ray resources of each worker (0.25 GPUs: four per GPU).
         ray_address: join an existing Ray cluster (``"auto"`` or ``"host:port"``).
         device: torch device for in-process training (``"auto"``: CUDA if available).
-        pruner: ``none``, ``median``, ``sha`` (successive halving) or ``hyperband``; stops
-            poor trials early from their per-epoch validation scores.
+        pruner: multi-fidelity, so many candidates are tried cheaply and the best train for
+            the full ``epochs``. ``asha``: promotion-based successive halving over rungs from a
+            third of an epoch up (:mod:`autodlgym.execution.rungs`); ``median``, ``sha``,
+            ``hyperband``: Optuna's pruners, which stop poor trials at their validation checks;
+            ``none``; ``auto``: ``asha`` when ``time_budget`` is given, else ``none``.
         max_retries: times a trial is retried when its Ray worker dies.
         amp: mixed precision on CUDA.
         imports: modules imported before anything is looked up, here and on every Ray
@@ -77,6 +111,9 @@ class RunConfig:
             :mod:`autodlgym.searchspace.constraints`): a number (``250000``, ``"250k"``),
             None / ``"none"`` for no limit, or ``"default"``: the space's ``constraints``,
             else the task's default budget. Over-budget candidates are never trained.
+
+    ``auto`` and None settings are resolved when the config is made, so the stored config
+    says what ran and a resume that extends the budget runs the same fidelity.
     """
 
     out: str
@@ -87,16 +124,17 @@ class RunConfig:
     space: dict[str, Any] | None = None
     trials: int | None = 20
     time_budget: float | None = None
-    epochs: int = 2
+    epochs: int | None = None
     max_train_samples: int | None = None
     trial_time_limit: float | str | None = "auto"
+    checks_per_epoch: int | None = None
     seed: int = 0
     workers: int | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     ray_address: str | None = None
     device: str = "cpu"
-    pruner: str = "none"
+    pruner: str = "auto"
     max_retries: int = 2
     amp: bool = False
     imports: list[str] = field(default_factory=list)
@@ -128,14 +166,32 @@ class RunConfig:
             raise AutoDLError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             raise AutoDLError(f"--gpus-per-trial must be 0 or positive, got {self.gpus_per_trial}")
-        if self.pruner not in PRUNERS:
-            raise AutoDLError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        if self.pruner == "auto":
+            self.pruner = TIME_BUDGET_PRUNER if self.time_budget is not None else "none"
+        if self.pruner not in RUN_PRUNERS:
+            raise AutoDLError(
+                f"unknown pruner {self.pruner!r}; choose one of {', '.join(RUN_PRUNERS)}"
+            )
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
+        multi_fidelity = self.pruner != "none"
+        if self.epochs is None:
+            self.epochs = MULTI_FIDELITY_EPOCHS if multi_fidelity else DEFAULT_EPOCHS
+        if self.checks_per_epoch is None:
+            self.checks_per_epoch = MULTI_FIDELITY_CHECKS if self.pruner in PRUNERS[1:] else 1
+        if (
+            not isinstance(self.checks_per_epoch, int)
+            or isinstance(self.checks_per_epoch, bool)
+            or self.checks_per_epoch < 1
+        ):
+            raise AutoDLError(
+                f"--checks-per-epoch must be a positive integer, got {self.checks_per_epoch!r}"
+            )
         _ = self.fidelity  # validates epochs, max_train_samples, trial_time_limit
 
     @property
     def fidelity(self) -> Fidelity:
+        """The full fidelity of a trial (what an unpruned trial trains)."""
         limit = self.trial_time_limit
         if limit == "auto":
             limit = AUTO_SECONDS_PER_EPOCH * self.epochs if isinstance(self.epochs, int) else None
@@ -148,6 +204,11 @@ class RunConfig:
         return Fidelity(self.epochs, self.max_train_samples, limit)
 
     @property
+    def checks(self) -> int:
+        """Validation checks of a full trial: the pruner's largest resource."""
+        return int(self.epochs) * int(self.checks_per_epoch or 1)
+
+    @property
     def uses_ray(self) -> bool:
         return self.ray_address is not None or (self.workers or 1) > 1
 
@@ -157,7 +218,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        # runs stored before these settings existed ran with what their absence means now
+        values.setdefault("pruner", "none")
+        values.setdefault("epochs", DEFAULT_EPOCHS)
+        values.setdefault("checks_per_epoch", 1)
+        return cls(**values)
 
 
 @dataclass
@@ -170,6 +236,8 @@ class SearchSummary:
     best_val_score: float | None
     stopped_by: str  # "trials", "time", "interrupt"
     seconds: float
+    #: trials of this session by status
+    statuses: dict[str, int] = field(default_factory=dict)
     #: candidates found over the budget and never trained, over all sessions of the run
     rejected: int = 0
 
@@ -194,8 +262,48 @@ def _make_space(config: RunConfig, task: Any) -> SearchSpace:
     return space_of(task)  # a tabular task's own space, else the default space
 
 
-def _make_executor(config: RunConfig, reporter: Any):
+def resolve_config(
+    config: RunConfig | None, resume: bool, out: str | Path | None
+) -> tuple[RunConfig, Path]:
+    """The config a call of :func:`run_search` runs with, and its run directory: the stored
+    one when resuming (with a larger budget if ``config`` gives one), else ``config``."""
+    from autodlgym.results.store import ResultStore
+
+    run_dir = Path(out if out is not None else (config.out if config else ""))
+    if not str(run_dir):
+        raise AutoDLError("give a run directory: --out DIR")
+    if not resume:
+        if config is None:
+            raise AutoDLError("run_search needs a RunConfig unless resume=True")
+        return config, run_dir
+    with ResultStore(run_dir, create=False) as store:
+        stored = store.load_config()
+    if stored is None:
+        raise AutoDLError(
+            f"{run_dir} holds no search settings to resume; start a run with autodlgym search --out {run_dir}"
+        )
+    base = RunConfig.from_dict(stored)
+    if config is not None:  # a resume may extend the budget, nothing else
+        base.trials = config.trials if config.trials is not None else base.trials
+        base.time_budget = (
+            config.time_budget if config.time_budget is not None else base.time_budget
+        )
+    base.out = str(run_dir)
+    return base, run_dir
+
+
+def make_executor(config: RunConfig, reporter: Any = None):
+    """The executor ``config`` asks for: in-process, or a pool of Ray workers. Either has the
+    task's data loaded before it returns, so the search's clock does not count loading it."""
     if not config.uses_ray:
+        from autodlgym.tasks import get_task
+
+        task = get_task(config.task, **config.task_kwargs)
+        if not task.is_tabular:  # a lookup needs neither torch nor data
+            from autodlgym.training.trainer import warm_up
+
+            warm_up()
+            task.load()  # cached for every trial
         from autodlgym.execution.local import LocalExecutor
 
         device = config.device
@@ -214,47 +322,29 @@ def _make_executor(config: RunConfig, reporter: Any):
         reporter=reporter,
         max_retries=config.max_retries,
         amp=config.amp,
+        task_preload=[(config.task, dict(config.task_kwargs))],
         imports=config.imports,
     )
 
 
-class _Progress:
-    """A tqdm bar on stderr with the best score so far (silent when disabled)."""
+def make_pruner(config: RunConfig, run_dir: Path) -> Any:
+    """The pruning service of ``config`` (None without a pruner). Its resource unit is one
+    validation check; a fidelity with too few checks to prune anything gets one warning."""
+    if config.pruner not in PRUNERS[1:]:
+        return None  # none, or asha (a scheduler in the runner, not a pruner in the trial)
+    from autodlgym.execution.pruning import PruningService
 
-    def __init__(self, enabled: bool, total: int | None, initial: int, best: float | None) -> None:
-        self.bar = None
-        self.best = best
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                unit="trial",
-                file=sys.stderr,
-                dynamic_ncols=True,
-                leave=True,
-            )
-            self._post()
-
-    def _post(self) -> None:
-        if self.bar is not None and self.best is not None:
-            self.bar.set_postfix_str(f"best val {self.best:.4f}")
-
-    def update(self, result: TrialResult) -> None:
-        if (
-            result.ok
-            and result.val_score is not None
-            and (self.best is None or result.val_score > self.best)
-        ):
-            self.best = result.val_score
-        if self.bar is not None:
-            self.bar.update(1)
-            self._post()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    if config.checks < 2:
+        warnings.warn(
+            f"--pruner {config.pruner} prunes nothing here: each trial is checked only once, "
+            f"at its end ({config.epochs} epoch x {config.checks_per_epoch} check); give it "
+            "more checks with --epochs 3 or more or --checks-per-epoch 4",
+            UserWarning,
+            stacklevel=3,
+        )
+    return PruningService(
+        config.pruner, run_dir=run_dir, max_epochs=config.checks, seed=config.seed
+    )
 
 
 def _save_searcher(store, searcher, told: set[int], elapsed: float, rejected: int = 0) -> None:
@@ -269,12 +359,298 @@ def _save_searcher(store, searcher, told: set[int], elapsed: float, rejected: in
     store.save_state("searcher", blob)
 
 
+class _Search:
+    """One session of a search: the steps of :func:`run_search`, in the order it calls them."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, resume: bool) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.resume = resume
+        self.fidelity = config.fidelity
+        self.store: Any = None
+        self.searcher: Any = None
+        self.executor: Any = None
+        self.reporter: Any = None
+        self.told: set[int] = set()
+        self.elapsed_before = 0.0
+        self.rejected_before = 0
+        self.in_flight: dict[int, tuple[ArchSpec, Fidelity]] = {}
+        self.scheduler: RungScheduler | None = None
+        self.resubmit: deque[Any] = deque()
+        self.finished = 0
+        self.statuses: Counter[str] = Counter()
+        self.start = time.monotonic()
+        self.bar: SearchProgress | None = None
+
+    # set-up ---------------------------------------------------------------------------------
+    def open_store(self, searcher: Any) -> None:
+        """Check the task, space and searcher, then open (or create) the run's store."""
+        from autodlgym.results.store import ResultStore
+        from autodlgym.searchers.base import get_searcher
+        from autodlgym.searchspace.constraints import cheapest, resolve_budget
+        from autodlgym.tasks import get_task
+
+        config = self.config
+        # unknown task, space or searcher: fail before a new run directory is created
+        import_modules(config.imports)  # the user's registrations come first
+        self.task = get_task(config.task, **config.task_kwargs)
+        self.space = resolve_budget(
+            _make_space(config, self.task), self.task, config.max_params, config.max_flops
+        )
+        if self.space.constraints.active:
+            cheapest(self.space)  # a budget nothing fits: one line, before anything is written
+        self.searcher_cls = get_searcher(config.searcher) if searcher is None else None
+        self.store = ResultStore(self.run_dir, create=not self.resume)
+        store = self.store
+        if not self.resume and (
+            store.load_config() is not None or store.n_finished() or store.pending()
+        ):
+            raise AutoDLError(
+                f"{self.run_dir} already holds a run; continue it with --resume or choose another --out"
+            )
+
+    def make_searcher(self, searcher: Any) -> None:
+        """Build the searcher (unless given), store the config, restore the searcher's state
+        and tell it the results it has not heard of."""
+        config, store = self.config, self.store
+        if searcher is None:
+            options = dict(config.searcher_options)
+            if "task" not in options and _takes(self.searcher_cls, "task"):
+                # e.g. the zero-cost pre-screen measures candidates on the run's task
+                options["task"] = self.task.key
+            from autodlgym.searchers.base import make_searcher
+
+            searcher = make_searcher(
+                config.searcher, self.space, seed=config.seed, run_dir=self.run_dir, **options
+            )
+        self.searcher = searcher
+        if not self.resume:  # stored only once the searcher accepted its options
+            store.save_config(config.to_dict())
+        blob = store.load_state("searcher")
+        if blob is not None:
+            saved = pickle.loads(blob)
+            searcher.load_state_dict(saved["searcher"])
+            self.told = set(saved["told"])
+            self.elapsed_before = float(saved.get("elapsed", 0.0))
+            self.rejected_before = int(saved.get("rejected", 0))
+        # results committed but not told before a crash: tell them now (search trials only:
+        # retrained evaluations share the store but not the search's budget)
+        for trial_id, spec, result in store.results(phase=SEARCH):
+            if trial_id not in self.told:
+                searcher.tell(spec, result)
+                self.told.add(trial_id)
+        self.resubmit = deque(store.pending())  # in flight when the last session stopped
+        self.finished = store.n_finished(phase=SEARCH)
+
+    def make_scheduler(self) -> None:
+        """With ``pruner="asha"``: the rungs, rebuilt from the trials already in the store."""
+        if self.config.pruner != "asha" or self.task.is_tabular:
+            return  # a lookup costs nothing: no rungs to climb
+        from autodlgym.execution.rungs import RungScheduler, rung_fidelities
+
+        n_train = self.task.load().sizes()[0]
+        if self.fidelity.max_train_samples is not None:
+            n_train = min(n_train, self.fidelity.max_train_samples)
+        budget = self.config.time_budget
+        first_limit = None
+        if budget is not None and self.config.trial_time_limit == "auto":
+            first_limit = max(budget / FIRST_RUNG_SHARE, 1.0)
+        self.scheduler = RungScheduler(
+            rung_fidelities(self.fidelity, n_train, first_time_limit=first_limit)
+        )
+        fidelities = self.store.fidelities()
+        self.scheduler.restore(
+            [(spec, fidelities[t], result) for t, spec, result in self.store.results(phase=SEARCH)],
+            [(p.spec, p.fidelity) for p in self.resubmit],
+        )
+
+    def make_executor(self, executor: Any) -> None:
+        self.reporter = make_pruner(self.config, self.run_dir)
+        self.executor = (
+            executor if executor is not None else make_executor(self.config, self.reporter)
+        )
+
+    def show_progress(self, enabled: bool) -> None:
+        self.start = time.monotonic()  # the search's clock starts with the loop
+        best = self.store.best(phase=SEARCH)
+        self.bar = SearchProgress(
+            enabled,
+            self.config.trials,
+            self.config.time_budget,
+            finished=self.finished,
+            elapsed=self.elapsed_before,
+            best=best[1] if best else None,
+        )
+        if enabled:
+            try:
+                self.executor.on_progress = self.bar.trained
+            except AttributeError:  # an executor that cannot take it simply shows no epochs
+                pass
+
+    # stop conditions ------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.start
+
+    def rejected(self) -> int:
+        """Candidates found over the budget, over all sessions of the run."""
+        own = getattr(self.searcher, "space", self.space)  # a searcher passed in may hold its own
+        extra = own.rejected if own is not self.space else 0
+        return self.rejected_before + self.space.rejected + extra
+
+    def out_of_time(self) -> bool:
+        budget = self.config.time_budget
+        return budget is not None and self.elapsed() >= budget
+
+    def out_of_trials(self) -> bool:
+        trials = self.config.trials
+        return trials is not None and self.finished + len(self.in_flight) >= trials
+
+    def deadline(self) -> float | None:
+        """``time.time()`` at which the time budget runs out (None: no time budget)."""
+        budget = self.config.time_budget
+        return None if budget is None else time.time() + budget - self.elapsed()
+
+    # the ask / submit / collect loop ------------------------------------------------------
+    def record(
+        self,
+        trial_id: int,
+        spec: ArchSpec,
+        fidelity: Fidelity,
+        result: TrialResult,
+        reused_from: int | None = None,
+    ) -> None:
+        """Commit a finished trial, then tell the scheduler and the searcher and save the
+        searcher's state."""
+        config = self.config
+        if self.store.append(
+            trial_id, spec, fidelity, config.seed, result, reused_from=reused_from
+        ):
+            if self.scheduler is not None:
+                self.scheduler.finished(spec, fidelity, result)
+            self.finished += 1
+            self.statuses[result.status] += 1
+            self.searcher.tell(spec, result)
+            self.told.add(trial_id)
+            _save_searcher(self.store, self.searcher, self.told, self.elapsed(), self.rejected())
+            self.bar.ended(trial_id, result)
+
+    def next_candidate(self) -> tuple[int, ArchSpec, Fidelity] | None:
+        """A trial to run: one left in flight by the last session, a promotion to a higher
+        rung, or a new candidate from the searcher (at the first rung under ``asha``). None
+        when the candidate needs no training (recorded at once)."""
+        config, store = self.config, self.store
+        if self.resubmit:
+            p = self.resubmit.popleft()
+            return p.trial_id, p.spec, p.fidelity
+        promoted = self.scheduler.promotion() if self.scheduler is not None else None
+        if promoted is not None:
+            spec, fidelity = promoted
+        else:
+            spec = self.searcher.propose(1, self.space)[0]  # only candidates inside the budget
+            fidelity = self.scheduler.first if self.scheduler is not None else self.fidelity
+        trial_id = store.next_trial_id()
+        try:
+            spec = self.space.validate(spec)
+        except SpecError as exc:
+            bad = ArchSpec(dict(spec))
+            store.add_pending(trial_id, bad, fidelity, config.seed)
+            msg = f"searcher proposed a spec outside the space: {exc}"
+            self.record(trial_id, bad, fidelity, TrialResult.failure(ERROR, msg))
+            return None
+        store.add_pending(trial_id, spec, fidelity, config.seed)
+        hit = store.lookup(spec.arch_id, fidelity, config.seed)
+        if hit is not None:  # evaluated before at this fidelity and seed: not trained twice
+            self.record(trial_id, spec, fidelity, hit[1], reused_from=hit[0])
+            return None
+        if self.scheduler is not None:
+            self.scheduler.started(spec, fidelity)
+        return trial_id, spec, fidelity
+
+    def launch(self) -> bool:
+        """Start one trial (or record a reused one); False when the budget allows no more."""
+        if self.out_of_trials() or self.out_of_time():
+            return False
+        candidate = self.next_candidate()
+        if candidate is None:
+            return True
+        trial_id, spec, fidelity = candidate
+        config = self.config
+        job = TrialJob(
+            trial_id,
+            spec.to_json(),
+            config.task,
+            fidelity,
+            config.seed,
+            task_kwargs=tuple(sorted(config.task_kwargs.items())),
+            prune=self.reporter is not None,
+            deadline=self.deadline(),
+            checks_per_epoch=int(config.checks_per_epoch or 1),
+        )
+        self.in_flight[trial_id] = (spec, fidelity)
+        self.bar.started(trial_id, spec.summary(), fidelity.epochs)
+        self.executor.submit(job)
+        return True
+
+    def collect(self) -> None:
+        """Record every trial that finished within a second."""
+        for job, result in self.executor.wait(timeout=1.0):
+            spec, fidelity = self.in_flight.pop(job.trial_id)
+            self.record(job.trial_id, spec, fidelity, result)
+        self.bar.refresh()
+
+    def loop(self) -> str:
+        """Keep every worker busy until the budget is spent; returns what stopped it. Trials
+        in flight when the time budget runs out stop themselves at their next batch."""
+        while True:
+            while len(self.in_flight) < self.executor.capacity and self.launch():
+                pass
+            if not self.in_flight:
+                return "time" if self.out_of_time() else "trials"
+            self.collect()
+
+    # tear-down ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the workers, save the searcher's state and close the store (each step runs
+        even when an earlier one fails)."""
+        try:
+            if self.bar is not None:
+                self.bar.close()
+        finally:
+            try:
+                if self.executor is not None:
+                    self.executor.close()
+            finally:
+                try:
+                    if self.searcher is not None:
+                        _save_searcher(
+                            self.store, self.searcher, self.told, self.elapsed(), self.rejected()
+                        )
+                        self.searcher.close()
+                finally:
+                    if self.store is not None:
+                        self.best = self.store.best(phase=SEARCH)
+                        self.store.close()
+
+    def summary(self, stopped_by: str) -> SearchSummary:
+        best = getattr(self, "best", None)
+        return SearchSummary(
+            self.run_dir,
+            self.finished,
+            best[0] if best else None,
+            best[1] if best else None,
+            stopped_by,
+            time.monotonic() - self.start,
+            dict(self.statuses),
+            self.rejected() if self.searcher is not None else self.rejected_before,
+        )
+
+
 def run_search(
     config: RunConfig | None = None,
     *,
     resume: bool = False,
     out: str | Path | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     searcher: Any = None,
     executor: Any = None,
 ) -> SearchSummary:
@@ -285,7 +661,8 @@ def run_search(
             are used) or carry a larger ``trials`` / ``time_budget`` to extend the budget.
         resume: continue the run stored in ``out`` (or ``config.out``).
         out: the run directory when resuming without a config.
-        progress: show a progress bar with the best score so far on stderr.
+        progress: show a progress bar (time or trials, the best score, the trials in flight)
+            on stderr or in the notebook; None: when run in a terminal or a notebook.
         searcher: a Searcher instance to use instead of building one from the config
             (its state is still saved; resuming needs the config's searcher name to resolve).
         executor: an Executor instance to use instead of building one from the config.
@@ -296,200 +673,29 @@ def run_search(
     Raises:
         AutoDLError: bad settings, an unknown task or searcher, a run directory that already
             holds a different run, or a resume of a directory that holds none.
+        SearchInterrupted: after Ctrl-C, once everything finished is recorded.
     """
-    from autodlgym.results.store import ResultStore
-    from autodlgym.searchers.base import get_searcher, make_searcher
-    from autodlgym.searchspace.constraints import cheapest, resolve_budget
-    from autodlgym.tasks import get_task
-
-    run_dir = Path(out if out is not None else (config.out if config else ""))
-    if not str(run_dir):
-        raise AutoDLError("give a run directory: --out DIR")
-    if resume:
-        store = ResultStore(run_dir, create=False)
-        stored = store.load_config()
-        if stored is None:
-            store.close()
-            raise AutoDLError(
-                f"{run_dir} holds no search settings to resume; start a run with autodlgym search --out {run_dir}"
-            )
-        base = RunConfig.from_dict(stored)
-        if config is not None:  # a resume may extend the budget, nothing else
-            base.trials = config.trials if config.trials is not None else base.trials
-            base.time_budget = (
-                config.time_budget if config.time_budget is not None else base.time_budget
-            )
-        config = base
-        config.out = str(run_dir)
-    elif config is None:
-        raise AutoDLError("run_search needs a RunConfig unless resume=True")
+    config, run_dir = resolve_config(config, resume, out)
+    search = _Search(config, run_dir, resume)
     try:
-        # unknown task, space or searcher: fail before a new run directory is created
-        import_modules(config.imports)  # the user's registrations come first
-        task = get_task(config.task, **config.task_kwargs)
-        space = resolve_budget(_make_space(config, task), task, config.max_params, config.max_flops)
-        if space.constraints.active:
-            cheapest(space)  # a budget nothing fits: one line, before anything is written
-        searcher_cls = get_searcher(config.searcher) if searcher is None else None
+        search.open_store(searcher)
+        search.make_searcher(searcher)
+        search.make_scheduler()
+        search.make_executor(executor)
     except BaseException:
-        if resume:
-            store.close()
+        search.executor = None  # nothing ran: only the store needs closing
+        search.searcher = None
+        search.close()
         raise
-    if not resume:
-        store = ResultStore(run_dir, create=True)
-        if store.load_config() is not None or store.n_finished() or store.pending():
-            store.close()
-            raise AutoDLError(
-                f"{run_dir} already holds a run; continue it with --resume or choose another --out"
-            )
-    fidelity = config.fidelity
-
-    try:
-        if searcher is None:
-            options = dict(config.searcher_options)
-            if "task" not in options and _takes(searcher_cls, "task"):
-                # e.g. the zero-cost pre-screen measures candidates on the run's task
-                options["task"] = task.key
-            searcher = make_searcher(
-                config.searcher, space, seed=config.seed, run_dir=run_dir, **options
-            )
-        if not resume:  # stored only once the searcher accepted its options
-            store.save_config(config.to_dict())
-        told: set[int] = set()
-        elapsed_before = 0.0
-        rejected_before = 0
-        blob = store.load_state("searcher")
-        if blob is not None:
-            saved = pickle.loads(blob)
-            searcher.load_state_dict(saved["searcher"])
-            told = set(saved["told"])
-            elapsed_before = float(saved.get("elapsed", 0.0))
-            rejected_before = int(saved.get("rejected", 0))
-        # results committed but not told before a crash: tell them now
-        for trial_id, spec, result in store.results(phase=SEARCH):
-            if trial_id not in told:
-                searcher.tell(spec, result)
-                told.add(trial_id)
-
-        reporter = None
-        if config.pruner != "none":
-            from autodlgym.execution.pruning import PruningService
-
-            reporter = PruningService(
-                config.pruner, run_dir=run_dir, max_epochs=config.epochs, seed=config.seed
-            )
-        if executor is None:
-            executor = _make_executor(config, reporter)
-    except BaseException:
-        store.close()
-        raise
-
-    resubmit = deque(store.pending())  # in flight when the last session stopped
-    start = time.monotonic()
-    # retrained evaluations (autodlgym retrain) share the store but not the search's budget
-    finished = store.n_finished(phase=SEARCH)
-    best = store.best(phase=SEARCH)
-    bar = _Progress(progress, config.trials, finished, best[1] if best else None)
     stopped_by = "trials"
-    in_flight: dict[int, ArchSpec] = {}
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - start
-
-    def rejected() -> int:
-        own = getattr(searcher, "space", space)  # a searcher passed in may hold its own space
-        return rejected_before + space.rejected + (own.rejected if own is not space else 0)
-
-    def out_of_time() -> bool:
-        return config.time_budget is not None and elapsed() >= config.time_budget
-
-    def record(
-        trial_id: int, spec: ArchSpec, result: TrialResult, reused_from: int | None = None
-    ) -> None:
-        nonlocal finished
-        if store.append(trial_id, spec, fidelity, config.seed, result, reused_from=reused_from):
-            finished += 1
-            searcher.tell(spec, result)
-            told.add(trial_id)
-            _save_searcher(store, searcher, told, elapsed(), rejected())
-            bar.update(result)
-
-    def launch() -> bool:
-        """Start one trial (or record a reused one); False when the budget allows no more."""
-        if config.trials is not None and finished + len(in_flight) >= config.trials:
-            return False
-        if out_of_time():
-            return False
-        if resubmit:
-            p = resubmit.popleft()
-            trial_id, spec = p.trial_id, p.spec
-        else:
-            spec = searcher.propose(1, space)[0]  # only candidates inside the budget
-            trial_id = store.next_trial_id()
-            try:
-                spec = space.validate(spec)
-            except SpecError as exc:
-                store.add_pending(trial_id, ArchSpec(dict(spec)), fidelity, config.seed)
-                record(
-                    trial_id,
-                    ArchSpec(dict(spec)),
-                    TrialResult.failure(
-                        ERROR, f"searcher proposed a spec outside the space: {exc}"
-                    ),
-                )
-                return True
-            hit = store.lookup(spec.arch_id, fidelity, config.seed)
-            if hit is not None:  # evaluated before at this fidelity and seed: not trained twice
-                store.add_pending(trial_id, spec, fidelity, config.seed)
-                record(trial_id, spec, hit[1], reused_from=hit[0])
-                return True
-            store.add_pending(trial_id, spec, fidelity, config.seed)
-        job = TrialJob(
-            trial_id,
-            spec.to_json(),
-            config.task,
-            fidelity,
-            config.seed,
-            task_kwargs=tuple(sorted(config.task_kwargs.items())),
-            prune=reporter is not None,
-        )
-        in_flight[trial_id] = spec
-        executor.submit(job)
-        return True
-
     try:
-        while True:
-            while len(in_flight) < executor.capacity and launch():
-                pass
-            if not in_flight:
-                if out_of_time():
-                    stopped_by = "time"
-                break
-            for job, result in executor.wait(timeout=1.0):
-                spec = in_flight.pop(job.trial_id)
-                record(job.trial_id, spec, result)
+        search.show_progress(wants_progress() if progress is None else bool(progress))
+        stopped_by = search.loop()
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
-        bar.close()
-        try:
-            executor.close()
-        finally:
-            try:
-                _save_searcher(store, searcher, told, elapsed(), rejected())
-                searcher.close()
-            finally:
-                best = store.best(phase=SEARCH)
-                store.close()
-    summary = SearchSummary(
-        run_dir,
-        finished,
-        best[0] if best else None,
-        best[1] if best else None,
-        stopped_by,
-        time.monotonic() - start,
-        rejected(),
-    )
+        search.close()
+    summary = search.summary(stopped_by)
     if stopped_by == "interrupt":
         raise SearchInterrupted(summary)
     return summary

@@ -18,7 +18,6 @@ WORKER_LOST = "worker_lost"
 #: a candidate over the budget, never trained (told to searchers and reported by envs; a run
 #: never stores it)
 OVER_BUDGET = "over_budget"
-STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 
 #: Why a trial was trained: proposed by a searcher, or a re-evaluation of a finished search's
@@ -27,17 +26,25 @@ FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 SEARCH = "search"
 RETRAIN = "retrain"
 PHASES = (SEARCH, RETRAIN)
+#: the search's time budget ran out while the trial trained: it keeps the scores it reached
+STOPPED = "stopped"
+STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET, STOPPED)
 
 
 @dataclass(frozen=True)
 class Fidelity:
     """How much training a candidate gets.
 
+    Fidelities below one epoch come from ``max_steps`` (a number of training steps) or
+    ``max_train_samples`` (a fraction of the training set).
+
     Args:
         epochs: passes over the (possibly subsampled) training set.
         max_train_samples: train on at most this many examples (None: all).
-        time_limit: seconds of training before the trial ends with status ``timeout``
-            (None: no limit).
+        time_limit: seconds the whole trial may take (building, FLOP counting, diagnostics,
+            training and evaluation) before it ends with status ``timeout`` (None: no limit).
+        max_steps: stop training after this many optimiser steps, inside an epoch if need be
+            (None: ``epochs`` decides).
         phase: ``"search"`` or ``"retrain"``; the trainer ignores it, the store and the runner
             keep the phases apart (a retrained evaluation never counts as a search trial).
     """
@@ -45,6 +52,7 @@ class Fidelity:
     epochs: int = 1
     max_train_samples: int | None = None
     time_limit: float | None = None
+    max_steps: int | None = None
     phase: str = SEARCH
 
     def __post_init__(self) -> None:
@@ -56,17 +64,25 @@ class Fidelity:
             raise AutoDLError(
                 f"time_limit must be a positive number of seconds, got {self.time_limit!r}"
             )
+        if self.max_steps is not None and (
+            not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool)
+            or self.max_steps < 1
+        ):  # fmt: skip
+            raise AutoDLError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+
         if self.phase not in PHASES:
             raise AutoDLError(
                 f"fidelity phase {self.phase!r} is unknown; use {' or '.join(PHASES)}"
             )
 
     def key(self) -> str:
-        """Canonical text used to recognise an evaluation already made. The search phase is
-        left out, so search keys read as they did before phases existed."""
+        """Canonical text used to recognise an evaluation already made. The search phase and
+        an unset ``max_steps`` are left out, so keys read as they did before those existed."""
         d = asdict(self)
         if d["phase"] == SEARCH:
             del d["phase"]
+        if d["max_steps"] is None:
+            del d["max_steps"]
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -95,6 +111,7 @@ class TrialResult:
     eval_seconds: float = 0.0
     peak_memory_mb: float | None = None
     epochs_run: int = 0
+    steps_run: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
@@ -137,3 +154,9 @@ class TrialJob:
     seed: int
     task_kwargs: tuple[tuple[str, Any], ...] = ()
     prune: bool = False
+    #: ``time.time()`` at which the search's budget ends: a trial still training then stops at
+    #: its next batch with status ``stopped`` (None: no deadline)
+    deadline: float | None = None
+    #: validation checks (pruning reports) per epoch; more than 1 gives the pruner rungs below
+    #: one epoch
+    checks_per_epoch: int = 1

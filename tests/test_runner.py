@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import sys
+import time
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from autodlgym import AutoDLError, load_results
+from autodlgym.progress import SearchProgress, wants_progress
+from autodlgym.results.store import ResultStore
 from autodlgym.runner import RunConfig, run_search
 from autodlgym.searchers.base import Searcher
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.trial import TrialResult
 
 
 def _config(tmp_path, space, **kw) -> RunConfig:
@@ -160,3 +168,77 @@ def test_time_budget_stops_the_search(tmp_path, tiny_space_config):
     summary = run_search(_config(tmp_path, tiny_space_config, trials=None, time_budget=0.5))
     assert summary.stopped_by == "time"
     assert summary.finished >= 1
+
+
+SLOW_MLP = {
+    "n_stages": 1, "stage1.block": "mlp", "stage1.depth": 1, "stage1.width": 16,
+    "connections": "chain", "activation": "relu", "norm": "none", "dropout": 0.0,
+    "init": "he_uniform", "zero_init_residual": False, "trainable": "all", "head_pool": "avg",
+    "optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 32, "grad_clip": 0.0,
+}  # fmt: skip
+
+
+class OneSpec(FixedSearcher):
+    specs = [SLOW_MLP]
+
+
+def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path):
+    cfg = RunConfig(
+        out=str(tmp_path / "run"), task="digits", searcher="tests.test_runner:OneSpec",
+        trials=None, time_budget=3.0, epochs=100_000, trial_time_limit="none", pruner="none",
+    )  # fmt: skip
+    t0 = time.monotonic()
+    summary = run_search(cfg, progress=False)
+    wall = time.monotonic() - t0
+    assert summary.stopped_by == "time" and summary.statuses == {"stopped": 1}
+    # the search's clock (data loaded before it starts) ends soon after the budget: the
+    # trial stopped at its next batch
+    assert summary.seconds <= wall and summary.seconds < 3.0 + 5
+    df = load_results(cfg.out)
+    row = df.iloc[0]
+    assert row.status == "stopped" and row.epochs_run >= 1
+    curves = ResultStore(cfg.out, create=False).curves()
+    assert len(curves) == row.epochs_run
+    assert row.val_score == curves.val_score.iloc[-1]  # the last score it reached
+    assert 0 < row.train_seconds < 3.0
+    # a resume with a larger budget goes on; the stopped trial is kept, not reused
+    summary = run_search(RunConfig(out=cfg.out, time_budget=6.0), resume=True, progress=False)
+    df = load_results(cfg.out)
+    assert summary.stopped_by == "time" and list(df.trial_id) == [0, 1]
+    assert list(df.status) == ["stopped", "stopped"] and pd.isna(df.reused_from).all()
+
+
+def test_progress_counts_time_and_shows_trials_in_flight(tmp_path, tiny_space_config, capsys):
+    cfg = _config(tmp_path, tiny_space_config, trials=None, time_budget=2.0)
+    run_search(cfg, progress=True)
+    err = capsys.readouterr().err
+    assert "/2 s" in err and "left" in err and "trials" in err
+    assert "best val" in err
+
+    bar = SearchProgress(True, trials=None, time_budget=60, file=io.StringIO())
+    bar.started(7, "conv x2 (32)", epochs=20)
+    bar.trained(7, 2.5, 100)
+    status = bar.status()
+    assert status.startswith("0 trials") and "#7 conv x2 (32) epoch 2.5/20" in status
+    bar.ended(7, TrialResult("ok", val_score=0.9))
+    assert bar.status() == "1 trials | best val 0.9000"
+    bar.close()
+
+
+def test_progress_shows_by_itself_only_in_a_terminal_or_a_notebook():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert wants_progress(Tty()) is True
+    assert wants_progress(io.StringIO()) is ("ipykernel" in sys.modules)
+
+
+def test_a_pruner_that_cannot_prune_warns_once_and_says_what_to_change(tmp_path, tiny_space_config):
+    cfg = _config(tmp_path, tiny_space_config, pruner="hyperband", epochs=1, checks_per_epoch=1)
+    with pytest.warns(UserWarning, match="prunes nothing.*--epochs 3") as caught:
+        run_search(cfg, progress=False)
+    assert len([w for w in caught if "prunes nothing" in str(w.message)]) == 1
+    # the default checks of Optuna's pruners give them rungs below one epoch
+    cfg = RunConfig(out=str(tmp_path / "b"), pruner="hyperband", epochs=1)
+    assert cfg.checks_per_epoch == 4 and cfg.checks == 4

@@ -13,7 +13,9 @@ executor, and the reward.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
 from autodlgym.trial import OVER_BUDGET, WORKER_LOST, Fidelity, TrialJob, TrialResult
+
+#: a step that trains logs what it trains and how it ended at INFO
+log = logging.getLogger("autodlgym.envs")
 
 #: Score written into observations where there is none: before the first evaluation and for a
 #: failed one. Observed scores are clipped to [-1, 1] (accuracies lie in [0, 1]; R^2 <= 1).
@@ -132,11 +137,19 @@ def make_job(spec: ArchSpec, task: Task, fidelity: Fidelity, seed: int) -> Trial
 
 def run_jobs(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialResult]:
     """Submit every job, then wait until all are back; results in the order of ``jobs``.
+    Each job is logged at INFO (``autodlgym.envs``) when it starts and when it ends.
 
     The executor must not hold jobs submitted by anyone else meanwhile: their results would be
     taken here and dropped. A job the executor no longer knows about ends as ``worker_lost``.
     """
+    started = time.monotonic()
     for job in jobs:
+        log.info(
+            "training %s on %s for %d epoch(s)",
+            ArchSpec.from_json(job.spec_json).summary(),
+            job.task,
+            job.fidelity.epochs,
+        )
         executor.submit(job)
     results: dict[int, TrialResult] = {}
     wanted = {job.trial_id for job in jobs}
@@ -150,6 +163,17 @@ def run_jobs(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialResult]:
                 results[trial_id] = TrialResult.failure(
                     WORKER_LOST, "the executor finished without returning this trial"
                 )
+    for job in jobs:
+        r = results[job.trial_id]
+        score = "none" if r.val_score is None else f"{r.val_score:.4f}"
+        log.info(
+            "trained %s: %s, val score %s, %d epoch(s) in %.1f s",
+            ArchSpec.from_json(job.spec_json).summary(),
+            r.status,
+            score,
+            r.epochs_run,
+            time.monotonic() - started,
+        )
     return [results[job.trial_id] for job in jobs]
 
 

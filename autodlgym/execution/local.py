@@ -37,11 +37,13 @@ def run_job(
     reporter: PruningReporter | None = None,
     worker: str = "",
     amp: bool = False,
+    progress: Callable[[float, int], None] | None = None,
 ) -> TrialResult:
     """Train and score one job (the same function runs in-process and on Ray workers).
 
     A job on a tabular task is a lookup (:func:`autodlgym.tasks.tabular.evaluate_lookup`):
     no model is built and torch is not imported.
+    ``progress(epochs_done, steps_done)`` is called about twice a second while it trains.
     """
     try:
         from autodlgym.searchspace.spec import ArchSpec
@@ -64,7 +66,16 @@ def run_job(
 
             kwargs = {"amp": True} if amp else {}
             result = train_and_score(
-                spec, task, job.fidelity, job.seed, device=device, callback=callback, **kwargs
+                spec,
+                task,
+                job.fidelity,
+                job.seed,
+                device=device,
+                callback=callback,
+                checks_per_epoch=job.checks_per_epoch,
+                deadline=job.deadline,
+                progress=progress,
+                **kwargs,
             )
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         result = TrialResult.failure(
@@ -78,6 +89,9 @@ class Executor(ABC):
     """Runs trials; see the module docstring."""
 
     capacity: int = 1
+    #: set by the caller to hear ``on_progress(trial_id, epochs_done, steps_done)`` while
+    #: trials train (for progress displays; executors that cannot tell never call it)
+    on_progress: Callable[[int, float, int], None] | None = None
 
     @abstractmethod
     def submit(self, job: TrialJob) -> None: ...
@@ -127,7 +141,16 @@ class LocalExecutor(Executor):
         if not self._queue:
             return []
         job = self._queue.popleft()
-        result = run_job(job, self.device, self.reporter, worker="local", amp=self.amp)
+        notify = self.on_progress
+        progress = None
+        if notify is not None:
+
+            def progress(epochs: float, steps: int) -> None:
+                notify(job.trial_id, epochs, steps)
+
+        result = run_job(
+            job, self.device, self.reporter, worker="local", amp=self.amp, progress=progress
+        )
         if job.prune and self.reporter is not None:
             self.reporter.finish(job.trial_id, result)
         return [(job, result)]

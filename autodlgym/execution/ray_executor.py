@@ -11,6 +11,11 @@ A worker that dies (killed, segfault, out of host memory, node lost) is replaced
 actor and its trial is run again, at most ``max_retries`` times; after that the trial comes back
 with status ``worker_lost``. Every submitted job comes back exactly once.
 
+Trials stop themselves at their time limit and at the search's deadline (the trainer checks
+between batches). A trial stuck inside one call (a hung kernel, a batch that never ends) is
+ended from the driver: past ``HUNG_FACTOR`` times its time limit it comes back ``timeout``, and
+``DEADLINE_GRACE`` seconds past the search's deadline ``stopped``; its worker is replaced.
+
 This module imports ray, and is itself imported only when Ray is asked for.
 """
 
@@ -23,6 +28,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +39,7 @@ import ray.exceptions
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, PruningReporter, run_job
 from autodlgym.registry import imported_modules
-from autodlgym.trial import ERROR, WORKER_LOST, TrialJob, TrialResult
+from autodlgym.trial import ERROR, STOPPED, TIMEOUT, WORKER_LOST, TrialJob, TrialResult
 
 #: Errors meaning the worker process (or its node) is gone, not that the trial failed.
 WORKER_DEATHS: tuple[type[BaseException], ...] = (
@@ -49,6 +55,13 @@ WORKER_DEATHS: tuple[type[BaseException], ...] = (
 # A unix socket path must stay under 108 bytes; Ray puts
 # "session_<date>_<time>_<usec>_<pid>/sockets/plasma_store" (up to 64 bytes) under its temp dir.
 _MAX_RAY_TEMP_DIR = 43
+
+#: a trial running this many times its time limit is ended from the driver
+HUNG_FACTOR = 2.0
+#: seconds past the search's deadline after which a trial still running is ended from the driver
+DEADLINE_GRACE = 5.0
+#: seconds between two polls of the workers' progress
+PROGRESS_POLL = 1.0
 
 JobFn = Callable[..., TrialResult]
 TaskRef = str | tuple[str, Mapping[str, Any]]
@@ -125,10 +138,16 @@ class _TrialWorker:
         self.job_fn = job_fn
         self.name = f"w{index}/pid{os.getpid()}@{ray.util.get_node_ip_address()}"
         self.tasks: dict[str, Any] = {}
+        self.threads = threads
         self._amp_kwargs = {"amp": True} if amp and _accepts(job_fn, "amp") else {}
+        self._takes_progress = _accepts(job_fn, "progress")
+        self._progress: tuple[int, float, int] | None = None
         for ref in task_preload:
             name, kwargs = (ref, {}) if isinstance(ref, str) else (ref[0], dict(ref[1]))
             self._load_task(name, kwargs)
+        from autodlgym.training.trainer import warm_up
+
+        warm_up()  # before the first trial's time limit runs
 
     def info(self) -> dict[str, Any]:
         return {
@@ -154,14 +173,33 @@ class _TrialWorker:
         """Train one job. The trainer records the trial's peak GPU memory and turns a CUDA
         out-of-memory error into status ``oom`` after emptying the cache, so this worker
         stays usable."""
+        import torch
+
+        torch.set_num_threads(self.threads)  # this actor runs calls on a pool of threads
         try:
             self._load_task(job.task, dict(job.task_kwargs))
         except Exception:  # noqa: BLE001 - the job itself reports the failure as its status
             pass
-        result = self.job_fn(job, self.device, self.reporter, self.name, **self._amp_kwargs)
+        kwargs = dict(self._amp_kwargs)
+        self._progress = (job.trial_id, 0.0, 0)
+        if self._takes_progress:
+
+            def progress(epochs: float, steps: int) -> None:
+                self._progress = (job.trial_id, epochs, steps)
+
+            kwargs["progress"] = progress
+        try:
+            result = self.job_fn(job, self.device, self.reporter, self.name, **kwargs)
+        finally:
+            self._progress = None
         if self.device != "cpu" and result.device == "cpu":
             result.device = self.device  # a failure made before the trainer chose a device
         return result
+
+    def where(self) -> tuple[int, float, int] | None:
+        """``(trial_id, epochs_done, steps_done)`` of the running trial (None when idle);
+        answered by a second thread while :meth:`run` trains."""
+        return self._progress
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
@@ -180,6 +218,8 @@ class _Slot:
     actor: Any
     info_ref: Any
     job: TrialJob | None = None
+    started: float = 0.0  # time.monotonic() when the job was handed to the actor
+    progress: tuple[float, int] = (0.0, 0)  # the last (epochs_done, steps_done) polled
 
 
 class RayExecutor(Executor):
@@ -252,6 +292,7 @@ class RayExecutor(Executor):
         self._idle: collections.deque[_Slot] = collections.deque()
         self._running: dict[Any, _Slot] = {}  # ObjectRef of a run -> slot running it
         self._deaths: collections.Counter[int] = collections.Counter()  # trial_id -> deaths
+        self._next_poll = 0.0
         self._slots: list[_Slot] = []
         self._next_index = 0
         self._owns_ray = False
@@ -351,6 +392,7 @@ class RayExecutor(Executor):
             .options(
                 num_cpus=self.cpus_per_trial,
                 num_gpus=self.gpus_per_trial,
+                max_concurrency=2,  # `where` answers while `run` trains
                 max_restarts=0,  # a dead worker is replaced here, where the retry is counted
                 max_task_retries=0,
             )
@@ -393,11 +435,19 @@ class RayExecutor(Executor):
         if not self._running:
             return []
         refs = list(self._running)
+        # wake up in time to end a hung trial or to poll progress
+        wake = min((self._overdue_at(slot) for slot in self._running.values()), default=math.inf)
+        if math.isfinite(wake):
+            wake = max(0.0, wake - time.monotonic())
+            timeout = wake if timeout is None else min(timeout, wake)
+        if self.on_progress is not None:
+            timeout = PROGRESS_POLL if timeout is None else min(timeout, PROGRESS_POLL)
         ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready and rest:  # collect everything else that has finished too, without blocking
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        finished: list[tuple[TrialJob, TrialResult]] = []
+        finished: list[tuple[TrialJob, TrialResult]] = self._end_overdue(set(ready))
+        self._poll_progress()
         for ref in ready:
             slot = self._running.pop(ref)
             job = slot.job
@@ -457,7 +507,79 @@ class RayExecutor(Executor):
             slot = self._idle.popleft()
             job = self._queue.popleft()
             slot.job = job
+            slot.started = time.monotonic()
+            slot.progress = (0.0, 0)
             self._running[slot.actor.run.remote(job)] = slot
+
+    def _overdue_at(self, slot: _Slot) -> float:
+        """``time.monotonic()`` at which the driver ends the slot's trial (inf: never)."""
+        job = slot.job
+        at = math.inf
+        if job is None:
+            return at
+        if job.fidelity.time_limit is not None:
+            at = slot.started + HUNG_FACTOR * job.fidelity.time_limit
+        if job.deadline is not None:
+            at = min(at, time.monotonic() + job.deadline + DEADLINE_GRACE - time.time())
+        return at
+
+    def _end_overdue(self, finishing: set[Any]) -> list[tuple[TrialJob, TrialResult]]:
+        """End the trials running past ``HUNG_FACTOR`` times their time limit (``timeout``) or
+        past the search's deadline and its grace (``stopped``); replace their workers."""
+        ended = []
+        now = time.monotonic()
+        for ref, slot in list(self._running.items()):
+            if ref in finishing or self._overdue_at(slot) > now:
+                continue
+            job = slot.job
+            assert job is not None
+            seconds = now - slot.started
+            limit = job.fidelity.time_limit
+            epochs, steps = slot.progress
+            if limit is not None and seconds >= HUNG_FACTOR * limit:
+                result = TrialResult.failure(
+                    TIMEOUT,
+                    f"ended from the driver after {seconds:.0f} s, over {HUNG_FACTOR:g} times "
+                    f"its time limit of {limit:g} s; its worker was replaced",
+                )
+            else:
+                result = TrialResult.failure(
+                    STOPPED,
+                    f"ended from the driver {DEADLINE_GRACE:g} s after the search's time "
+                    "budget ran out; its worker was replaced",
+                )
+            result.train_seconds = seconds
+            result.epochs_run = int(epochs)
+            result.steps_run = steps
+            result.worker = f"w{slot.index}"
+            del self._running[ref]
+            slot.job = None
+            self._replace(slot)
+            if job.prune and self._worker_reporter is not None:
+                self._worker_reporter.finish(job.trial_id, result)
+            ended.append((job, result))
+        return ended
+
+    def _poll_progress(self) -> None:
+        """Hand the workers' progress to ``on_progress`` (at most every ``PROGRESS_POLL`` s)."""
+        notify = self.on_progress
+        if notify is None or not self._running or time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + PROGRESS_POLL
+        slots = list(self._running.values())
+        refs = [slot.actor.where.remote() for slot in slots]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.5)
+        ready_set = set(ready)
+        for slot, ref in zip(slots, refs):
+            if ref not in ready_set:
+                continue
+            try:
+                where = ray.get(ref)
+            except ray.exceptions.RayError:
+                continue  # dying; wait() hears of it
+            if where is not None and slot.job is not None and where[0] == slot.job.trial_id:
+                slot.progress = (where[1], where[2])
+                notify(where[0], where[1], where[2])
 
     def _collect(self, ref: Any, slot: _Slot, job: TrialJob) -> TrialResult | None:
         """The result of a finished run, or None after requeueing the job of a dead worker."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import OK, PHASES, SEARCH, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
+from autodlgym.trial import OK, PHASES, SEARCH, STOPPED, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
 from autodlgym.utils import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +46,7 @@ BUSY_TIMEOUT_S = 30.0
 
 #: Trial statuses that say nothing about the candidate itself, so :meth:`ResultStore.lookup`
 #: never reuses them: the same evaluation may well succeed when tried again.
-_NOT_REUSABLE = (WORKER_LOST, TIMEOUT)
+_NOT_REUSABLE = (WORKER_LOST, TIMEOUT, STOPPED)
 
 #: Status given to pending trials in ``to_dataframe(include_pending=True)``.
 RUNNING = "running"
@@ -431,6 +431,11 @@ class ResultStore:
             (int(r[0]), ArchSpec.from_json(r[1]), _result_from_row(r, curves.get(int(r[0]), [])))
             for r in rows
         ]
+
+    def fidelities(self) -> dict[int, Fidelity]:
+        """The fidelity of every finished trial, by trial id."""
+        rows = self._db.execute("SELECT trial_id, fidelity FROM trials").fetchall()
+        return {int(t): Fidelity.from_key(f) for t, f in rows}
 
     def best(self, phase: str | None = None) -> tuple[int, float] | None:
         """``(trial_id, val_score)`` of the best ``ok`` trial (of ``phase`` when given;

@@ -286,13 +286,14 @@ class OptunaSearcher(Searcher):
 
 
 def _intermediate_values(result: TrialResult) -> dict[int, float]:
-    """Epoch -> validation score from a result's curve (finite scores only); falls back to the
-    final score at ``epochs_run``."""
+    """Check number (1-based; the epoch when a trial checks once per epoch) -> validation
+    score from a result's curve (finite scores only); falls back to the final score at
+    ``epochs_run``. Checks, not epochs, because a curve may hold several checks per epoch."""
     out: dict[int, float] = {}
     for i, point in enumerate(result.curve):
         v = point.get("val_score")
         if v is not None and math.isfinite(v):
-            out[int(point.get("epoch", i + 1))] = float(v)
+            out[i + 1] = float(v)
     if not out and result.val_score is not None and math.isfinite(result.val_score):
         out[max(result.epochs_run, 1)] = float(result.val_score)
     return out

@@ -39,7 +39,7 @@ from autodlgym.searchers.base import Searcher
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import FAILURES, OK, PRUNED, STATUSES, TrialResult
+from autodlgym.trial import FAILURES, OK, PRUNED, STATUSES, STOPPED, TrialResult
 
 #: ``(space, seed, run_dir) -> Searcher``; run_dir is a fresh directory or None
 SearcherFactory = Callable[[SearchSpace, int, "Path | None"], Searcher]
@@ -85,7 +85,7 @@ def synthetic_result(space: SearchSpace, spec: ArchSpec, status: str = OK) -> Tr
     """A TrialResult with the given status, as training would report it, without training.
 
     ``ok`` results have a two-epoch curve ending at :func:`synthetic_score` and a parameter
-    count that grows with the option indices; ``pruned`` ones stop after one epoch; failures
+    count that grows with the option indices; ``pruned`` and ``stopped`` ones stop after one epoch; failures
     have no scores.
     """
     score = synthetic_score(space, spec)
@@ -95,15 +95,15 @@ def synthetic_result(space: SearchSpace, spec: ArchSpec, status: str = OK) -> Tr
         return TrialResult(
             OK, val_score=score, test_score=score, params=params, epochs_run=2, curve=curve
         )
-    if status == PRUNED:
+    if status in (PRUNED, STOPPED):
         curve = [{"epoch": 1, "val_score": 0.8 * score}]
         return TrialResult(
-            PRUNED,
+            status,
             val_score=0.8 * score,
             params=params,
             epochs_run=1,
             curve=curve,
-            message="synthetic pruning",
+            message=f"synthetic {status}",
         )
     if status in FAILURES:
         return TrialResult.failure(status, f"synthetic {status} failure")

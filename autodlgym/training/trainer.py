@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
-from autodlgym.trial import ERROR, NAN, OK, OOM, PRUNED, TIMEOUT, Fidelity, TrialResult
+from autodlgym.trial import ERROR, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT, Fidelity, TrialResult
+from autodlgym.utils import as_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -39,6 +40,9 @@ DIAGNOSTICS_BATCH = 64
 SUBSET_SEED = 0
 
 Callback = Callable[[int, float], "bool | None"]
+Progress = Callable[[float, int], None]
+#: seconds between two calls of a trial's ``progress`` function
+PROGRESS_EVERY = 0.5
 
 _TENSORS: dict[tuple[str, tuple, str], dict[str, torch.Tensor]] = {}
 
@@ -51,6 +55,63 @@ class _TimeLimit(Exception):
     """The fidelity's time limit ran out."""
 
 
+class _Stopped(Exception):
+    """The search's deadline passed."""
+
+
+class _Clock:
+    """The trial's time: its limit (building, diagnostics, training and evaluation all count),
+    the search's deadline, the seconds spent training, and throttled progress calls."""
+
+    def __init__(
+        self, limit: float | None, deadline: float | None, progress: Progress | None
+    ) -> None:
+        self.start = time.perf_counter()
+        self.limit = limit
+        self.limit_at = self.start + limit if limit is not None else math.inf
+        # the deadline is wall-clock time (it crosses processes); compare in perf_counter time
+        self.deadline_at = (
+            self.start + (deadline - time.time()) if deadline is not None else math.inf
+        )
+        self.progress = progress
+        self.next_progress = self.start
+        self.train_start: float | None = None
+        self.train_seconds = 0.0
+
+    def begin(self) -> None:
+        """The trial's own time starts now (loading the task's data, shared by every trial of
+        the process, does not count against its limit)."""
+        self.start = time.perf_counter()
+        if self.limit is not None:
+            self.limit_at = self.start + self.limit
+
+    def check(self, where: str) -> None:
+        now = time.perf_counter()
+        if now > self.limit_at:
+            raise _TimeLimit(f"time limit of {self.limit:g} s reached {where}")
+        if now > self.deadline_at:
+            raise _Stopped(f"stopped by the search's time budget {where}")
+
+    def tick(self, epochs: float, steps: int) -> None:
+        if self.progress is not None and time.perf_counter() >= self.next_progress:
+            self.next_progress = time.perf_counter() + PROGRESS_EVERY
+            self.progress(epochs, steps)
+
+    def train(self) -> None:
+        """Training time starts (again) now."""
+        self.train_start = time.perf_counter()
+
+    def pause(self) -> float:
+        """Training time stops; returns the seconds trained in total."""
+        if self.train_start is not None:
+            self.train_seconds += time.perf_counter() - self.train_start
+            self.train_start = None
+        return self.train_seconds
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
 def train_and_score(
     spec: ArchSpec | Mapping[str, Any],
     task: Task | str = "mnist1d",
@@ -60,6 +121,10 @@ def train_and_score(
     callback: Callback | None = None,
     diagnostics: bool = True,
     amp: bool = False,
+    *,
+    checks_per_epoch: int = 1,
+    deadline: float | None = None,
+    progress: Progress | None = None,
 ) -> TrialResult:
     """Build ``spec`` for ``task``, train it at ``fidelity`` and score it.
 
@@ -72,23 +137,35 @@ def train_and_score(
         fidelity: a Fidelity, or a number of epochs.
         seed: seeds initialisation, dropout and batch order.
         device: torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
-        callback: called as ``callback(epoch, val_score)`` after each epoch (1-based);
-            returning False (None continues) stops the trial with status ``pruned``; its
-            scores are kept and the test score is measured.
+        callback: called as ``callback(check, val_score)`` after each validation check
+            (1-based; with ``checks_per_epoch=1`` the check is the epoch); returning False
+            (None continues) stops the trial with status ``pruned``; its scores are kept and
+            the test score is measured.
         diagnostics: measure :func:`~autodlgym.training.diagnostics.diagnose` on a train
             batch before training. It runs on its own random stream and leaves the model as it
             was, so it does not change the scores.
         amp: train under ``torch.autocast`` (bfloat16 where supported) on CUDA; ignored on CPU.
+        checks_per_epoch: validation checks per epoch, evenly spaced in batches: the curve
+            gets a point (with a fractional ``epoch``) and ``callback`` is called at each. They
+            do not change training, so the scores at the end are the same for any value.
+        deadline: ``time.time()`` at which a trial still training stops at its next batch
+            with status ``stopped``, keeping the scores of the checks it finished.
+        progress: called as ``progress(epochs_done, steps_done)`` (epochs as a fraction)
+            about twice a second while training, for progress displays.
 
     Returns:
         A TrialResult. Scores are higher-is-better (accuracy or R^2); ``val_score`` is the last
-        epoch's, ``test_score`` is measured once at the end for reporting. Failures (nan, oom,
-        timeout, error) have None scores and keep the curve of the epochs they finished.
+        check's, ``test_score`` is measured once at the end for reporting. Failures (nan, oom,
+        timeout, error) have None scores and keep the curve of the checks they finished, the
+        seconds they trained, ``epochs_run`` (whole epochs) and ``steps_run``.
 
     Raises:
         AutoDLError: an unknown task or a bad fidelity (never for a failing candidate).
     """
-    return train_model(spec, task, fidelity, seed, device, callback, diagnostics, amp)[0]
+    return train_model(
+        spec, task, fidelity, seed, device, callback, diagnostics, amp,
+        checks_per_epoch=checks_per_epoch, deadline=deadline, progress=progress,
+    )[0]  # fmt: skip
 
 
 def train_model(
@@ -100,6 +177,10 @@ def train_model(
     callback: Callback | None = None,
     diagnostics: bool = True,
     amp: bool = False,
+    *,
+    checks_per_epoch: int = 1,
+    deadline: float | None = None,
+    progress: Progress | None = None,
 ) -> tuple[TrialResult, torch.nn.Module | None]:
     """:func:`train_and_score`, returning ``(result, model)``: the trained network, in eval
     mode on ``device``, when the result is ``ok`` or ``pruned``, else None (a failed
@@ -122,11 +203,17 @@ def train_model(
     try:
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
-            model = _run(spec, task, fidelity, seed, dev, callback, diagnostics, amp, result)
+            clock = _Clock(fidelity.time_limit, deadline, progress)
+            model = _run(spec, task, fidelity, seed, dev, callback, diagnostics, amp, result,
+                         clock, as_int("checks_per_epoch", checks_per_epoch, minimum=1))  # fmt: skip
     except _NonFinite as exc:
         _fail(result, NAN, str(exc))
     except _TimeLimit as exc:
         _fail(result, TIMEOUT, str(exc))
+    except _Stopped as exc:
+        result.status = STOPPED
+        result.message = str(exc)
+        result.test_score = None
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         kind = OOM if _is_oom(exc) else ERROR
         _fail(result, kind, f"{type(exc).__name__}: {exc}")
@@ -150,10 +237,13 @@ def _run(
     diagnostics: bool,
     amp: bool,
     result: TrialResult,
+    clock: _Clock,
+    checks_per_epoch: int,
 ) -> torch.nn.Module:
-    """The trial proper; fills ``result``, returns the trained model and raises on failure."""
+    """The trial proper; fills ``result``, returns the trained model and raises on failure.
+    ``result`` holds what was reached when it raises (seconds, steps, epochs and the curve
+    so far)."""
     import torch
-    import torch.nn.functional as F
 
     from autodlgym.searchspace.build import build_model, configure_trainable
 
@@ -167,12 +257,16 @@ def _run(
         x_train, y_train = x_train[subset], y_train[subset]
         n = len(y_train)
 
+    clock.begin()
+    clock.check("before building the model")
     model = build_model(spec, task.io)
     configure_trainable(model, str(spec.get("trainable", "all")), seed)
     model.to(dev)
     result.params = sum(p.numel() for p in model.parameters())
     result.trainable_params = sum(_trainable_count(p) for p in model.parameters())
+    clock.check("while building the model")
     result.flops = _count_flops(spec, task, model, x_train[:1])
+    clock.check("while counting FLOPs")
     batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
     if diagnostics:
         result.diagnostics = _diagnose(
@@ -182,7 +276,36 @@ def _run(
             task.loss,
             seed,
         )
+        clock.check("during the initialisation diagnostics")
+    try:
+        _train(model, spec, task, fidelity, seed, dev, data, x_train, y_train, batch_size,
+               callback, amp, result, clock, checks_per_epoch)  # fmt: skip
+    finally:
+        result.train_seconds = clock.pause()
 
+
+def _train(
+    model: torch.nn.Module,
+    spec: ArchSpec,
+    task: Task,
+    fidelity: Fidelity,
+    seed: int,
+    dev: torch.device,
+    data: dict[str, torch.Tensor],
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    batch_size: int,
+    callback: Callback | None,
+    amp: bool,
+    result: TrialResult,
+    clock: _Clock,
+    checks_per_epoch: int,
+) -> None:
+    """The training loop with its validation checks, then the test score."""
+    import torch
+    import torch.nn.functional as F
+
+    n = len(y_train)
     optimizer = _make_optimizer(model, spec)
     grad_clip = float(spec.get("grad_clip", 0.0))
     loss_fn = F.cross_entropy if task.is_classification else F.mse_loss
@@ -196,77 +319,109 @@ def _run(
         autocast = functools.partial(torch.autocast, "cuda", dtype=amp_dtype)
     else:
         autocast = contextlib.nullcontext  # entering a disabled autocast still costs ~10 us
+    score = functools.partial(_score, task=task, use_amp=use_amp, amp_dtype=amp_dtype, clock=clock)
 
-    start = time.perf_counter()
-    deadline = start + fidelity.time_limit if fidelity.time_limit is not None else math.inf
+    starts = list(range(0, n, batch_size))
+    # batch indices after which a check runs: evenly spaced, the last one ends the epoch
+    k = min(checks_per_epoch, len(starts))
+    check_after = {round(j * len(starts) / k) - 1: j for j in range(1, k + 1)}
+    max_steps = fidelity.max_steps if fidelity.max_steps is not None else math.inf
+    steps = 0
+    stop = False
     for epoch in range(1, fidelity.epochs + 1):
-        t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=order).to(dev)
-        losses, sizes = [], []  # summed once per epoch: no extra tensor op per step
-        for i in range(0, n, batch_size):
+        losses, sizes = [], []  # summed once per check: no extra tensor op per step
+        clock.train()
+        for b, i in enumerate(starts):
             idx = perm[i : i + batch_size]
-            if len(idx) == 1 < batch_size:
-                continue  # a lone leftover example would break batch norm
-            if time.perf_counter() > deadline:
-                raise _TimeLimit(
-                    f"time limit of {fidelity.time_limit:g} s reached in epoch {epoch}"
-                )
-            xb, yb = x_train[idx], y_train[idx]
-            optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                loss = loss_fn(model(xb), yb)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            losses.append(loss.detach())
-            sizes.append(len(idx))
-        sync()
-        result.train_seconds += time.perf_counter() - t0
-        weights = torch.tensor(sizes, dtype=torch.float32, device=dev)
-        train_loss = float(torch.stack(losses).float() @ weights) / max(sum(sizes), 1)
-        result.epochs_run = epoch
-        result.train_loss = train_loss
-        if not math.isfinite(train_loss):
-            raise _NonFinite(f"training loss became non-finite in epoch {epoch}")
-        if not all(bool(torch.isfinite(p).all()) for p in trainable):
-            raise _NonFinite(f"parameters became non-finite in epoch {epoch}")
-
-        t0 = time.perf_counter()
-        val_score = _score(model, data["x_val"], data["y_val"], task, use_amp, amp_dtype)
-        result.eval_seconds += time.perf_counter() - t0
-        result.val_score = val_score
-        result.curve.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_score": val_score,
-                "seconds": time.perf_counter() - start,
-            }
-        )
-        if not math.isfinite(val_score):
-            raise _NonFinite(f"validation outputs became non-finite in epoch {epoch}")
-        keep_going = callback(epoch, val_score) if callback is not None else None
-        if keep_going is not None and not keep_going:  # None means "no opinion"
-            result.status = PRUNED
-            result.message = f"stopped by the callback after epoch {epoch}"
+            last = steps + 1 >= max_steps
+            if not (len(idx) == 1 < batch_size):  # a lone leftover example breaks batch norm
+                clock.check(f"in epoch {epoch}")
+                xb, yb = x_train[idx], y_train[idx]
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    loss = loss_fn(model(xb), yb)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                losses.append(loss.detach())
+                sizes.append(len(idx))
+                steps += 1
+                result.steps_run = steps
+                clock.tick(epoch - 1 + (b + 1) / len(starts), steps)
+            if b not in check_after and not last:
+                continue
+            # a validation check: after each 1/checks_per_epoch of the epoch, and at max_steps
+            sync()
+            clock.pause()
+            if b == len(starts) - 1:
+                result.epochs_run = epoch
+            if losses:
+                weights = torch.tensor(sizes, dtype=torch.float32, device=dev)
+                train_loss = float(torch.stack(losses).float() @ weights) / max(sum(sizes), 1)
+                losses, sizes = [], []
+                result.train_loss = train_loss
+                if not math.isfinite(train_loss):
+                    raise _NonFinite(f"training loss became non-finite in epoch {epoch}")
+            if not all(bool(torch.isfinite(p).all()) for p in trainable):
+                raise _NonFinite(f"parameters became non-finite in epoch {epoch}")
+            t0 = time.perf_counter()
+            val_score = score(model, data["x_val"], data["y_val"])
+            result.eval_seconds += time.perf_counter() - t0
+            result.val_score = val_score
+            result.curve.append(
+                {
+                    "epoch": round(epoch - 1 + (b + 1) / len(starts), 6),
+                    "train_loss": result.train_loss,
+                    "val_score": val_score,
+                    "seconds": clock.elapsed(),
+                }
+            )
+            if not math.isfinite(val_score):
+                raise _NonFinite(f"validation outputs became non-finite in epoch {epoch}")
+            keep_going = callback(len(result.curve), val_score) if callback is not None else None
+            if keep_going is not None and not keep_going:  # None means "no opinion"
+                result.status = PRUNED
+                result.message = f"stopped by the callback after check {len(result.curve)}"
+                stop = True
+            stop = stop or last
+            if stop:
+                break
+            clock.train()
+        if stop:
             break
+        sync()
+        clock.pause()
 
     t0 = time.perf_counter()
-    result.test_score = _score(model, data["x_test"], data["y_test"], task, use_amp, amp_dtype)
+    result.test_score = score(model, data["x_test"], data["y_test"])
     result.eval_seconds += time.perf_counter() - t0
     if not math.isfinite(result.test_score):
         raise _NonFinite("test outputs are non-finite")
     return model
+
+
+def warm_up() -> None:
+    """Pay once, before any trial's clock runs, what the first trial of a process would pay:
+    importing the model builder and the first use of torch's FLOP counter (seconds)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import autodlgym.searchspace.build  # noqa: F401
+    import autodlgym.training.diagnostics  # noqa: F401
+
+    with torch.no_grad(), FlopCounterMode(display=False):
+        torch.nn.Linear(2, 2)(torch.zeros(1, 2))
 
 
 def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
@@ -318,17 +473,24 @@ def _score(
     task: Task,
     use_amp: bool,
     amp_dtype: torch.dtype,
+    clock: _Clock | None = None,
 ) -> float:
-    """Accuracy or R^2 (over all outputs), in eval mode and large batches."""
+    """Accuracy or R^2 (over all outputs), in eval mode and large batches (the clock's time
+    limit and deadline are checked between batches)."""
     import torch
 
     was_training = model.training
     model.eval()
-    with torch.no_grad(), torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-        out = torch.cat(
-            [model(x[i : i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)]
-        )
-    model.train(was_training)
+    outs = []
+    try:
+        with torch.no_grad(), torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
+            for i in range(0, len(x), EVAL_BATCH):
+                if clock is not None:
+                    clock.check("during evaluation")
+                outs.append(model(x[i : i + EVAL_BATCH]).float())
+    finally:
+        model.train(was_training)
+    out = torch.cat(outs)
     if task.is_classification:
         if not bool(torch.isfinite(out).all()):
             return math.nan

@@ -287,3 +287,55 @@ def test_pruning_reporter_runs_in_one_actor_and_hears_finish(
         [(_, result)] = _drain(ex)
     assert result.status == "pruned" and result.epochs_run == 1
     assert log.read_text().splitlines() == ["report 5 1", "finish 5 pruned"]
+
+
+def _hang():
+    """A job function that never returns (a trial stuck inside one call)."""
+
+    def job_fn(job, device, reporter, worker, amp=False):
+        time.sleep(3600)
+
+    return job_fn
+
+
+def test_trial_running_past_twice_its_limit_is_ended_from_the_driver(free_cpus, specs) -> None:
+    ex = RayExecutor(workers=1, job_fn=_hang())
+    try:
+        before = {w["pid"] for w in ex.workers()}
+        t0 = time.monotonic()
+        ex.submit(_job(0, specs[0], Fidelity(epochs=1, time_limit=1.0)))
+        (job, result), *_ = _drain(ex, timeout=60)
+        waited = time.monotonic() - t0
+        assert result.status == "timeout" and "ended from the driver" in result.message
+        assert 2.0 <= waited < 2.0 + 10
+        assert result.train_seconds >= 2.0
+        after = {w["pid"] for w in ex.workers()}
+        assert len(after) == 1 and not (after & before)  # its worker was replaced
+    finally:
+        ex.close()
+
+
+def test_two_workers_promote_the_best_of_a_rung(free_cpus, tmp_path: Path) -> None:
+    from autodlgym import load_results
+    from autodlgym.runner import RunConfig, run_search
+
+    space = {
+        "base": "default", "max_stages": 1,
+        "globals": {"n_stages": {"options": [1]}},
+        "stage": {"block": {"options": ["mlp", "conv"]}, "depth": {"options": [1]},
+                  "width": {"options": [8, 16, 32]}},
+    }  # fmt: skip
+    cfg = RunConfig(
+        out=str(tmp_path / "run"), space=space, trials=8, epochs=3, max_train_samples=300,
+        pruner="asha", workers=2, seed=2,
+    )  # fmt: skip
+    run_search(cfg, progress=False)
+    df = load_results(cfg.out).sort_values("trial_id")
+    first = df[df.max_train_samples == 100]  # rung 0: a third of 300 examples
+    promoted = df[df.max_train_samples == 300]
+    assert len(first) >= 3 and len(promoted) >= 1
+    for _, row in promoted[promoted.epochs == 1].iterrows():
+        # it was among the top third of the first-rung trials launched before it
+        earlier = first[first.trial_id < row.trial_id]
+        own = earlier[earlier.arch_id == row.arch_id].val_score.iloc[0]
+        assert (earlier.val_score <= own).sum() >= 3 * (earlier.val_score > own).sum() + 1

@@ -1,0 +1,159 @@
+"""Promotion-based asynchronous successive halving (ASHA; Li et al. 2020, "A System for
+Massively Parallel Hyperparameter Tuning") over trial fidelities.
+
+Rung ``k`` trains a candidate for ``min_epochs * reduction_factor**k`` epochs, up to the full
+fidelity (the last rung). Rungs below one epoch train one epoch on a fraction of the training
+set (the same fixed subset for every candidate), so the first rung costs a fraction of an
+epoch. Whenever a worker is free the runner asks :meth:`RungScheduler.promotion` first: a
+candidate in the top ``1/reduction_factor`` of its rung that has not gone up yet is promoted to
+the next rung, the highest rung first; otherwise a new candidate from the searcher starts at
+rung 0. Many candidates are tried cheaply and the best are trained long; no candidate waits for
+a rung to fill, so one worker and many work the same way.
+
+A promoted candidate is a new trial of the same spec at the next rung's fidelity, trained from
+its initialisation again (the same seed gives the same start, so its curve begins as the lower
+rung's did). The scheduler keeps no state of its own: it is rebuilt from the store's finished
+and pending trials, so a resumed run promotes as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from autodlgym.errors import AutoDLError
+from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.trial import OK, Fidelity, TrialResult
+
+#: epochs of the first rung and the reduction factor of the default ladder
+MIN_EPOCHS = 1 / 3
+REDUCTION_FACTOR = 3
+
+
+def rung_fidelities(
+    full: Fidelity,
+    n_train: int,
+    min_epochs: float = MIN_EPOCHS,
+    reduction_factor: int = REDUCTION_FACTOR,
+    first_time_limit: float | None = None,
+) -> list[Fidelity]:
+    """The ladder of fidelities from ``min_epochs`` up to ``full`` (the last rung).
+
+    Args:
+        full: the full fidelity (its time limit applies per epoch to the lower rungs).
+        n_train: training examples ``full`` trains on (after its ``max_train_samples``).
+        min_epochs: epochs of the first rung; below 1 it is one epoch on that fraction of the
+            training set.
+        reduction_factor: each rung trains this many times longer than the one below.
+        first_time_limit: at most this many seconds for a first-rung trial, and
+            ``reduction_factor`` times more per rung up (the last rung keeps ``full``'s), so
+            a candidate far too slow for the search's budget stops early.
+
+    Raises:
+        AutoDLError: bad settings.
+    """
+    if not min_epochs > 0:
+        raise AutoDLError(f"min_epochs must be positive, got {min_epochs!r}")
+    if not isinstance(reduction_factor, int) or reduction_factor < 2:
+        raise AutoDLError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
+    per_epoch = full.time_limit / full.epochs if full.time_limit is not None else None
+    out: list[Fidelity] = []
+    epochs = float(min_epochs)
+    cap = first_time_limit
+    while epochs < full.epochs - 1e-9:
+        e = max(1, round(epochs))
+        limit = per_epoch * e if per_epoch else None
+        if cap is not None:
+            limit = cap if limit is None else min(limit, cap)
+        if epochs < 1:
+            fid = Fidelity(1, max(1, round(epochs * n_train)), limit)
+        else:
+            fid = Fidelity(e, full.max_train_samples, limit)
+        if not out or _level(fid) != _level(out[-1]):
+            out.append(fid)
+        epochs *= reduction_factor
+        cap = cap * reduction_factor if cap is not None else None
+    out.append(full)
+    return out
+
+
+class RungScheduler:
+    """Decides which candidate trains next at which fidelity (see the module docstring).
+
+    Args:
+        rungs: the fidelities of the rungs, cheapest first (:func:`rung_fidelities`).
+        reduction_factor: the top ``1/reduction_factor`` of a rung may go up.
+    """
+
+    def __init__(self, rungs: list[Fidelity], reduction_factor: int = REDUCTION_FACTOR) -> None:
+        if not rungs:
+            raise AutoDLError("a rung scheduler needs at least one rung")
+        self.rungs = list(rungs)
+        self.reduction_factor = int(reduction_factor)
+        # rungs are known by how much they train, not their time limits, which follow the
+        # time budget (a resume may extend it)
+        self._index = {_level(f): k for k, f in enumerate(self.rungs)}
+        # per rung: arch_id -> (score, spec) of finished trials; arch_ids started there
+        self._scores: list[dict[str, tuple[float, ArchSpec]]] = [{} for _ in self.rungs]
+        self._started: list[set[str]] = [set() for _ in self.rungs]
+
+    @property
+    def first(self) -> Fidelity:
+        """The fidelity a new candidate starts at."""
+        return self.rungs[0]
+
+    def rung_of(self, fidelity: Fidelity) -> int | None:
+        """The rung index of ``fidelity`` (None: not a rung of this ladder)."""
+        return self._index.get(_level(fidelity))
+
+    def started(self, spec: ArchSpec, fidelity: Fidelity) -> None:
+        """A trial of ``spec`` at ``fidelity`` went to a worker (or was left in flight)."""
+        k = self.rung_of(fidelity)
+        if k is not None:
+            self._started[k].add(spec.arch_id)
+
+    def finished(self, spec: ArchSpec, fidelity: Fidelity, result: TrialResult) -> None:
+        """A trial ended. Only ``ok`` trials rank in their rung; any other end leaves the
+        candidate where it was (it is never promoted from that rung)."""
+        k = self.rung_of(fidelity)
+        if k is None:
+            return
+        self._started[k].add(spec.arch_id)
+        score = result.val_score
+        if result.status == OK and score is not None and math.isfinite(score):
+            self._scores[k].setdefault(spec.arch_id, (float(score), spec))
+
+    def restore(
+        self,
+        finished: Iterable[tuple[ArchSpec, Fidelity, TrialResult]],
+        pending: Iterable[tuple[ArchSpec, Fidelity]],
+    ) -> None:
+        """Rebuild the rungs from a run's finished and in-flight trials."""
+        for spec, fidelity, result in finished:
+            self.finished(spec, fidelity, result)
+        for spec, fidelity in pending:
+            self.started(spec, fidelity)
+
+    def promotion(self) -> tuple[ArchSpec, Fidelity] | None:
+        """The candidate to promote now and the fidelity it goes to, or None (start a new
+        candidate). The highest rung is looked at first; within a rung the best score wins."""
+        for k in range(len(self.rungs) - 2, -1, -1):
+            scores = self._scores[k]
+            n_top = len(scores) // self.reduction_factor
+            if n_top == 0:
+                continue
+            ranked = sorted(scores.items(), key=lambda kv: (-kv[1][0], kv[0]))[:n_top]
+            for arch_id, (_, spec) in ranked:
+                if arch_id not in self._started[k + 1]:
+                    self._started[k + 1].add(arch_id)
+                    return spec, self.rungs[k + 1]
+        return None
+
+    def counts(self) -> list[tuple[int, int]]:
+        """Per rung: (trials started, trials ranked)."""
+        return [(len(s), len(r)) for s, r in zip(self._started, self._scores)]
+
+
+def _level(fidelity: Fidelity) -> tuple[int, int | None, int | None]:
+    """How much a fidelity trains (all of it but the time limit)."""
+    return fidelity.epochs, fidelity.max_train_samples, fidelity.max_steps

@@ -1,0 +1,111 @@
+"""The trainer's clock: time limits over the whole trial, the search's deadline, validation
+checks below one epoch and step budgets."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from autodlgym.searchspace.space import SearchSpace
+from autodlgym.training.trainer import train_and_score
+from autodlgym.trial import OK, STOPPED, TIMEOUT, Fidelity
+
+SPEC = {
+    "n_stages": 1, "stage1.block": "mlp", "stage1.depth": 1, "stage1.width": 16,
+    "connections": "chain", "activation": "relu", "norm": "none", "dropout": 0.0,
+    "init": "he_uniform", "zero_init_residual": False, "trainable": "all", "head_pool": "avg",
+    "optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 32, "grad_clip": 0.0,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def spec():
+    spec = SearchSpace.default().validate(SPEC)
+    # the first trial of a process loads the data and imports the FLOP counter: not timed here
+    train_and_score(spec, "digits", Fidelity(epochs=1, max_steps=1), seed=0)
+    return spec
+
+
+def test_timed_out_trial_records_its_seconds_epochs_and_scores(spec):
+    t0 = time.perf_counter()
+    result = train_and_score(spec, "digits", Fidelity(epochs=100_000, time_limit=1.5), seed=0)
+    wall = time.perf_counter() - t0
+    assert result.status == TIMEOUT and "time limit of 1.5 s" in result.message
+    assert result.val_score is None and result.test_score is None
+    # it trained for most of its limit, and says so
+    assert 0.3 < result.train_seconds <= wall
+    assert result.epochs_run >= 1 and result.epochs_run == len(result.curve)
+    assert [p["epoch"] for p in result.curve] == list(range(1, result.epochs_run + 1))
+    assert all(0 <= p["val_score"] <= 1 for p in result.curve)
+    batches = math.ceil(1257 / 32)  # digits' training set, batch 32
+    assert result.steps_run >= result.epochs_run * batches
+    assert result.steps_run < (result.epochs_run + 1) * batches
+
+
+def test_time_limit_covers_building_and_diagnostics(spec):
+    result = train_and_score(spec, "digits", Fidelity(epochs=1, time_limit=1e-9), seed=0)
+    assert result.status == TIMEOUT
+    assert result.epochs_run == 0 and result.steps_run == 0 and result.curve == []
+    assert "before building" in result.message or "while building" in result.message
+
+
+def test_deadline_stops_at_the_next_batch_keeping_the_scores_reached(spec):
+    t0 = time.perf_counter()
+    result = train_and_score(
+        spec, "digits", Fidelity(epochs=100_000), seed=0, deadline=time.time() + 1.5
+    )
+    wall = time.perf_counter() - t0
+    assert result.status == STOPPED and "time budget" in result.message
+    assert wall < 1.5 + 1.0
+    assert result.epochs_run >= 1 and len(result.curve) == result.epochs_run
+    assert result.val_score == result.curve[-1]["val_score"]  # the last check it finished
+    assert result.test_score is None
+    assert 0.3 < result.train_seconds <= wall
+
+
+def test_checks_below_one_epoch_do_not_change_the_scores(spec):
+    once = train_and_score(spec, "digits", Fidelity(epochs=2), seed=3)
+    four = train_and_score(spec, "digits", Fidelity(epochs=2), seed=3, checks_per_epoch=4)
+    assert once.status == four.status == OK
+    assert [p["epoch"] for p in four.curve] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert four.val_score == once.val_score and four.test_score == once.test_score
+    assert [p["val_score"] for p in four.curve[3::4]] == [p["val_score"] for p in once.curve]
+    assert four.steps_run == once.steps_run == 2 * math.ceil(1257 / 32)
+
+
+def test_callback_hears_each_check_and_can_prune_below_one_epoch(spec):
+    heard = []
+
+    def callback(check, value):
+        heard.append(check)
+        return check < 2
+
+    result = train_and_score(
+        spec, "digits", Fidelity(epochs=3), seed=0, callback=callback, checks_per_epoch=4
+    )
+    assert result.status == "pruned" and heard == [1, 2]
+    assert result.epochs_run == 0 and result.curve[-1]["epoch"] == 0.5
+    assert result.test_score is not None
+
+
+def test_max_steps_stops_inside_an_epoch(spec):
+    result = train_and_score(spec, "digits", Fidelity(epochs=5, max_steps=7), seed=0)
+    assert result.status == OK and result.steps_run == 7 and result.epochs_run == 0
+    assert len(result.curve) == 1
+    assert result.curve[0]["epoch"] == pytest.approx(7 / math.ceil(1257 / 32), abs=1e-6)
+    assert result.val_score == result.curve[0]["val_score"]
+
+
+def test_progress_is_called_while_training(spec):
+    calls = []
+    train_and_score(
+        spec,
+        "digits",
+        Fidelity(epochs=100_000, time_limit=1.2),
+        seed=0,
+        progress=lambda e, s: calls.append((e, s)),
+    )
+    assert len(calls) >= 2
+    assert all(b[0] > a[0] and b[1] > a[1] for a, b in zip(calls, calls[1:]))
