@@ -327,6 +327,9 @@ def run_search(
             )
         if not resume:  # stored only once the searcher accepted its options
             store.save_config(config.to_dict())
+        from autodlgym.results.environment import collect_environment
+
+        store.record_environment(collect_environment())  # every session: a resume may differ
         told: set[int] = set()
         elapsed_before = 0.0
         blob = store.load_state("searcher")

@@ -66,6 +66,7 @@ def test_search_then_leaderboard_and_export(tmp_path, tiny_space_file):
     )
     assert lb.returncode == 0, lb.stderr
     assert "val_score" in lb.stdout
+    assert f"environment: autodlgym {df.attrs['environment'][0]['autodlgym']}, torch " in lb.stdout
     import pandas as pd
 
     assert len(pd.read_csv(tmp_path / "t.csv")) == 3

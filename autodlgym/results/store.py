@@ -1,8 +1,10 @@
 """ResultStore: every evaluation of a run, in one SQLite file, read back as pandas.
 
-A run directory holds ``results.sqlite`` with five tables:
+A run directory holds ``results.sqlite`` with six tables:
 
 - ``run``: the run settings (key -> JSON), so a run can be resumed and its space rebuilt;
+- ``environment``: what each session of the run ran on (versions, devices, CPUs, host; see
+  :mod:`autodlgym.results.environment`), one row per start or resume;
 - ``trials``: one row per finished trial (metrics, status, timings, diagnostics, spec);
 - ``curves``: one row per epoch of a finished trial;
 - ``pending``: trials handed to workers but not finished yet (re-submitted on resume);
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import OK, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
+from autodlgym.trial import OK, OOM, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
 from autodlgym.utils import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,9 +46,11 @@ DB_NAME = "results.sqlite"
 #: Seconds a connection waits for a lock held by another connection before giving up.
 BUSY_TIMEOUT_S = 30.0
 
-#: Trial statuses that say nothing about the candidate itself, so :meth:`ResultStore.lookup`
-#: never reuses them: the same evaluation may well succeed when tried again.
-_NOT_REUSABLE = (WORKER_LOST, TIMEOUT)
+#: Trial statuses that say nothing certain about the candidate itself, so
+#: :meth:`ResultStore.lookup` never reuses them: the same evaluation may well succeed when tried
+#: again. ``oom`` is one: free memory depends on the machine and on what shares it (trials on
+#: a fractional GPU, other workers on the host), so a neighbour may have caused it.
+_NOT_REUSABLE = (WORKER_LOST, TIMEOUT, OOM)
 
 #: Status given to pending trials in ``to_dataframe(include_pending=True)``.
 RUNNING = "running"
@@ -108,11 +112,33 @@ CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, blob BLOB NOT NULL);
 #: never left half-migrated. Add an entry here whenever SCHEMA_VERSION grows.
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Per-trial memory under names that say what they measure, and the environment table.
+
+    Version 1 had one ``peak_memory_mb``: CUDA's peak allocated memory of the trial on a GPU,
+    but the process's lifetime peak resident set on CPU, which is no trial's own. The GPU
+    values move to ``peak_gpu_mb``; the column becomes ``peak_rss_mb`` and the CPU values are
+    dropped (NULL) rather than passed off as per-trial peaks.
+    """
+    conn.execute("ALTER TABLE trials ADD COLUMN peak_gpu_mb REAL")
+    conn.execute("UPDATE trials SET peak_gpu_mb = peak_memory_mb WHERE device LIKE 'cuda%'")
+    conn.execute("ALTER TABLE trials RENAME COLUMN peak_memory_mb TO peak_rss_mb")
+    conn.execute("UPDATE trials SET peak_rss_mb = NULL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS environment ("
+        "session INTEGER PRIMARY KEY, recorded_at REAL NOT NULL, value TEXT NOT NULL)"
+    )
+
+
+_MIGRATIONS[1] = _v1_to_v2
+
 # TrialResult fields with a column of their own in ``trials``; any other field (a newer
 # TrialResult) goes to the ``extra`` JSON column so nothing is dropped.
 _RESULT_COLUMNS = (
     "status", "val_score", "test_score", "train_loss", "params", "trainable_params", "flops",
-    "train_seconds", "eval_seconds", "peak_memory_mb", "epochs_run", "message", "worker", "device",
+    "train_seconds", "eval_seconds", "peak_rss_mb", "peak_gpu_mb", "epochs_run", "message",
+    "worker", "device",
 )  # fmt: skip
 _INT_FIELDS = {"params", "trainable_params", "flops", "epochs_run"}
 _CURVE_KEYS = ("epoch", "train_loss", "val_score", "seconds")
@@ -130,7 +156,8 @@ BASE_COLUMNS: dict[str, str] = {
     "flops": "Int64",
     "train_seconds": "float64",
     "eval_seconds": "float64",
-    "peak_memory_mb": "float64",
+    "peak_rss_mb": "float64",
+    "peak_gpu_mb": "float64",
     "epochs_run": "Int64",
     "epochs": "Int64",
     "max_train_samples": "Int64",
@@ -172,7 +199,7 @@ class ResultStore:
     call :meth:`close`.
     """
 
-    SCHEMA_VERSION: int = 1
+    SCHEMA_VERSION: int = 2
 
     def __init__(self, run_dir: str | Path, *, create: bool = True) -> None:
         self.run_dir = Path(run_dir)
@@ -216,10 +243,9 @@ class ResultStore:
                 for statement in _SCHEMA_V1.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(self.SCHEMA_VERSION),),
-                )
+                # a new store is made as version 1 and upgraded like an old one, so every
+                # store, new or old, goes through the same migrations
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
                 conn.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (repr(time.time()),)
                 )
@@ -297,6 +323,32 @@ class ResultStore:
     def meta(self) -> dict[str, str]:
         """The store's own facts: ``schema_version``, ``created_at`` (Unix seconds), ..."""
         return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def record_environment(self, environment: Mapping[str, Any]) -> int:
+        """Append what this session runs on (see :mod:`autodlgym.results.environment`).
+
+        Returns:
+            The session number (0 for the first session of the run).
+        """
+        try:
+            value = json.dumps(dict(environment), sort_keys=True, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise AutoDLError(f"environment cannot be written as JSON: {exc}") from None
+        with self._transaction():
+            row = self._db.execute("SELECT COALESCE(MAX(session) + 1, 0) FROM environment")
+            session = int(row.fetchone()[0])
+            self._db.execute(
+                "INSERT INTO environment VALUES (?, ?, ?)", (session, time.time(), value)
+            )
+        return session
+
+    def environments(self) -> list[dict[str, Any]]:
+        """Every recorded session, oldest first, each with ``session`` and ``recorded_at``
+        (Unix seconds) beside the recorded fields."""
+        rows = self._db.execute(
+            "SELECT session, recorded_at, value FROM environment ORDER BY session"
+        ).fetchall()
+        return [{"session": s, "recorded_at": t, **json.loads(v)} for s, t, v in rows]
 
     def save_state(self, name: str, blob: bytes) -> None:
         """Store (or replace) a named blob, e.g. ``"searcher"``; committed at once."""
@@ -399,8 +451,8 @@ class ResultStore:
     def lookup(self, arch_id: str, fidelity: Fidelity, seed: int) -> tuple[int, TrialResult] | None:
         """An earlier evaluation of the same architecture, fidelity and seed, if any.
 
-        Trials that ended ``worker_lost`` or ``timeout`` do not count: they say nothing about
-        the candidate. Of several matches the earliest (the original, not a copy) is returned.
+        Trials that ended ``worker_lost``, ``timeout`` or ``oom`` do not count: they say
+        nothing certain about the candidate. Of several matches the earliest (the original, not a copy) is returned.
 
         Returns:
             ``(trial_id, result)`` or None.
@@ -478,7 +530,9 @@ class ResultStore:
         has no ``"space"``); then ``diag_<name>`` for each scalar diagnostic; then
         ``diagnostics`` (all diagnostics, per-layer lists included, as JSON) and ``spec``
         (canonical JSON). A decision whose name clashes with another column is prefixed
-        ``choice_``.
+        ``choice_``. ``peak_rss_mb`` and ``peak_gpu_mb`` are per-trial peaks (see
+        :class:`~autodlgym.trial.TrialResult`). ``df.attrs["environment"]`` lists what each
+        session of the run ran on (:meth:`environments`).
 
         Args:
             include_pending: add submitted, unfinished trials with status ``"running"``.
@@ -489,7 +543,7 @@ class ResultStore:
         if include_pending:
             sql += (
                 " UNION ALL SELECT p.trial_id, NULL, p.spec, p.fidelity, p.seed, ?, NULL, NULL, "
-                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL, '{}' "
+                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL, '{}' "
                 "FROM pending p WHERE p.trial_id NOT IN (SELECT trial_id FROM trials)"
             )
         rows = self._db.execute(
@@ -507,7 +561,7 @@ class ResultStore:
         extras: list[dict[str, Any]] = []
         for r in rows:
             (trial_id, arch_id, spec_json, fid_key, seed, status, val, test, loss, params,
-             tparams, flops, tsec, esec, mem, epochs_run, message, worker, device, diag,
+             tparams, flops, tsec, esec, rss, gpu, epochs_run, message, worker, device, diag,
              reused, finished, extra_json) = r  # fmt: skip
             spec = json.loads(spec_json)
             fid = json.loads(fid_key)
@@ -517,7 +571,7 @@ class ResultStore:
                 "trial_id": trial_id, "arch_id": arch_id or ArchSpec(spec).arch_id, "status": status,
                 "val_score": val, "test_score": test, "train_loss": loss, "params": params,
                 "trainable_params": tparams, "flops": flops, "train_seconds": tsec,
-                "eval_seconds": esec, "peak_memory_mb": mem, "epochs_run": epochs_run,
+                "eval_seconds": esec, "peak_rss_mb": rss, "peak_gpu_mb": gpu, "epochs_run": epochs_run,
                 "epochs": fid.get("epochs"), "max_train_samples": fid.get("max_train_samples"),
                 "time_limit": fid.get("time_limit"), "seed": seed, "message": message,
                 "worker": worker, "device": device, "reused_from": reused, "finished_at": finished,
@@ -569,7 +623,9 @@ class ResultStore:
             )
         frame["diagnostics"] = pd.Series(diag_texts, dtype="str")
         frame["spec"] = pd.Series(spec_texts, dtype="str")
-        return pd.DataFrame(frame)
+        df = pd.DataFrame(frame)
+        df.attrs["environment"] = self.environments()
+        return df
 
     def _space(self) -> Any:
         config = self.load_config() or {}
@@ -651,8 +707,8 @@ _INSERT_TRIAL = f"INSERT INTO trials ({', '.join(_TRIAL_COLUMNS)}) VALUES ({', '
 _SELECT_TRIAL = ", ".join(("trial_id", "spec", *_RESULT_COLUMNS, "diagnostics", "extra"))
 _SELECT_FRAME = (
     "trial_id, arch_id, spec, fidelity, seed, status, val_score, test_score, train_loss, params, "
-    "trainable_params, flops, train_seconds, eval_seconds, peak_memory_mb, epochs_run, message, "
-    "worker, device, diagnostics, reused_from, finished_at, extra"
+    "trainable_params, flops, train_seconds, eval_seconds, peak_rss_mb, peak_gpu_mb, epochs_run, "
+    "message, worker, device, diagnostics, reused_from, finished_at, extra"
 )
 
 

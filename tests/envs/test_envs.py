@@ -47,7 +47,7 @@ TINY_SPACE = SearchSpace.from_config(
     }
 )
 ENV_IDS = sorted(i for i in gymnasium.registry if i.startswith("autodlgym/"))
-TIMING_FIELDS = {"train_seconds", "eval_seconds", "peak_memory_mb", "worker", "curve"}
+TIMING_FIELDS = {"train_seconds", "eval_seconds", "peak_rss_mb", "peak_gpu_mb", "worker", "curve"}
 
 
 class CountingExecutor(LocalExecutor):
