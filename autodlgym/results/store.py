@@ -169,6 +169,11 @@ BASE_COLUMNS: dict[str, str] = {
     "reused_from": "Int64",
     "finished_at": "datetime64[ns, UTC]",
 }
+#: Columns of ``to_dataframe(diagnostics="layers")``.
+_LAYER_DTYPES = {
+    "trial_id": "int64", "layer": "int64", "block": "str", "gain": "float64",
+    "grad_norm": "float64",
+}  # fmt: skip
 #: Columns that close every frame, after the choice and ``diag_*`` columns.
 TAIL_COLUMNS: dict[str, str] = {"diagnostics": "str", "spec": "str"}
 
@@ -520,7 +525,9 @@ class ResultStore:
         df = pd.DataFrame(rows, columns=cols)
         return df.astype({"trial_id": "int64", **{c: "float64" for c in _CURVE_KEYS}})
 
-    def to_dataframe(self, include_pending: bool = False) -> pandas.DataFrame:
+    def to_dataframe(
+        self, include_pending: bool = False, diagnostics: str = "columns"
+    ) -> pandas.DataFrame:
         """One row per finished trial with flat columns, sorted by ``trial_id``.
 
         Columns: :data:`BASE_COLUMNS`; then one column per TrialResult field that has no
@@ -536,8 +543,22 @@ class ResultStore:
 
         Args:
             include_pending: add submitted, unfinished trials with status ``"running"``.
+            diagnostics: ``"columns"`` (the frame above) or ``"layers"``: instead, the per-layer
+                diagnostics as a tidy frame, one row per trial and block: ``trial_id``,
+                ``layer`` (0-based, forward order), ``block`` (its name), ``gain``
+                (``E[out^2] / E[in^2]`` at initialisation) and ``grad_norm`` (the loss
+                gradient's norm over the block's parameters); trials without diagnostics have
+                no rows. See :mod:`autodlgym.training.diagnostics`.
+
+        Raises:
+            AutoDLError: an unknown ``diagnostics`` value.
         """
         import pandas as pd
+
+        if diagnostics == "layers":
+            return self._layers_frame()
+        if diagnostics != "columns":
+            raise AutoDLError(f"diagnostics={diagnostics!r} is unknown; use columns or layers")
 
         sql = f"SELECT {_SELECT_FRAME} FROM trials"
         if include_pending:
@@ -627,6 +648,35 @@ class ResultStore:
         df.attrs["environment"] = self.environments()
         return df
 
+    def _layers_frame(self) -> pandas.DataFrame:
+        import pandas as pd
+
+        rows = self._db.execute("SELECT trial_id, diagnostics FROM trials ORDER BY trial_id")
+        cols: dict[str, list[Any]] = {k: [] for k in _LAYER_DTYPES}
+        for trial_id, text in rows:
+            d = json.loads(text) if text else {}
+            # version-1 stores kept the lists at the top level under other names
+            layers = d.get("layers") or {
+                "block": d.get("block_names", []),
+                "gain": d.get("gains", []),
+                "grad_norm": d.get("grad_norms", []),
+            }
+            for i, name in enumerate(layers.get("block", [])):
+                cols["trial_id"].append(trial_id)
+                cols["layer"].append(i)
+                cols["block"].append(name)
+                for key in ("gain", "grad_norm"):
+                    values = layers.get(key, [])
+                    cols[key].append(values[i] if i < len(values) else None)
+        return pd.DataFrame(
+            {
+                k: pd.Series([math.nan if v is None else v for v in cols[k]], dtype=t)
+                if t == "float64"
+                else pd.Series(cols[k], dtype=t)
+                for k, t in _LAYER_DTYPES.items()
+            }
+        )
+
     def _space(self) -> Any:
         config = self.load_config() or {}
         if config.get("space") is None:
@@ -660,8 +710,11 @@ class ResultStore:
         return f"ResultStore({str(self.run_dir)!r}, {state})"
 
 
-def load_results(run_dir: str | Path, include_pending: bool = False) -> pandas.DataFrame:
-    """The trials of a run as a DataFrame (see :meth:`ResultStore.to_dataframe`).
+def load_results(
+    run_dir: str | Path, include_pending: bool = False, diagnostics: str = "columns"
+) -> pandas.DataFrame:
+    """The trials of a run as a DataFrame (see :meth:`ResultStore.to_dataframe`); with
+    ``diagnostics="layers"`` the per-layer diagnostics as a tidy frame instead.
 
     Safe to call while a search is writing to ``run_dir``. Writes nothing, unless the store
     has an older schema version, which is upgraded first.
@@ -670,7 +723,7 @@ def load_results(run_dir: str | Path, include_pending: bool = False) -> pandas.D
         AutoDLError: ``run_dir`` holds no autodlgym run.
     """
     with ResultStore(run_dir, create=False) as store:
-        return store.to_dataframe(include_pending=include_pending)
+        return store.to_dataframe(include_pending=include_pending, diagnostics=diagnostics)
 
 
 # Helpers ----------------------------------------------------------------------------------
