@@ -18,7 +18,12 @@ e.g. ``ctx.get("ratio", 4)``). It returns a module whose ``forward(x)`` returns 
 as a tensor, or a pair ``(state, skip)`` of equal shapes: a stage whose blocks emit skips
 outputs ``act(state + sum of skips)`` with the spec's activation (WaveNet's skip path; the
 final state is included so that every parameter of the stage gets a gradient). The module should set
-``out_shape`` (the state shape it returns); without it the builder finds it by a dry run.
+``out_shape`` (the state shape it returns); without it the builder finds it by a dry run. It
+may set ``hidden_widths``, the widths of its hidden layers in the order the signal passes them
+(Hanin's sum in the diagnostics reads them); without it the block counts as one layer of its
+output width. Write nonlinearities as modules (``nn.Sigmoid()``, not ``torch.sigmoid``) so the
+diagnostics see their pre-activations. docs/blocks.md lists each built-in block's paper and
+what differs from it.
 Factories use torch's global generator only; :func:`~autodlgym.searchspace.init.apply_init`
 re-initialises every weight afterwards. A block that cannot be built for a shape raises
 :class:`~autodlgym.errors.SpecError` with one line. Layers may be tagged with
@@ -53,7 +58,9 @@ dropout unless noted):
 
 * ``mlp`` [vector]: Linear(width).
 * ``highway`` [vector] (Srivastava et al., 2015): ``y = t * act(W x) + (1 - t) * x`` with gate
-  ``t = sigmoid(W_t x)``; input projected to width by a linear layer when sizes differ.
+  ``t = sigmoid(W_t x + b_t)``, ``b_t`` initialised to ``gate_bias`` (stage option, default -2,
+  whatever the init law) so the block starts close to its carry path; input projected to width
+  by a linear layer when sizes differ.
 * ``conv`` [spatial]: conv with ``kernel``, ``dilation`` ("same" padding).
 * ``residual`` [spatial] (He et al., 2016): conv-norm-act-conv-norm plus shortcut (1x1 conv when
   channels differ), then act; the branch's last layer is marked for zero-init.
@@ -62,9 +69,11 @@ dropout unless noted):
   1x1 transition conv to width.
 * ``inception`` [spatial] (Szegedy et al., 2015): parallel 1, 3 and 5 kernel convs and a
   3-window max-pool followed by a 1x1 conv, ``width // 4`` channels each (the remainder goes to
-  the first branches), concatenated to width.
+  the first branches), concatenated to width; the 3 and 5 kernel branches read a 1x1 reduction
+  to half their width (rounded up) followed by the activation.
 * ``se`` [spatial] (Hu et al., 2018): conv block then squeeze-excitation (mean over positions,
-  bottleneck of ``max(1, width // 4)`` with the spec's activation, sigmoid, channel scaling).
+  bottleneck of ``max(1, width // reduction)`` units (stage option ``reduction``, default 16)
+  with ReLU as in the paper, sigmoid, channel scaling).
 * ``attention`` [sequence] (Vaswani et al., 2017): pre-norm transformer encoder layer:
   ``x + MHA(norm(x))`` then ``x + FFN(norm(x))`` (FFN hidden ``2 * d``), with
   ``torch.nn.MultiheadAttention``. ``d`` is the width rounded up to a multiple of ``heads``
@@ -78,7 +87,8 @@ dropout unless noted):
   ``u_t = sigmoid(U_h h_{t-1} + U_z z_t + b_u)``, ``h_t = u_t * h_{t-1} + (1 - u_t) * z_t``.
   Cells use their own nonlinearities; the spec's activation is not used inside them.
 * ``wavenet`` [sequence] (van den Oord et al., 2016): causal conv with ``kernel`` and dilation
-  ``2 ** index`` (doubling per block in the stage), gated ``tanh(f) * sigmoid(g)``, then the
+  ``2 ** index`` (doubling per block in the stage, starting again at 1 before the causal padding
+  would reach the sequence length: :func:`wavenet_dilation`), gated ``tanh(f) * sigmoid(g)``, then the
   spec's norm and dropout; a 1x1 residual conv (marked for zero-init) added to the input (1x1
   projected when channels differ) and a 1x1 skip conv. The stage outputs
   ``act(state + sum of skips)``.

@@ -11,10 +11,12 @@ the blocks' docs (kernel 3, dilation 1, growth 16, heads 1, cell gru, unidirecti
 
 Downsampling (windows of 2 along every spatial axis longer than 1, floor division; an axis of
 length 1 is left alone and a state with a single position is not downsampled): ``max``,
-``avg``, ``lp`` (power-2 pooling ``sqrt(sum x^2 + 1e-6)``; the epsilon keeps its gradient
-finite when a window is all zeros, which torch's LPPool is not), ``lse`` (log-sum-exp pooling
-``logsumexp(window) - log(window size)``, a smooth max that is exact on constant windows),
-``strided`` (a 3-wide conv with stride 2 and padding 1, same channels). On a vector state
+``avg``, ``lp`` (Lp pooling ``(sum |x|^p + 1e-6)^(1/p)`` with ``p`` the stage's ``lp_p``,
+default 2; the epsilon keeps its gradient finite when a window is all zeros, which torch's
+LPPool is not), ``lse`` (log-sum-exp pooling ``log(mean exp(r x)) / r`` with ``r`` the stage's
+``lse_r``, default 1: mean pooling as r -> 0, max pooling as r -> inf, exact on constant
+windows), ``strided`` (a 3-wide conv with stride 2 and padding 1, same channels, initialised
+as a linear layer since no nonlinearity follows it). On a vector state
 downsampling is skipped: a vector has no positions.
 
 Connections inside a stage (the state after block ``i`` is ``s_{i+1}``; ``s_0`` is the
