@@ -367,7 +367,11 @@ def _is_oom(exc: BaseException) -> bool:
 
     if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    # torch's CPU allocator raises a plain RuntimeError ("can't allocate memory")
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 def _fail(result: TrialResult, status: str, message: str) -> None:

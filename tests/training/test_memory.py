@@ -106,6 +106,16 @@ def test_oom_inside_a_forward_ends_the_trial_oom(oom_block, diagnostics):
     assert result.peak_rss_mb is not None or not sys.platform.startswith("linux")
 
 
+def test_a_cpu_allocation_failure_is_an_oom(monkeypatch):
+    # torch's CPU allocator fails with a RuntimeError, not a MemoryError
+    def allocating(self, x):
+        return x @ torch.empty(x.shape[1], 10**13)  # 40 TB: no machine gives it
+
+    monkeypatch.setattr(blocks.MLPBlock, "forward", allocating)
+    result = train_and_score(mlp_spec(8), "digits", TINY, diagnostics=False)
+    assert result.status == OOM and "can't allocate memory" in result.message
+
+
 def test_memory_is_released_after_the_except_block(oom_block, monkeypatch):
     seen = []
     release = trainer._release_memory
