@@ -407,18 +407,43 @@ def _reset_peak_memory(dev: torch.device) -> bool:
         torch.cuda.reset_peak_memory_stats(dev)
     try:
         with open(_CLEAR_REFS, "w") as f:
+            # first hand back what earlier trials freed: glibc keeps freed heap pages resident,
+            # and the peak would start from them (a few ms, against trials of seconds)
+            gc.collect()
+            _trim_heap()
             f.write("5")
         return True
     except OSError:  # not Linux, or /proc is read-only: peak_rss_mb will be None
         return False
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def _trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; a no-op
+    elsewhere), so the resident set is what is live."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _peak_memory_mb(dev: torch.device, rss_reset: bool) -> tuple[float | None, float | None]:
     """``(peak_rss_mb, peak_gpu_mb)`` since :func:`_reset_peak_memory`.
 
-    ``peak_rss_mb`` is the process's peak resident set during the trial: everything the process
-    holds (interpreter, torch, the task's tensors) plus what the trial added on top; trials in
-    one process differ by what they add. None where it cannot be reset per trial (non-Linux).
+    ``peak_rss_mb`` is the process's peak resident set during the trial: everything live in the
+    process when it started (interpreter, torch, the task's tensors; freed heap pages are
+    handed back first) plus what the trial added on top; trials in one process differ by what
+    they add. None where it cannot be reset per trial (non-Linux).
     ``peak_gpu_mb`` is ``torch.cuda.max_memory_allocated`` (tensors of this process on ``dev``,
     not the caching allocator's reserve, not other processes sharing the GPU); None on CPU.
     """

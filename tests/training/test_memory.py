@@ -5,7 +5,6 @@ where the GPU computes it natively."""
 
 from __future__ import annotations
 
-import gc
 import sys
 import weakref
 
@@ -15,9 +14,7 @@ import torch
 from autodlgym.execution.local import LocalExecutor
 from autodlgym.results.store import ResultStore
 from autodlgym.searchspace import blocks
-from autodlgym.searchspace.build import build_model
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.tasks import get_task
 from autodlgym.training import trainer
 from autodlgym.training.trainer import amp_dtype_for, train_and_score
 from autodlgym.trial import OK, OOM, Fidelity, TrialJob
@@ -52,22 +49,54 @@ def _vm_rss_mb() -> float:
     raise AssertionError("no VmRSS")
 
 
+#: Run in a fresh process: in a long test session freed heap pages of earlier tests are reused
+#: by the trial without raising the resident set, so "before" would not be a clean baseline.
+_PEAK_SCRIPT = """
+import gc, json, sys
+from autodlgym.searchspace.build import build_model
+from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks import get_task
+from autodlgym.training.trainer import train_and_score
+from autodlgym.trial import Fidelity
+
+big, small = (ArchSpec(json.loads(a)) for a in sys.argv[1:3])
+fid = Fidelity(epochs=1, max_train_samples=128)
+n_params = sum(p.numel() for p in build_model(big, get_task("digits").io).parameters())
+train_and_score(small, "digits", fid, diagnostics=False)  # data and code loaded
+gc.collect()
+before = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
+large = train_and_score(big, "digits", fid, diagnostics=False).to_dict()
+after = train_and_score(small, "digits", fid, diagnostics=False).to_dict()
+print(json.dumps({"n_params": n_params, "before": before, "large": large, "small": after}))
+"""
+
+
 @linux_only
 def test_cpu_peak_is_this_trials_own():
-    big = mlp_spec(2048, depth=3)  # about 8.5M parameters
-    n_params = sum(p.numel() for p in build_model(big, get_task("digits").io).parameters())
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    specs = [mlp_spec(2048, depth=3).to_json(), mlp_spec(8).to_json()]
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, *specs], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    large, small = m["large"], m["small"]
     # weights, gradients and Adam's two moments, float32: a floor for what training adds
-    held_mb = 4 * n_params * 4 / 2**20
-    train_and_score(mlp_spec(8), "digits", TINY, diagnostics=False)  # data and code loaded
-    gc.collect()
-    before = _vm_rss_mb()
-    large = train_and_score(big, "digits", TINY, diagnostics=False)
-    small = train_and_score(mlp_spec(8), "digits", TINY, diagnostics=False)
-    assert large.status == small.status == OK
-    assert large.peak_gpu_mb is None and small.peak_gpu_mb is None
-    assert large.peak_rss_mb >= before + 0.9 * held_mb
+    held_mb = 4 * m["n_params"] * 4 / 2**20  # about 8.5M parameters: 130 MiB
+    assert large["status"] == small["status"] == OK
+    assert large["peak_gpu_mb"] is None and small["peak_gpu_mb"] is None
+    assert large["peak_rss_mb"] >= m["before"] + 0.9 * held_mb
     # a lifetime peak could only grow; this one starts again with each trial
-    assert small.peak_rss_mb < large.peak_rss_mb - 0.5 * held_mb
+    assert small["peak_rss_mb"] < large["peak_rss_mb"] - 0.5 * held_mb
 
 
 def test_peak_rss_is_none_where_it_cannot_be_reset(monkeypatch):
