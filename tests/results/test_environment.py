@@ -46,6 +46,12 @@ def test_every_session_of_a_run_is_recorded_and_exposed(tmp_path, tiny_space_con
     line = describe(sessions)
     assert f"torch {torch.__version__}" in line and socket.gethostname() in line
     assert "earlier session" not in line  # both sessions ran here
+    import html
+
+    from autodlgym.analysis.report import build_report
+
+    ran_on = html.escape(line.removeprefix("environment: "))
+    assert f"<dt>ran on</dt><dd>{ran_on}</dd>" in build_report(cfg.out)
 
 
 def test_a_session_elsewhere_is_pointed_out(tmp_path):
