@@ -576,6 +576,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         f"{len(df)} trials in {args.run}: "
         + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet")
     )
+    from autodlgym.results.environment import describe
+
+    print(describe(df.attrs.get("environment", [])))
     if len(board):
         cols = [
             c

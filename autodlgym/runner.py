@@ -426,6 +426,9 @@ class _Search:
         self.searcher = searcher
         if not self.resume:  # stored only once the searcher accepted its options
             store.save_config(config.to_dict())
+        from autodlgym.results.environment import collect_environment
+
+        store.record_environment(collect_environment())  # every session: a resume may differ
         blob = store.load_state("searcher")
         if blob is not None:
             saved = pickle.loads(blob)

@@ -98,6 +98,12 @@ class TrialResult:
     higher-is-better (accuracy, or R^2 for regression tasks); failures have None scores.
     ``latency`` is the inference latency in seconds where the task measures one (tabular
     benchmarks such as NAS-Bench-Graph record it), else None.
+
+    Memory: ``peak_rss_mb`` is the training process's peak resident set (MiB) during this trial
+    (Linux ``VmHWM``, reset when the trial starts; it includes what the process held before,
+    such as torch and the task's data; None where it cannot be reset per trial).
+    ``peak_gpu_mb`` is ``torch.cuda.max_memory_allocated`` during the trial (MiB of tensors this
+    process allocated on its GPU; None on CPU).
     """
 
     status: str
@@ -109,7 +115,8 @@ class TrialResult:
     flops: int | None = None
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    peak_memory_mb: float | None = None
+    peak_rss_mb: float | None = None
+    peak_gpu_mb: float | None = None
     epochs_run: int = 0
     steps_run: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)

@@ -66,6 +66,7 @@ def test_search_then_leaderboard_and_export(tmp_path, tiny_space_file):
     )
     assert lb.returncode == 0, lb.stderr
     assert "val_score" in lb.stdout
+    assert f"environment: autodlgym {df.attrs['environment'][0]['autodlgym']}, torch " in lb.stdout
     import pandas as pd
 
     assert len(pd.read_csv(tmp_path / "t.csv")) == 3
@@ -113,6 +114,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, tiny_space_
     assert sorted(df.trial_id) == list(range(8))
 
 
+@pytest.mark.slow  # two searches, one interrupted mid-trial
 def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path, tiny_space_file):
     out = tmp_path / "run"
     proc = subprocess.Popen(
@@ -140,6 +142,7 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path, tiny_space_file):
     assert len(df) == done + 1 and not df.trial_id.duplicated().any()
 
 
+@pytest.mark.slow  # trains in several subprocesses
 def test_eval_prints_the_result_as_json(tmp_path, tiny_space_file):
     spec = run("space", "sample", "--n", "1", "--seed", "3", "--space", str(tiny_space_file))
     (tmp_path / "spec.json").write_text(spec.stdout)
@@ -215,6 +218,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     assert len(lines) == 1 and needle in lines[0], r.stderr
 
 
+@pytest.mark.slow  # a search, then bad resumes
 def test_bad_input_loses_nothing_already_recorded(tmp_path, tiny_space_file):
     out = tmp_path / "run"
     assert run(*_search_args(out, tiny_space_file, 1)).returncode == 0
@@ -227,6 +231,7 @@ def test_bad_input_loses_nothing_already_recorded(tmp_path, tiny_space_file):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="uses POSIX signals")
+@pytest.mark.slow  # a search, then a resume
 def test_resume_of_a_finished_run_is_a_no_op(tmp_path, tiny_space_file):
     out = tmp_path / "run"
     assert run(*_search_args(out, tiny_space_file, 2)).returncode == 0

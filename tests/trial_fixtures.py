@@ -36,7 +36,8 @@ def _make_result(i: int, status: str = OK, epochs: int = 3) -> TrialResult:
         flops=10_000 + i,
         train_seconds=0.25 * i,
         eval_seconds=0.01,
-        peak_memory_mb=None,
+        peak_rss_mb=None,
+        peak_gpu_mb=None,
         epochs_run=epochs if ok else 1,
         curve=[
             {"epoch": e, "train_loss": 1.0 / e, "val_score": 0.1 * e, "seconds": 0.5 * e}

@@ -27,7 +27,7 @@ MAIN_COLUMNS = (
 #: Columns where smaller is better; ``leaderboard(by=...)`` ranks them ascending by default.
 LOWER_IS_BETTER = frozenset(
     {"train_loss", "params", "trainable_params", "flops", "train_seconds", "eval_seconds",
-     "peak_memory_mb"}
+     "peak_rss_mb", "peak_gpu_mb"}
 )  # fmt: skip
 
 _NOT_CHOICES = frozenset(BASE_COLUMNS) | frozenset(TAIL_COLUMNS) | {"rank"}
@@ -73,7 +73,8 @@ def leaderboard(
     Returns:
         A new frame with a 1-based ``rank`` column; the ``by`` column and
         :data:`MAIN_COLUMNS` first, then the decision columns, then the rest. Ties keep trial
-        order; missing values rank last.
+        order; missing values rank last. ``attrs["environment"]`` is the run's (what each
+        session ran on), as :func:`~autodlgym.results.store.load_results` gives it.
     """
     df = _frame(df_or_run_dir)
     _require(df, by, "trial_id")
@@ -98,7 +99,9 @@ def leaderboard(
     first = [c for c in first if c in ranked.columns]
     choices = [c for c in choice_columns(ranked) if c not in first]
     rest = [c for c in ranked.columns if c not in first and c not in choices]
-    return ranked[first + choices + rest]
+    out = ranked[first + choices + rest]
+    out.attrs["environment"] = df.attrs.get("environment", [])
+    return out
 
 
 def best_so_far(df: pd.DataFrame) -> pd.DataFrame:

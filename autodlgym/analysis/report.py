@@ -160,6 +160,11 @@ def _header(
     if isinstance(recorded, Mapping):
         versions.update({str(k): str(v) for k, v in recorded.items()})
     items.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    sessions = df.attrs.get("environment") or []
+    if sessions:  # what the run itself ran on, as the results store recorded it
+        from autodlgym.results.environment import describe
+
+        items.append(("ran on", describe(sessions).removeprefix("environment: ")))
     ok = df[(df["status"] == OK) & df["val_score"].notna()] if len(df) else df
     best_html = '<p class="empty">No trial finished ok: there is no best architecture.</p>'
     if len(ok):

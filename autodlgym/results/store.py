@@ -1,8 +1,10 @@
 """ResultStore: every evaluation of a run, in one SQLite file, read back as pandas.
 
-A run directory holds ``results.sqlite`` with five tables:
+A run directory holds ``results.sqlite`` with six tables:
 
 - ``run``: the run settings (key -> JSON), so a run can be resumed and its space rebuilt;
+- ``environment``: what each session of the run ran on (versions, devices, CPUs, host; see
+  :mod:`autodlgym.results.environment`), one row per start or resume;
 - ``trials``: one row per finished trial (metrics, status, timings, diagnostics, spec);
 - ``curves``: one row per epoch of a finished trial;
 - ``pending``: trials handed to workers but not finished yet (re-submitted on resume);
@@ -33,7 +35,17 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import OK, PHASES, SEARCH, STOPPED, TIMEOUT, WORKER_LOST, Fidelity, TrialResult
+from autodlgym.trial import (
+    OK,
+    OOM,
+    PHASES,
+    SEARCH,
+    STOPPED,
+    TIMEOUT,
+    WORKER_LOST,
+    Fidelity,
+    TrialResult,
+)
 from autodlgym.utils import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,9 +56,11 @@ DB_NAME = "results.sqlite"
 #: Seconds a connection waits for a lock held by another connection before giving up.
 BUSY_TIMEOUT_S = 30.0
 
-#: Trial statuses that say nothing about the candidate itself, so :meth:`ResultStore.lookup`
-#: never reuses them: the same evaluation may well succeed when tried again.
-_NOT_REUSABLE = (WORKER_LOST, TIMEOUT, STOPPED)
+#: Trial statuses that say nothing certain about the candidate itself, so
+#: :meth:`ResultStore.lookup` never reuses them: the same evaluation may well succeed when tried
+#: again (``stopped``: cut off by the search's deadline). ``oom`` is one: free memory depends on the machine and on what shares it (trials on
+#: a fractional GPU, other workers on the host), so a neighbour may have caused it.
+_NOT_REUSABLE = (WORKER_LOST, TIMEOUT, STOPPED, OOM)
 
 #: Status given to pending trials in ``to_dataframe(include_pending=True)``.
 RUNNING = "running"
@@ -108,11 +122,33 @@ CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, blob BLOB NOT NULL);
 #: never left half-migrated. Add an entry here whenever SCHEMA_VERSION grows.
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Per-trial memory under names that say what they measure, and the environment table.
+
+    Version 1 had one ``peak_memory_mb``: CUDA's peak allocated memory of the trial on a GPU,
+    but the process's lifetime peak resident set on CPU, which is no trial's own. The GPU
+    values move to ``peak_gpu_mb``; the column becomes ``peak_rss_mb`` and the CPU values are
+    dropped (NULL) rather than passed off as per-trial peaks.
+    """
+    conn.execute("ALTER TABLE trials ADD COLUMN peak_gpu_mb REAL")
+    conn.execute("UPDATE trials SET peak_gpu_mb = peak_memory_mb WHERE device LIKE 'cuda%'")
+    conn.execute("ALTER TABLE trials RENAME COLUMN peak_memory_mb TO peak_rss_mb")
+    conn.execute("UPDATE trials SET peak_rss_mb = NULL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS environment ("
+        "session INTEGER PRIMARY KEY, recorded_at REAL NOT NULL, value TEXT NOT NULL)"
+    )
+
+
+_MIGRATIONS[1] = _v1_to_v2
+
 # TrialResult fields with a column of their own in ``trials``; any other field (a newer
 # TrialResult) goes to the ``extra`` JSON column so nothing is dropped.
 _RESULT_COLUMNS = (
     "status", "val_score", "test_score", "train_loss", "params", "trainable_params", "flops",
-    "train_seconds", "eval_seconds", "peak_memory_mb", "epochs_run", "message", "worker", "device",
+    "train_seconds", "eval_seconds", "peak_rss_mb", "peak_gpu_mb", "epochs_run", "message",
+    "worker", "device",
 )  # fmt: skip
 _INT_FIELDS = {"params", "trainable_params", "flops", "epochs_run"}
 _CURVE_KEYS = ("epoch", "train_loss", "val_score", "seconds")
@@ -130,7 +166,8 @@ BASE_COLUMNS: dict[str, str] = {
     "flops": "Int64",
     "train_seconds": "float64",
     "eval_seconds": "float64",
-    "peak_memory_mb": "float64",
+    "peak_rss_mb": "float64",
+    "peak_gpu_mb": "float64",
     "epochs_run": "Int64",
     "epochs": "Int64",
     "max_train_samples": "Int64",
@@ -143,6 +180,11 @@ BASE_COLUMNS: dict[str, str] = {
     "reused_from": "Int64",
     "finished_at": "datetime64[ns, UTC]",
 }
+#: Columns of ``to_dataframe(diagnostics="layers")``.
+_LAYER_DTYPES = {
+    "trial_id": "int64", "layer": "int64", "block": "str", "gain": "float64",
+    "grad_norm": "float64",
+}  # fmt: skip
 #: Columns that close every frame, after the choice and ``diag_*`` columns.
 TAIL_COLUMNS: dict[str, str] = {"diagnostics": "str", "spec": "str"}
 
@@ -173,7 +215,7 @@ class ResultStore:
     call :meth:`close`.
     """
 
-    SCHEMA_VERSION: int = 1
+    SCHEMA_VERSION: int = 2
 
     def __init__(self, run_dir: str | Path, *, create: bool = True) -> None:
         self.run_dir = Path(run_dir)
@@ -217,10 +259,9 @@ class ResultStore:
                 for statement in _SCHEMA_V1.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(self.SCHEMA_VERSION),),
-                )
+                # a new store is made as version 1 and upgraded like an old one, so every
+                # store, new or old, goes through the same migrations
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
                 conn.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (repr(time.time()),)
                 )
@@ -298,6 +339,32 @@ class ResultStore:
     def meta(self) -> dict[str, str]:
         """The store's own facts: ``schema_version``, ``created_at`` (Unix seconds), ..."""
         return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def record_environment(self, environment: Mapping[str, Any]) -> int:
+        """Append what this session runs on (see :mod:`autodlgym.results.environment`).
+
+        Returns:
+            The session number (0 for the first session of the run).
+        """
+        try:
+            value = json.dumps(dict(environment), sort_keys=True, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise AutoDLError(f"environment cannot be written as JSON: {exc}") from None
+        with self._transaction():
+            row = self._db.execute("SELECT COALESCE(MAX(session) + 1, 0) FROM environment")
+            session = int(row.fetchone()[0])
+            self._db.execute(
+                "INSERT INTO environment VALUES (?, ?, ?)", (session, time.time(), value)
+            )
+        return session
+
+    def environments(self) -> list[dict[str, Any]]:
+        """Every recorded session, oldest first, each with ``session`` and ``recorded_at``
+        (Unix seconds) beside the recorded fields."""
+        rows = self._db.execute(
+            "SELECT session, recorded_at, value FROM environment ORDER BY session"
+        ).fetchall()
+        return [{"session": s, "recorded_at": t, **json.loads(v)} for s, t, v in rows]
 
     def save_state(self, name: str, blob: bytes) -> None:
         """Store (or replace) a named blob, e.g. ``"searcher"``; committed at once."""
@@ -402,8 +469,8 @@ class ResultStore:
     def lookup(self, arch_id: str, fidelity: Fidelity, seed: int) -> tuple[int, TrialResult] | None:
         """An earlier evaluation of the same architecture, fidelity and seed, if any.
 
-        Trials that ended ``worker_lost`` or ``timeout`` do not count: they say nothing about
-        the candidate. Of several matches the earliest (the original, not a copy) is returned.
+        Trials that ended ``worker_lost``, ``timeout`` or ``oom`` do not count: they say
+        nothing certain about the candidate. Of several matches the earliest (the original, not a copy) is returned.
 
         Returns:
             ``(trial_id, result)`` or None.
@@ -482,7 +549,9 @@ class ResultStore:
         df = pd.DataFrame(rows, columns=cols)
         return df.astype({"trial_id": "int64", **{c: "float64" for c in _CURVE_KEYS}})
 
-    def to_dataframe(self, include_pending: bool = False) -> pandas.DataFrame:
+    def to_dataframe(
+        self, include_pending: bool = False, diagnostics: str = "columns"
+    ) -> pandas.DataFrame:
         """One row per finished trial with flat columns, sorted by ``trial_id``.
 
         Columns: :data:`BASE_COLUMNS`; then one column per TrialResult field that has no
@@ -492,18 +561,34 @@ class ResultStore:
         has no ``"space"``); then ``diag_<name>`` for each scalar diagnostic; then
         ``diagnostics`` (all diagnostics, per-layer lists included, as JSON) and ``spec``
         (canonical JSON). A decision whose name clashes with another column is prefixed
-        ``choice_``.
+        ``choice_``. ``peak_rss_mb`` and ``peak_gpu_mb`` are per-trial peaks (see
+        :class:`~autodlgym.trial.TrialResult`). ``df.attrs["environment"]`` lists what each
+        session of the run ran on (:meth:`environments`).
 
         Args:
             include_pending: add submitted, unfinished trials with status ``"running"``.
+            diagnostics: ``"columns"`` (the frame above) or ``"layers"``: instead, the per-layer
+                diagnostics as a tidy frame, one row per trial and block: ``trial_id``,
+                ``layer`` (0-based, forward order), ``block`` (its name), ``gain``
+                (``E[out^2] / E[in^2]`` at initialisation) and ``grad_norm`` (the loss
+                gradient's norm over the block's parameters); trials without diagnostics have
+                no rows. See :mod:`autodlgym.training.diagnostics`.
+
+        Raises:
+            AutoDLError: an unknown ``diagnostics`` value.
         """
         import pandas as pd
+
+        if diagnostics == "layers":
+            return self._layers_frame()
+        if diagnostics != "columns":
+            raise AutoDLError(f"diagnostics={diagnostics!r} is unknown; use columns or layers")
 
         sql = f"SELECT {_SELECT_FRAME} FROM trials"
         if include_pending:
             sql += (
                 " UNION ALL SELECT p.trial_id, NULL, p.spec, p.fidelity, p.seed, ?, NULL, NULL, "
-                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL, '{}' "
+                "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL, '{}' "
                 "FROM pending p WHERE p.trial_id NOT IN (SELECT trial_id FROM trials)"
             )
         rows = self._db.execute(
@@ -521,7 +606,7 @@ class ResultStore:
         extras: list[dict[str, Any]] = []
         for r in rows:
             (trial_id, arch_id, spec_json, fid_key, seed, status, val, test, loss, params,
-             tparams, flops, tsec, esec, mem, epochs_run, message, worker, device, diag,
+             tparams, flops, tsec, esec, rss, gpu, epochs_run, message, worker, device, diag,
              reused, finished, extra_json) = r  # fmt: skip
             spec = json.loads(spec_json)
             fid = json.loads(fid_key)
@@ -531,7 +616,7 @@ class ResultStore:
                 "trial_id": trial_id, "arch_id": arch_id or ArchSpec(spec).arch_id, "status": status,
                 "val_score": val, "test_score": test, "train_loss": loss, "params": params,
                 "trainable_params": tparams, "flops": flops, "train_seconds": tsec,
-                "eval_seconds": esec, "peak_memory_mb": mem, "epochs_run": epochs_run,
+                "eval_seconds": esec, "peak_rss_mb": rss, "peak_gpu_mb": gpu, "epochs_run": epochs_run,
                 "epochs": fid.get("epochs"), "max_train_samples": fid.get("max_train_samples"),
                 "time_limit": fid.get("time_limit"), "phase": fid.get("phase", SEARCH),
                 "seed": seed, "message": message,
@@ -584,7 +669,38 @@ class ResultStore:
             )
         frame["diagnostics"] = pd.Series(diag_texts, dtype="str")
         frame["spec"] = pd.Series(spec_texts, dtype="str")
-        return pd.DataFrame(frame)
+        df = pd.DataFrame(frame)
+        df.attrs["environment"] = self.environments()
+        return df
+
+    def _layers_frame(self) -> pandas.DataFrame:
+        import pandas as pd
+
+        rows = self._db.execute("SELECT trial_id, diagnostics FROM trials ORDER BY trial_id")
+        cols: dict[str, list[Any]] = {k: [] for k in _LAYER_DTYPES}
+        for trial_id, text in rows:
+            d = json.loads(text) if text else {}
+            # version-1 stores kept the lists at the top level under other names
+            layers = d.get("layers") or {
+                "block": d.get("block_names", []),
+                "gain": d.get("gains", []),
+                "grad_norm": d.get("grad_norms", []),
+            }
+            for i, name in enumerate(layers.get("block", [])):
+                cols["trial_id"].append(trial_id)
+                cols["layer"].append(i)
+                cols["block"].append(name)
+                for key in ("gain", "grad_norm"):
+                    values = layers.get(key, [])
+                    cols[key].append(values[i] if i < len(values) else None)
+        return pd.DataFrame(
+            {
+                k: pd.Series([math.nan if v is None else v for v in cols[k]], dtype=t)
+                if t == "float64"
+                else pd.Series(cols[k], dtype=t)
+                for k, t in _LAYER_DTYPES.items()
+            }
+        )
 
     def _space(self) -> Any:
         config = self.load_config() or {}
@@ -619,8 +735,11 @@ class ResultStore:
         return f"ResultStore({str(self.run_dir)!r}, {state})"
 
 
-def load_results(run_dir: str | Path, include_pending: bool = False) -> pandas.DataFrame:
-    """The trials of a run as a DataFrame (see :meth:`ResultStore.to_dataframe`).
+def load_results(
+    run_dir: str | Path, include_pending: bool = False, diagnostics: str = "columns"
+) -> pandas.DataFrame:
+    """The trials of a run as a DataFrame (see :meth:`ResultStore.to_dataframe`); with
+    ``diagnostics="layers"`` the per-layer diagnostics as a tidy frame instead.
 
     Safe to call while a search is writing to ``run_dir``. Writes nothing, unless the store
     has an older schema version, which is upgraded first.
@@ -629,7 +748,7 @@ def load_results(run_dir: str | Path, include_pending: bool = False) -> pandas.D
         AutoDLError: ``run_dir`` holds no autodlgym run.
     """
     with ResultStore(run_dir, create=False) as store:
-        return store.to_dataframe(include_pending=include_pending)
+        return store.to_dataframe(include_pending=include_pending, diagnostics=diagnostics)
 
 
 # Helpers ----------------------------------------------------------------------------------
@@ -676,8 +795,8 @@ _INSERT_TRIAL = f"INSERT INTO trials ({', '.join(_TRIAL_COLUMNS)}) VALUES ({', '
 _SELECT_TRIAL = ", ".join(("trial_id", "spec", *_RESULT_COLUMNS, "diagnostics", "extra"))
 _SELECT_FRAME = (
     "trial_id, arch_id, spec, fidelity, seed, status, val_score, test_score, train_loss, params, "
-    "trainable_params, flops, train_seconds, eval_seconds, peak_memory_mb, epochs_run, message, "
-    "worker, device, diagnostics, reused_from, finished_at, extra"
+    "trainable_params, flops, train_seconds, eval_seconds, peak_rss_mb, peak_gpu_mb, epochs_run, "
+    "message, worker, device, diagnostics, reused_from, finished_at, extra"
 )
 
 

@@ -3,8 +3,8 @@
 ``zero-cost`` wraps any searcher (``base``, random by default). For each ``ask(n)`` it asks the
 base searcher for ``pool`` candidates, builds each one untrained on one fixed batch of the
 task's training data, scores it with an initialisation diagnostic (NASWOT by default: the
-log-determinant of the kernel of ReLU activation patterns, Mellor et al. 2021), and returns
-the ``n`` best. The others are never trained; the base searcher is told they were ``pruned``
+log-determinant of the kernel of the binary pre-activation codes of every nonlinearity,
+Mellor et al. 2021), and returns the ``n`` best. The others are never trained; the base searcher is told they were ``pruned``
 (with the message ``rejected by the zero-cost pre-screen``), so a model-based base learns to
 avoid what the pre-screen rejects. A candidate that cannot be built or scored ranks last.
 
@@ -47,9 +47,9 @@ class ZeroCostPrescreen(Searcher):
         task: the task whose training data scores candidates (a name or a task key; the
             run's task is the sensible choice).
         pool: candidates scored per ask (``ask(n)`` scores ``max(pool, n)``).
-        score: a diagnostic of :class:`~autodlgym.training.diagnostics.Diagnostics`
-            (its column without the ``diag_`` prefix); higher ranks first, a leading ``-``
-            ranks lower first. Default ``naswot``.
+        score: a diagnostic's name from :data:`~autodlgym.training.diagnostics.SCALARS`
+            (the same name as the results frame's ``diag_<name>`` column); higher ranks first,
+            a leading ``-`` ranks lower first. Default ``naswot``.
         batch: training examples the score is computed on.
         **base_options: options of the base searcher.
     """
@@ -77,9 +77,9 @@ class ZeroCostPrescreen(Searcher):
         score = str(score).strip()
         self.minimise = score.startswith("-")
         self.score_name = score.lstrip("-")
-        from autodlgym.training.diagnostics import Diagnostics
+        from autodlgym.training.diagnostics import SCALARS
 
-        known = sorted(k.removeprefix("diag_") for k in Diagnostics().to_columns())
+        known = sorted(SCALARS)
         if self.score_name not in known:
             raise AutoDLError(
                 f"score={score!r} is not a diagnostic; choose one of {', '.join(known)} "
@@ -123,10 +123,10 @@ class ZeroCostPrescreen(Searcher):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 model = build_model(spec, self.task.io)
-                columns = diagnose(model, x, y, self.task.loss, seed=self.seed).to_columns()
+                scalars = diagnose(model, x, y, self.task.loss, seed=self.seed).scalars()
         except Exception:  # noqa: BLE001 - a candidate that cannot be scored ranks last
             return -math.inf
-        value = columns.get(f"diag_{self.score_name}")
+        value = scalars.get(self.score_name)
         if value is None or not math.isfinite(float(value)):
             return -math.inf
         return -float(value) if self.minimise else float(value)

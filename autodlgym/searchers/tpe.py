@@ -65,7 +65,9 @@ STUDY_NAME = "autodlgym"
 STUDY_FILE = "optuna.db"
 
 #: secondary objectives (minimised) a multi-objective study can use: TrialResult fields
-COSTS = ("params", "trainable_params", "flops", "train_seconds", "peak_memory_mb", "latency")
+COSTS = (
+    "params", "trainable_params", "flops", "train_seconds", "peak_rss_mb", "peak_gpu_mb", "latency",
+)  # fmt: skip
 
 
 @register_searcher("tpe")

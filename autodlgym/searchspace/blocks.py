@@ -18,7 +18,12 @@ e.g. ``ctx.get("ratio", 4)``). It returns a module whose ``forward(x)`` returns 
 as a tensor, or a pair ``(state, skip)`` of equal shapes: a stage whose blocks emit skips
 outputs ``act(state + sum of skips)`` with the spec's activation (WaveNet's skip path; the
 final state is included so that every parameter of the stage gets a gradient). The module should set
-``out_shape`` (the state shape it returns); without it the builder finds it by a dry run.
+``out_shape`` (the state shape it returns); without it the builder finds it by a dry run. It
+may set ``hidden_widths``, the widths of its hidden layers in the order the signal passes them
+(Hanin's sum in the diagnostics reads them); without it the block counts as one layer of its
+output width. Write nonlinearities as modules (``nn.Sigmoid()``, not ``torch.sigmoid``) so the
+diagnostics see their pre-activations. docs/blocks.md lists each built-in block's paper and
+what differs from it.
 Factories use torch's global generator only; :func:`~autodlgym.searchspace.init.apply_init`
 re-initialises every weight afterwards. A block that cannot be built for a shape raises
 :class:`~autodlgym.errors.SpecError` with one line. Layers may be tagged with
@@ -53,7 +58,9 @@ dropout unless noted):
 
 * ``mlp`` [vector]: Linear(width).
 * ``highway`` [vector] (Srivastava et al., 2015): ``y = t * act(W x) + (1 - t) * x`` with gate
-  ``t = sigmoid(W_t x)``; input projected to width by a linear layer when sizes differ.
+  ``t = sigmoid(W_t x + b_t)``, ``b_t`` initialised to ``gate_bias`` (stage option, default -2,
+  whatever the init law) so the block starts close to its carry path; input projected to width
+  by a linear layer when sizes differ.
 * ``conv`` [spatial]: conv with ``kernel``, ``dilation`` ("same" padding).
 * ``residual`` [spatial] (He et al., 2016): conv-norm-act-conv-norm plus shortcut (1x1 conv when
   channels differ), then act; the branch's last layer is marked for zero-init.
@@ -62,9 +69,11 @@ dropout unless noted):
   1x1 transition conv to width.
 * ``inception`` [spatial] (Szegedy et al., 2015): parallel 1, 3 and 5 kernel convs and a
   3-window max-pool followed by a 1x1 conv, ``width // 4`` channels each (the remainder goes to
-  the first branches), concatenated to width.
+  the first branches), concatenated to width; the 3 and 5 kernel branches read a 1x1 reduction
+  to half their width (rounded up) followed by the activation.
 * ``se`` [spatial] (Hu et al., 2018): conv block then squeeze-excitation (mean over positions,
-  bottleneck of ``max(1, width // 4)`` with the spec's activation, sigmoid, channel scaling).
+  bottleneck of ``max(1, width // reduction)`` units (stage option ``reduction``, default 16)
+  with ReLU as in the paper, sigmoid, channel scaling).
 * ``attention`` [sequence] (Vaswani et al., 2017): pre-norm transformer encoder layer:
   ``x + MHA(norm(x))`` then ``x + FFN(norm(x))`` (FFN hidden ``2 * d``), with
   ``torch.nn.MultiheadAttention``. ``d`` is the width rounded up to a multiple of ``heads``
@@ -78,7 +87,8 @@ dropout unless noted):
   ``u_t = sigmoid(U_h h_{t-1} + U_z z_t + b_u)``, ``h_t = u_t * h_{t-1} + (1 - u_t) * z_t``.
   Cells use their own nonlinearities; the spec's activation is not used inside them.
 * ``wavenet`` [sequence] (van den Oord et al., 2016): causal conv with ``kernel`` and dilation
-  ``2 ** index`` (doubling per block in the stage), gated ``tanh(f) * sigmoid(g)``, then the
+  ``2 ** index`` (doubling per block in the stage, starting again at 1 before the causal padding
+  would reach the sequence length: :func:`wavenet_dilation`), gated ``tanh(f) * sigmoid(g)``, then the
   spec's norm and dropout; a 1x1 residual conv (marked for zero-init) added to the input (1x1
   projected when channels differ) and a 1x1 skip conv. The stage outputs
   ``act(state + sum of skips)``.
@@ -109,6 +119,8 @@ BlockFactory = Callable[[Shape, "BlockContext"], nn.Module]
 
 VECTOR_CAP = 4096
 DENSE_LAYERS = 3
+#: squeeze-excitation bottleneck: width // SE_REDUCTION units (Hu et al.'s r = 16)
+SE_REDUCTION = 16
 KINDS = {1: "vector", 2: "sequence", 3: "image"}
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -285,6 +297,7 @@ class MLPBlock(nn.Module):
         self.linear = nn.Linear(in_shape[0], ctx.width)
         self.post = _post(ctx, (ctx.width,))
         self.out_shape: Shape = (ctx.width,)
+        self.hidden_widths = [ctx.width]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.post(self.linear(x))
@@ -298,14 +311,17 @@ class HighwayBlock(nn.Module):
             nn.Identity() if in_shape[0] == w else mark(nn.Linear(in_shape[0], w), gain="linear")
         )
         self.transform = nn.Linear(w, w)
-        self.gate = mark(nn.Linear(w, w), gain="sigmoid")
+        # a negative gate bias starts the block close to its carry path (Srivastava et al.)
+        self.gate = mark(nn.Linear(w, w), gain="sigmoid", bias=float(ctx.get("gate_bias", -2.0)))
+        self.gate_act = nn.Sigmoid()
         self.act = make_activation(ctx.activation)
         self.post = _post(ctx, (w,), act=False)
         self.out_shape: Shape = (w,)
+        self.hidden_widths = [w]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
-        t = torch.sigmoid(self.gate(x))
+        t = self.gate_act(self.gate(x))
         return self.post(t * self.act(self.transform(x)) + (1.0 - t) * x)
 
 
@@ -316,6 +332,7 @@ class ConvBlock(nn.Module):
         self.out_shape: Shape = (ctx.width, *in_shape[1:])
         self.conv = make_conv(in_shape, ctx.width, ctx.get("kernel", 3), ctx.get("dilation", 1))
         self.post = _post(ctx, self.out_shape)
+        self.hidden_widths = [ctx.width]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.post(self.conv(x))
@@ -338,6 +355,7 @@ class ResidualBlock(nn.Module):
         )
         self.act2 = make_activation(ctx.activation)
         self.drop = make_dropout(ctx.dropout)
+        self.hidden_widths = [w, w]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
@@ -362,6 +380,7 @@ class DenseBlock(nn.Module):
         self.out_shape: Shape = (ctx.width, *spatial)
         self.transition = make_conv((c, *spatial), ctx.width)
         self.post = _post(ctx, self.out_shape)
+        self.hidden_widths = [g] * DENSE_LAYERS + [ctx.width]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
@@ -381,17 +400,30 @@ class InceptionBlock(nn.Module):
         w = ctx.width
         widths = [w // 4 + (1 if i < w % 4 else 0) for i in range(4)]
         pool_cls = nn.MaxPool1d if len(in_shape) == 2 else nn.MaxPool2d
+        spatial = tuple(in_shape[1:])
         self.branches = nn.ModuleList()
+        self.hidden_widths: list[int] = []
         for kind, bw in zip((1, 3, 5, "pool"), widths):
             if bw == 0:
                 continue
             if kind == "pool":
                 branch = nn.Sequential(pool_cls(3, stride=1, padding=1), make_conv(in_shape, bw))
+            elif kind == 1:
+                branch = make_conv(in_shape, bw, 1)
             else:
-                branch = make_conv(in_shape, bw, kind)
+                # the 1x1 reduction (with its nonlinearity) in front of the wide kernel is what
+                # keeps Inception's cost down (Szegedy et al., 2015, section 4)
+                r = inception_reduction(bw)
+                branch = nn.Sequential(
+                    make_conv(in_shape, r, 1),
+                    make_activation(ctx.activation),
+                    make_conv((r, *spatial), bw, kind),
+                )
+                self.hidden_widths.append(r)
             self.branches.append(branch)
-        self.out_shape: Shape = (w, *in_shape[1:])
+        self.out_shape: Shape = (w, *spatial)
         self.post = _post(ctx, self.out_shape)
+        self.hidden_widths.append(w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.post(torch.cat([b(x) for b in self.branches], dim=1))
@@ -404,19 +436,45 @@ class SEBlock(nn.Module):
         self.out_shape: Shape = (w, *in_shape[1:])
         self.conv = make_conv(in_shape, w, ctx.get("kernel", 3), ctx.get("dilation", 1))
         self.body = nn.Sequential(*_post_no_drop(ctx, self.out_shape))
-        r = max(1, w // 4)
-        self.squeeze = nn.Linear(w, r)
-        self.squeeze_act = make_activation(ctx.activation)
+        reduction = int(ctx.get("reduction", SE_REDUCTION))
+        if reduction < 1:
+            raise SpecError(f"squeeze-excitation reduction must be positive, got {reduction}")
+        r = max(1, w // reduction)
+        self.squeeze = mark(nn.Linear(w, r), gain="relu")
+        self.squeeze_act = nn.ReLU()  # the paper's delta, whatever the spec's activation
         self.excite = mark(nn.Linear(r, w), gain="sigmoid")
+        self.excite_act = nn.Sigmoid()
         self.drop = make_dropout(ctx.dropout)
+        self.hidden_widths = [w, r]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(self.conv(x))
-        s = torch.sigmoid(self.excite(self.squeeze_act(self.squeeze(h.flatten(2).mean(-1)))))
+        s = self.excite_act(self.excite(self.squeeze_act(self.squeeze(h.flatten(2).mean(-1)))))
         return self.drop(h * s.view(*s.shape, *([1] * (h.dim() - 2))))
 
 
+def inception_reduction(branch_width: int) -> int:
+    """Channels of the 1x1 reduction in front of a 3- or 5-wide Inception branch: half the
+    branch's output, rounded up (GoogLeNet's inception(3a) reduces 128 to 96 and 32 to 16)."""
+    return max(1, -(-int(branch_width) // 2))
+
+
 # Sequence blocks -------------------------------------------------------------------------
+def wavenet_dilation(index: int, kernel: int, length: int) -> int:
+    """Dilation of the ``index``-th WaveNet block of a stage on a sequence of ``length``.
+
+    Dilations double, ``1, 2, 4, ...``, and start again at 1 once the next one would look
+    further back than the sequence (``(kernel - 1) * d >= length``), as WaveNet repeats its
+    ``1, 2, ..., 512`` cycle (van den Oord et al., 2016). A sequence of one position has
+    dilation 1.
+    """
+    reach = max(1, int(kernel) - 1)
+    cycle = 1
+    while reach * 2**cycle < length:
+        cycle += 1
+    return 2 ** (int(index) % cycle)
+
+
 def sinusoidal_positions(channels: int, length: int) -> torch.Tensor:
     """Fixed sin/cos position encodings of shape (channels, length) (Vaswani et al., 2017)."""
     pos = torch.arange(length, dtype=torch.float32)
@@ -448,6 +506,7 @@ class AttentionBlock(nn.Module):
         self.act = make_activation(ctx.activation)
         self.ffn2 = mark(nn.Conv1d(2 * d, d, 1), gain="linear", zero_init=True)
         self.drop = make_dropout(ctx.dropout)
+        self.hidden_widths = [d, 2 * d]  # the attention sublayer's stream, the FFN's hidden layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
@@ -472,6 +531,8 @@ class MinimalRNN(nn.Module):
             cell.phi = mark(nn.Linear(input_size, hidden_size), gain="tanh")
             cell.gate_z = mark(nn.Linear(hidden_size, hidden_size), gain="sigmoid")
             cell.gate_h = mark(nn.Linear(hidden_size, hidden_size, bias=False), gain="sigmoid")
+            cell.phi_act = nn.Tanh()
+            cell.gate_act = nn.Sigmoid()
             self.directions.append(cell)
 
     def chrono_gates(self) -> list[list[tuple[torch.Tensor, float]]]:
@@ -480,13 +541,13 @@ class MinimalRNN(nn.Module):
 
     @staticmethod
     def _run(cell: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        z = torch.tanh(cell.phi(x))
+        z = cell.phi_act(cell.phi(x))
         gz = cell.gate_z(z)  # the input part of the gate, for all steps at once
         h = x.new_zeros(x.shape[0], z.shape[-1])
         w_h = cell.gate_h.weight
         outs = []
         for t in range(x.shape[1]):
-            u = torch.sigmoid(torch.addmm(gz[:, t], h, w_h.t()))
+            u = cell.gate_act(torch.addmm(gz[:, t], h, w_h.t()))
             h = torch.lerp(z[:, t], h, u)  # u * h + (1 - u) * z
             outs.append(h)
         return torch.stack(outs, dim=1)
@@ -518,6 +579,7 @@ class RecurrentBlock(nn.Module):
             )
         self.out_shape: Shape = (hidden * (2 if bi else 1), length)
         self.post = _post(ctx, self.out_shape, act=False)
+        self.hidden_widths = [self.out_shape[0]]  # one layer: the recurrence is not unrolled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = self.cell(x.transpose(1, 2))
@@ -531,7 +593,7 @@ class WaveNetBlock(nn.Module):
         super().__init__()
         w, k = ctx.width, int(ctx.get("kernel", 3))
         c, length = in_shape
-        self.dilation = 2**ctx.index
+        self.dilation = wavenet_dilation(ctx.index, k, length)
         self.left_pad = (k - 1) * self.dilation
         self.conv = mark(
             nn.Conv1d(c, 2 * w, k, dilation=self.dilation), gate_gains=("tanh", "sigmoid")
@@ -541,10 +603,13 @@ class WaveNetBlock(nn.Module):
         self.res = mark(nn.Conv1d(w, w, 1), gain="linear", zero_init=True)
         self.skip = mark(nn.Conv1d(w, w, 1), gain="linear")
         self.shortcut = nn.Identity() if c == w else mark(nn.Conv1d(c, w, 1), gain="linear")
+        self.filter_act = nn.Tanh()
+        self.gate_act = nn.Sigmoid()
+        self.hidden_widths = [w]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f, g = self.conv(F.pad(x, (self.left_pad, 0))).chunk(2, dim=1)
-        z = self.post(torch.tanh(f) * torch.sigmoid(g))
+        z = self.post(self.filter_act(f) * self.gate_act(g))
         return self.shortcut(x) + self.res(z), self.skip(z)
 
 
@@ -563,12 +628,12 @@ def _builtin(name: str, cls: type[nn.Module], reads: str, uses: tuple[str, ...],
 _builtin("mlp", MLPBlock, "vector", (), "fully connected layer")
 _builtin("conv", ConvBlock, "spatial", ("kernel", "dilation"), "convolution (kernel, dilation)")
 _builtin("residual", ResidualBlock, "spatial", ("kernel", "dilation"), "two-conv residual block")
-_builtin("highway", HighwayBlock, "vector", (), "gated highway layer")
+_builtin("highway", HighwayBlock, "vector", ("gate_bias",), "gated highway layer")
 _builtin(
     "dense", DenseBlock, "spatial", ("kernel", "growth"), "DenseNet block (growth), transition"
 )
 _builtin("inception", InceptionBlock, "spatial", (), "parallel 1/3/5 convs and pool branch")
-_builtin("se", SEBlock, "spatial", ("kernel",), "conv block with squeeze-excitation")
+_builtin("se", SEBlock, "spatial", ("kernel", "reduction"), "conv with squeeze-excitation")
 _builtin("attention", AttentionBlock, "sequence", ("heads",), "pre-norm transformer layer (heads)")
 _builtin(
     "recurrent",

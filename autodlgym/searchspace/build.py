@@ -11,10 +11,12 @@ the blocks' docs (kernel 3, dilation 1, growth 16, heads 1, cell gru, unidirecti
 
 Downsampling (windows of 2 along every spatial axis longer than 1, floor division; an axis of
 length 1 is left alone and a state with a single position is not downsampled): ``max``,
-``avg``, ``lp`` (power-2 pooling ``sqrt(sum x^2 + 1e-6)``; the epsilon keeps its gradient
-finite when a window is all zeros, which torch's LPPool is not), ``lse`` (log-sum-exp pooling
-``logsumexp(window) - log(window size)``, a smooth max that is exact on constant windows),
-``strided`` (a 3-wide conv with stride 2 and padding 1, same channels). On a vector state
+``avg``, ``lp`` (Lp pooling ``(sum |x|^p + 1e-6)^(1/p)`` with ``p`` the stage's ``lp_p``,
+default 2; the epsilon keeps its gradient finite when a window is all zeros, which torch's
+LPPool is not), ``lse`` (log-sum-exp pooling ``log(mean exp(r x)) / r`` with ``r`` the stage's
+``lse_r``, default 1: mean pooling as r -> 0, max pooling as r -> inf, exact on constant
+windows), ``strided`` (a 3-wide conv with stride 2 and padding 1, same channels, initialised
+as a linear layer since no nonlinearity follows it). On a vector state
 downsampling is skipped: a vector has no positions.
 
 Connections inside a stage (the state after block ``i`` is ``s_{i+1}``; ``s_0`` is the
@@ -24,8 +26,10 @@ stage's input):
 * ``skip2`` / ``skip3`` (k = 2, 3): blocks form windows of ``k`` from the first; the input of a
   window's first block is added to the output of its last block (the stage's last block when
   the window is cut short), through a projection when shapes differ.
-* ``dense``: block ``i`` reads ``s_i + sum_{j<i} P_ji(s_j)``: the sum of the stage input and
-  all earlier outputs, each projected to the shape of ``s_i`` when shapes differ.
+* ``dense`` (DenseNet, Huang et al., 2017): block ``i`` reads the concatenation, along
+  channels, of the stage input and all earlier outputs ``[s_0, s_1, ..., s_i]``, each brought
+  without parameters to the positions of ``s_i`` (see :func:`dense_feed`); so block ``i`` sees
+  ``sum_j channels(s_j)`` input channels. The stage outputs its last block's state.
 
 Projections are 1x1 convs (channels), adaptive average pools (positions), or flatten + linear
 (to a vector, or where state kinds cannot be matched otherwise).
@@ -69,6 +73,8 @@ from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.spec import ArchSpec
 
 DOWNSAMPLES = ("none", "max", "avg", "lp", "lse", "strided")
+#: keeps lp pooling's gradient finite on an all-zero window
+LP_EPS = 1e-6
 CONNECTIONS = ("chain", "skip2", "skip3", "dense")
 HEAD_POOLS = ("avg", "max", "flatten", "last")
 TRAINABLE = ("all", "head", "fraction_<p>")
@@ -76,17 +82,33 @@ TRAINABLE = ("all", "head", "fraction_<p>")
 
 # Downsampling ----------------------------------------------------------------------------
 class Downsample(nn.Module):
-    """Halve every spatial axis longer than 1 (see the module docstring)."""
+    """Halve every spatial axis longer than 1 (see the module docstring).
 
-    def __init__(self, kind: str, shape: Shape) -> None:
+    Args:
+        kind: one of :data:`DOWNSAMPLES` but ``none``.
+        shape: the state it reads.
+        p: the power of ``lp`` pooling (p >= 1).
+        r: the sharpness of ``lse`` pooling (r > 0).
+    """
+
+    def __init__(self, kind: str, shape: Shape, p: float = 2.0, r: float = 1.0) -> None:
         super().__init__()
+        if not float(p) >= 1.0:
+            raise SpecError(f"lp pooling needs p >= 1, got {p!r}")
+        if not float(r) > 0.0:
+            raise SpecError(f"lse pooling needs r > 0, got {r!r}")
         self.kind = kind
+        self.p = float(p)
+        self.r = float(r)
         spatial = shape[1:]
         self.window = tuple(2 if s > 1 else 1 for s in spatial)
         self.conv: nn.Module | None = None
         if kind == "strided":
             cls = nn.Conv1d if len(spatial) == 1 else nn.Conv2d
-            self.conv = cls(shape[0], shape[0], 3, stride=self.window, padding=1)
+            # linear: no nonlinearity follows it, so it keeps the signal's scale (gain 1)
+            self.conv = mark(
+                cls(shape[0], shape[0], 3, stride=self.window, padding=1), gain="linear"
+            )
             out = tuple((s - 1) // w + 1 for s, w in zip(spatial, self.window))
         else:
             out = tuple(s // w for s, w in zip(spatial, self.window))
@@ -103,22 +125,24 @@ class Downsample(nn.Module):
             return self._pool_fn[1](x, w, w)
         if self.kind == "lp":
             n = math.prod(self.window)
-            return torch.sqrt(self._pool_fn[1](x * x, w, w) * n + 1e-6)
+            power = x.abs() if self.p == 1.0 else x.abs().pow(self.p)
+            return (self._pool_fn[1](power, w, w) * n + LP_EPS).pow(1.0 / self.p)
         if self.kind == "lse":
             n = math.prod(self.window)
             for axis, size in enumerate(self.window):
                 x = x.unfold(2 + axis, size, size)
-            return torch.logsumexp(x.flatten(-len(self.window)), dim=-1) - math.log(n)
+            z = torch.logsumexp(self.r * x.flatten(-len(self.window)), dim=-1)
+            return (z - math.log(n)) / self.r
         return self.conv(x)
 
 
-def make_downsample(kind: str, shape: Shape) -> nn.Module | None:
+def make_downsample(kind: str, shape: Shape, p: float = 2.0, r: float = 1.0) -> nn.Module | None:
     """A downsampling layer, or None when ``kind`` is none or the state has no positions."""
     if kind not in DOWNSAMPLES:
         raise SpecError(f"downsample {kind!r} is unknown; use one of {', '.join(DOWNSAMPLES)}")
     if kind == "none" or len(shape) == 1 or math.prod(shape[1:]) == 1:
         return None
-    return Downsample(kind, shape)
+    return Downsample(kind, shape, p=p, r=r)
 
 
 # Projections between states ----------------------------------------------------------------
@@ -156,6 +180,54 @@ def make_projection(in_shape: Shape, out_shape: Shape) -> nn.Module:
         if out_kind != "vector":
             layers.append(_Reshape(out_shape))
     return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+
+
+# Dense connections -------------------------------------------------------------------------
+class _Broadcast(nn.Module):
+    """A vector ``(B, D)`` as ``D`` channels at every position of a grid."""
+
+    def __init__(self, positions: Shape) -> None:
+        super().__init__()
+        self.positions = tuple(positions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        view = x.reshape(*x.shape, *([1] * len(self.positions)))
+        return view.expand(*x.shape, *self.positions)
+
+
+def dense_feed(src: Shape, dst: Shape) -> tuple[nn.Module, int]:
+    """A parameter-free map from a state of ``src`` to the kind and positions of ``dst``, and
+    the channels (features for a vector) it yields: how an earlier state joins a dense
+    concatenation. Same positions: as is; other positions: adaptive average pooling; to a
+    vector: flattened (pooled first above ``VECTOR_CAP``, as a vector block's input); a vector
+    into a grid: its features as channels at every position; an image into a sequence: its
+    positions in a row."""
+    src, dst = tuple(src), tuple(dst)
+    if len(src) == len(dst) and src[1:] == dst[1:]:
+        return nn.Identity(), src[0]
+    if len(dst) == 1:
+        flat = Adapter(src, "vector")
+        return flat, flat.out_shape[0]
+    if len(src) == 1:
+        return _Broadcast(dst[1:]), src[0]
+    layers: list[nn.Module] = []
+    if len(src) == 3 and len(dst) == 2:
+        layers.append(nn.Flatten(2))
+    if len(src) == 2 and len(dst) == 3:
+        # a sequence laid out on the image's grid, row by row
+        layers += [nn.AdaptiveAvgPool1d(dst[1] * dst[2]), nn.Unflatten(2, dst[1:])]
+    else:
+        pool = nn.AdaptiveAvgPool1d if len(dst) == 2 else nn.AdaptiveAvgPool2d
+        layers.append(pool(dst[1:] if len(dst) == 3 else dst[1]))
+    return (layers[0] if len(layers) == 1 else nn.Sequential(*layers)), src[0]
+
+
+def dense_input_shape(shapes: list[Shape]) -> Shape:
+    """What block ``i`` of a dense stage reads, given the shapes ``s_0 .. s_i`` of the stage
+    input and the earlier blocks' outputs: all of them concatenated along channels, at the
+    positions (and state kind) of ``s_i``."""
+    dst = tuple(shapes[-1])
+    return (sum(dense_feed(s, dst)[1] for s in shapes), *dst[1:])
 
 
 # Units, stages, head -------------------------------------------------------------------------
@@ -201,8 +273,8 @@ class Stage(nn.Module):
                 self.proj[str(end)] = make_projection(shapes[start], shapes[end + 1])
         elif connections == "dense":
             for i in range(1, n):
-                for j in range(i):
-                    self.proj[f"{j}_{i}"] = make_projection(shapes[j], shapes[i])
+                for j in range(i + 1):
+                    self.proj[f"{j}_{i}"] = dense_feed(shapes[j], shapes[i])[0]
         self.emits_skip = any(getattr(u.block, "emits_skip", False) for u in units)
         self.skip_act = make_activation(activation) if self.emits_skip else None
         self.out_shape: Shape = shapes[-1]
@@ -215,8 +287,7 @@ class Stage(nn.Module):
         for i, unit in enumerate(self.units):
             inp = x
             if self.connections == "dense" and i > 0:
-                for j in range(i):
-                    inp = inp + self.proj[f"{j}_{i}"](states[j])
+                inp = torch.cat([self.proj[f"{j}_{i}"](states[j]) for j in range(i + 1)], dim=1)
             if self.k and i % self.k == 0:
                 anchor = x
             y = unit(inp)
@@ -264,7 +335,11 @@ class AutoDLNet(nn.Module):
         stages: the stages, in order.
         head: pooling and linear readout.
         blocks: every block unit in forward order (what diagnostics hook into).
-        hidden_widths: output width (channels or features) of each block, for Hanin's sum.
+        block_widths: output width (channels or features) of each block.
+        hidden_widths: the width of every hidden layer the signal passes through, in order: each
+            block's ``hidden_widths`` (its internal layers: a dense block's growth layers, an
+            attention block's feed-forward layer, an Inception block's reductions...), or its
+            output width for a block that does not list them. Hanin's sum reads these.
         spec: the ArchSpec it was built from; io: the IOSpec it was built for.
     """
 
@@ -276,7 +351,12 @@ class AutoDLNet(nn.Module):
         self.io = io
         # a plain list: the units are registered once, under their stage
         self.blocks: list[BlockUnit] = [u for s in stages for u in s.units]
-        self.hidden_widths: list[int] = [int(u.out_shape[0]) for u in self.blocks]
+        self.block_widths: list[int] = [int(u.out_shape[0]) for u in self.blocks]
+        self.hidden_widths: list[int] = [
+            int(w)
+            for u in self.blocks
+            for w in getattr(u.block, "hidden_widths", None) or [u.out_shape[0]]
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
@@ -370,7 +450,12 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
     chrono: list[Stage] = []
     for i in range(1, n_stages + 1):
         st = spec.stage(i)
-        down = make_downsample(str(st.get("downsample", "none")), shape)
+        down = make_downsample(
+            str(st.get("downsample", "none")),
+            shape,
+            p=_num(f"stage{i}.lp_p", st.get("lp_p", 2.0), float, 1.0),
+            r=_num(f"stage{i}.lse_r", st.get("lse_r", 1.0), float, 1e-6),
+        )
         if down is not None:
             shape = down.out_shape
         in_shape = shape
@@ -378,11 +463,14 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
         depth = _num(f"stage{i}.depth", st.get("depth", 1), int, 0, 256)
         width = _num(f"stage{i}.width", st.get("width", 64), int, 1, 1 << 16)
         units = []
+        states = [shape]
         for j in range(depth):
             ctx = BlockContext(width, activation, norm, dropout, index=j, stage=i, options=st)
-            unit = _make_unit(block, shape, ctx)
+            reads = dense_input_shape(states) if connections == "dense" and j > 0 else shape
+            unit = _make_unit(block, reads, ctx)
             units.append(unit)
             shape = unit.out_shape
+            states.append(shape)
         stage = Stage(down, units, connections, in_shape, activation)
         shape = stage.out_shape
         stages.append(stage)

@@ -23,6 +23,10 @@ units, e.g. a gated conv's ``("tanh", "sigmoid")``). Recurrent weights are initi
 in the same way: each gate's block of rows gets the law with its own fan-out and the gain of the
 gate's nonlinearity (sigmoid gates 1, tanh candidates 5/3).
 
+Bias: a layer marked ``bias=b`` gets every bias entry set to ``b`` after the law, whatever the
+law (``torch_default`` included): a highway layer's transform gate starts at ``b = -2`` so the
+block begins close to its carry path (Srivastava et al., 2015). Zero-init residual wins over it.
+
 Zero-init residual: a module marked ``zero_init=True`` (the last layer of a residual branch:
 its normalisation layer, or its last conv/linear layer when there is no normalisation) gets
 weight and bias 0 when ``zero_init_residual`` is set, so the block starts as its shortcut.
@@ -58,6 +62,7 @@ _TORCH_GAINS = {"relu", "tanh", "sigmoid", "linear", "identity", "leaky_relu", "
 _GAIN_TAG = "_autodl_gain"
 _GATE_GAINS_TAG = "_autodl_gate_gains"
 _ZERO_TAG = "_autodl_zero_init"
+_BIAS_TAG = "_autodl_bias"
 
 _RNN_GATES = {
     "LSTM": ("sigmoid", "sigmoid", "tanh", "sigmoid"),  # i, f, g, o
@@ -87,8 +92,11 @@ def mark(
     gain: str | None = None,
     gate_gains: tuple[str, ...] | None = None,
     zero_init: bool = False,
+    bias: float | None = None,
 ) -> nn.Module:
     """Tag a layer for :func:`apply_init` (see the module docstring); returns the module."""
+    if bias is not None:
+        setattr(module, _BIAS_TAG, float(bias))
     if gain is not None:
         setattr(module, _GAIN_TAG, gain)
     if gate_gains is not None:
@@ -237,6 +245,11 @@ def apply_init(
                     b = getattr(m, "bias", None)
                     if isinstance(b, nn.Parameter):
                         b.zero_()
+        for m in model.modules():
+            value = getattr(m, _BIAS_TAG, None)
+            b = getattr(m, "bias", None)
+            if value is not None and isinstance(b, torch.Tensor):
+                b.fill_(value)
         if zero_init_residual:
             for m in model.modules():
                 if getattr(m, _ZERO_TAG, False):

@@ -99,6 +99,22 @@ _DEFAULT_TEMPLATE: dict[str, Any] = {
             "doc": "pooling (or a strided conv) before this stage; stage 1 has none",
             "from_stage": 2,
         },
+        "lp_p": {
+            "options": [1.0, 2.0, 3.0, 4.0],
+            "kind": "float",
+            "when": {"downsample": ["lp"]},
+            "from_stage": 2,
+            "doc": "the power p of Lp pooling, (sum |x|^p)^(1/p) over each window",
+        },
+        "lse_r": {
+            "options": [0.5, 1.0, 2.0, 5.0],
+            "kind": "float",
+            "log": True,
+            "when": {"downsample": ["lse"]},
+            "from_stage": 2,
+            "doc": "sharpness r of log-sum-exp pooling, log(mean exp(r x)) / r: mean as r -> 0, "
+            "max as r -> inf",
+        },
         "block": {},
         "depth": {"options": [1, 2, 3, 4], "kind": "int", "doc": "blocks in this stage"},
         "width": {"options": [8, 16, 32, 64, 128, 256, 512], "kind": "int", "log": True},

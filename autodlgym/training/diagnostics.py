@@ -1,21 +1,34 @@
 """Diagnostics of a network at initialisation, from one batch.
 
-:func:`diagnose` runs one forward pass with hooks on the model's ``blocks`` and a few backward
-passes with ``torch.autograd.grad`` (so no ``.grad`` is ever written), and measures:
+:func:`diagnose` runs one forward pass with hooks on the model's ``blocks`` and on every
+nonlinearity, and a few backward passes with ``torch.autograd.grad`` (so no ``.grad`` is ever
+written). Its scalars have one name everywhere: :data:`SCALARS` below, the ``diag_<name>``
+columns of :func:`~autodlgym.results.store.load_results`, and the ``score`` option of the
+zero-cost pre-screen. Per layer (block) it records the activation gain and the gradient norm:
+``load_results(run, diagnostics="layers")`` gives them as a tidy frame.
 
-* per-block activation gain ``E[out^2] / E[in^2]`` (a residual-free He-initialised ReLU stack
-  keeps it near 1; a badly scaled one multiplies or divides it at every block);
+* activation gain of each block ``E[out^2] / E[in^2]`` (a residual-free He-initialised ReLU
+  stack keeps it near 1; a badly scaled one multiplies or divides it at every block);
 * the output/input variance ratio of the whole network;
 * per-block gradient norms of the loss, their total (L2 over all parameters), and the
   grad-norm zero-cost score (sum over parameter tensors of their gradient norms; Abdelfattah
   et al., 2021);
-* Hanin's sum of 1 / width over hidden layers (Hanin & Rolnick, 2018: the variance of the
-  squared activations across initialisations grows with it);
+* Hanin's sum of 1 / width over the hidden layers the signal passes through (Hanin & Rolnick,
+  2018: the variance of the squared activations across initialisations grows with it). Widths
+  come from ``model.hidden_widths`` (an AutoDLNet lists every internal layer of every block:
+  a dense block's growth layers, an attention block's feed-forward layer, Inception's
+  reductions...); a plain module counts its Linear/Conv layers but the last (the output layer
+  is not hidden). A recurrence counts once, not once per time step;
 * the input-output Jacobian Frobenius norm per example, estimated with random Gaussian
   projections ``||J||_F^2 = E_v ||J^T v||^2`` (Hutchinson);
 * NASWOT (Mellor et al., 2021): ``log |K_H|`` with ``K_H[i, j]`` the number of units on which
-  the binary codes of examples ``i`` and ``j`` agree. A unit's code is whether a block output is
-  positive (for ReLU blocks exactly "the unit is active"; for other activations its sign).
+  the binary codes of examples ``i`` and ``j`` agree. A unit's code is whether its
+  pre-activation is positive, taken at the input of every nonlinearity module of the model
+  (for ReLU exactly "the unit is active", Mellor et al.'s definition; for tanh, sigmoid, GELU...
+  the side of the origin), so the score counts the same kind of code in every block. Torch's
+  fused RNN/GRU/LSTM hide their gates: their code is the sign of the hidden state, which is
+  the code of the last tanh's pre-activation for rnn and lstm (``h = o * tanh(c)``, ``o > 0``)
+  and approximates it for gru. Attention's softmax has no binary code and adds none.
 
 Mode: measured in training mode (batch statistics, as the first training steps see the
 network) with dropout switched off so the numbers are deterministic. The model's parameters,
@@ -27,7 +40,7 @@ by ``seed``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,66 +51,103 @@ from autodlgym.errors import AutoDLError
 from autodlgym.tasks.base import LOSSES
 from autodlgym.utils import finite_or_none
 
+#: Every scalar diagnostic: its name (a ``diag_<name>`` column, a pre-screen score) and meaning.
+SCALARS: dict[str, str] = {
+    "gain_mean": "mean over blocks of the activation gain E[out^2] / E[in^2]",
+    "gain_geomean": "geometric mean of the positive block gains",
+    "gain_min": "smallest block gain",
+    "gain_max": "largest block gain",
+    "out_in_var": "variance of the network's output over that of its input",
+    "grad_norm_total": "L2 norm of the loss gradient over all trainable parameters",
+    "grad_norm_min": "smallest per-block gradient norm",
+    "grad_norm_max": "largest per-block gradient norm",
+    "grad_norm_ratio": "largest over smallest per-block gradient norm (vanishing gradients)",
+    "gradnorm": "grad-norm zero-cost score: sum of the parameter tensors' gradient norms",
+    "hanin": "Hanin's sum of 1 / width over every hidden layer",
+    "jacobian": "input-output Jacobian Frobenius norm per example (Hutchinson estimate)",
+    "naswot": "NASWOT log|K_H| over the pre-activation codes of every nonlinearity",
+    "naswot_units": "units whose codes NASWOT counts (per example)",
+    "loss": "the loss at initialisation",
+    "n_params": "parameters",
+    "n_trainable": "trainable parameters",
+    "n_blocks": "blocks (layers of the per-layer frame)",
+    "n_hidden": "hidden layers in Hanin's sum",
+}
+
 
 @dataclass
 class Diagnostics:
-    """Measurements at initialisation (see the module docstring).
+    """Measurements at initialisation (see the module docstring and :data:`SCALARS`).
 
     Per-block lists follow ``model.blocks``; scalars are floats (``nan`` where undefined, e.g.
     a gain of a block whose input is all zeros, ``-inf`` NASWOT for a singular kernel, which
-    happens when two examples share a code); ``to_dict``/``to_columns`` write those as None.
+    happens when two examples share a code); :meth:`to_dict` / :meth:`to_columns` write those
+    as None.
     """
 
     block_names: list[str] = field(default_factory=list)
     gains: list[float] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
+    hidden_widths: list[int] = field(default_factory=list)
     out_in_var: float = math.nan
     grad_norm_total: float = math.nan
-    gradnorm_score: float = math.nan
+    gradnorm: float = math.nan
     hanin: float = math.nan
     jacobian: float = math.nan
     naswot: float = math.nan
+    naswot_units: int = 0
     loss: float = math.nan
     n_params: int = 0
     n_trainable: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, per-block lists included; JSON-ready (non-finite floats become None)."""
-        return {k: _finite(v) for k, v in asdict(self).items()}
-
-    def to_columns(self) -> dict[str, float | int | None]:
-        """A flat dict of scalars named ``diag_*`` for result tables; non-finite values are None.
-
-        Columns: gain_mean, gain_geomean, gain_min, gain_max (over blocks), out_in_var,
-        grad_norm_total, grad_norm_min, grad_norm_max, grad_norm_ratio (max / min over blocks,
-        a vanishing-gradient indicator), gradnorm (the zero-cost score), hanin, jacobian,
-        naswot, loss, n_params, n_trainable, n_blocks.
-        """
+    def scalars(self) -> dict[str, float | int | None]:
+        """Every scalar of :data:`SCALARS`, by name; non-finite values are None."""
         gains = [g for g in self.gains if math.isfinite(g)]
         positive = [g for g in gains if g > 0]
         grads = [g for g in self.grad_norms if math.isfinite(g)]
-        cols: dict[str, Any] = {
-            "diag_gain_mean": sum(gains) / len(gains) if gains else None,
-            "diag_gain_geomean": math.exp(sum(map(math.log, positive)) / len(positive))
+        values: dict[str, Any] = {
+            "gain_mean": sum(gains) / len(gains) if gains else None,
+            "gain_geomean": math.exp(sum(map(math.log, positive)) / len(positive))
             if positive
             else None,
-            "diag_gain_min": min(gains) if gains else None,
-            "diag_gain_max": max(gains) if gains else None,
-            "diag_out_in_var": self.out_in_var,
-            "diag_grad_norm_total": self.grad_norm_total,
-            "diag_grad_norm_min": min(grads) if grads else None,
-            "diag_grad_norm_max": max(grads) if grads else None,
-            "diag_grad_norm_ratio": max(grads) / min(grads) if grads and min(grads) > 0 else None,
-            "diag_gradnorm": self.gradnorm_score,
-            "diag_hanin": self.hanin,
-            "diag_jacobian": self.jacobian,
-            "diag_naswot": self.naswot,
-            "diag_loss": self.loss,
-            "diag_n_params": self.n_params,
-            "diag_n_trainable": self.n_trainable,
-            "diag_n_blocks": len(self.block_names),
+            "gain_min": min(gains) if gains else None,
+            "gain_max": max(gains) if gains else None,
+            "out_in_var": self.out_in_var,
+            "grad_norm_total": self.grad_norm_total,
+            "grad_norm_min": min(grads) if grads else None,
+            "grad_norm_max": max(grads) if grads else None,
+            "grad_norm_ratio": max(grads) / min(grads) if grads and min(grads) > 0 else None,
+            "gradnorm": self.gradnorm,
+            "hanin": self.hanin,
+            "jacobian": self.jacobian,
+            "naswot": self.naswot,
+            "naswot_units": self.naswot_units,
+            "loss": self.loss,
+            "n_params": self.n_params,
+            "n_trainable": self.n_trainable,
+            "n_blocks": len(self.block_names),
+            "n_hidden": len(self.hidden_widths),
         }
-        return {k: _finite(v) for k, v in cols.items()}
+        assert values.keys() == SCALARS.keys()
+        return {k: _finite(v) for k, v in values.items()}
+
+    def layers(self) -> dict[str, list[Any]]:
+        """Per-layer values, one list per column of the tidy frame: ``block`` (the block's
+        name), ``gain`` and ``grad_norm``, in forward order."""
+        return {
+            "block": list(self.block_names),
+            "gain": _finite(list(self.gains)),
+            "grad_norm": _finite(list(self.grad_norms)),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the results store keeps: the scalars by name, ``layers`` (see :meth:`layers`)
+        and ``hidden_widths``; JSON-ready (non-finite floats become None)."""
+        return {**self.scalars(), "layers": self.layers(), "hidden_widths": self.hidden_widths}
+
+    def to_columns(self) -> dict[str, float | int | None]:
+        """The scalars as ``diag_<name>`` columns, as :func:`load_results` names them."""
+        return {f"diag_{k}": v for k, v in self.scalars().items()}
 
 
 def _finite(v: Any) -> Any:
@@ -114,6 +164,43 @@ def _layers(model: nn.Module) -> list[nn.Module]:
     return [
         m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d)
     ]
+
+
+#: Modules whose input is a pre-activation: NASWOT's codes are taken there.
+NONLINEARITIES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
+    nn.SiLU, nn.Mish, nn.Softplus, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid,
+    nn.Hardswish, nn.LogSigmoid, nn.Softsign, nn.Tanhshrink,
+)  # fmt: skip
+
+
+def _hidden_widths(model: nn.Module, layers: list[nn.Module]) -> list[int]:
+    widths = getattr(model, "hidden_widths", None)
+    if widths is not None:
+        return [int(w) for w in widths]
+    # a plain module: its weight layers but the last, whose output is the network's
+    return [int(getattr(m, "out_features", getattr(m, "out_channels", 0))) for m in layers[:-1]]
+
+
+class _Naswot:
+    """Accumulates NASWOT's kernel ``K = C C^T + (1 - C)(1 - C)^T`` hook by hook, so the codes
+    of all units (millions in a wide conv net) are never held at once."""
+
+    def __init__(self) -> None:
+        self.kernel: torch.Tensor | None = None
+        self.units = 0
+
+    def add(self, pre_activation: torch.Tensor) -> None:
+        c = (pre_activation.detach() > 0).flatten(1).double()
+        k = c @ c.T + (1.0 - c) @ (1.0 - c).T
+        self.kernel = k if self.kernel is None else self.kernel + k
+        self.units += c.shape[1]
+
+    def score(self) -> float:
+        if self.kernel is None:
+            return math.nan
+        sign, logdet = torch.linalg.slogdet(self.kernel.cpu())
+        return float(logdet) if float(sign) > 0 else -math.inf
 
 
 def _mean_square(t: torch.Tensor) -> float:
@@ -160,24 +247,26 @@ def diagnose(
     diag.n_params = sum(p.numel() for p in params)
     trainable = [p for p in params if p.requires_grad]
     diag.n_trainable = sum(p.numel() for p in trainable)
-    widths = getattr(model, "hidden_widths", None)
-    if widths is None:
-        widths = [int(getattr(m, "out_features", getattr(m, "out_channels", 0))) for m in layers]
-    diag.hanin = float(sum(1.0 / w for w in widths if w > 0))
+    diag.hidden_widths = _hidden_widths(model, layers)
+    diag.hanin = float(sum(1.0 / w for w in diag.hidden_widths if w > 0))
 
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     stats: list[tuple[float, float]] = [(math.nan, math.nan)] * len(layers)
-    codes: list[torch.Tensor] = []
+    naswot = _Naswot()
 
     def hook(i: int, module: nn.Module, args: tuple, output: Any) -> None:
         inp, out = _first(args), _first(output)
         stats[i] = (_mean_square(inp), _mean_square(out))
-        codes.append((out.detach() > 0).flatten(1))
 
     handles = [
         m.register_forward_hook(lambda m, a, o, i=i: hook(i, m, a, o)) for i, m in enumerate(layers)
     ]
+    for m in model.modules():
+        if isinstance(m, NONLINEARITIES):
+            handles.append(m.register_forward_hook(lambda m, a, o: naswot.add(_first(a))))
+        elif isinstance(m, nn.RNNBase):
+            handles.append(m.register_forward_hook(lambda m, a, o: naswot.add(_first(o))))
     try:
         model.train()
         for m in model.modules():
@@ -224,19 +313,11 @@ def diagnose(
     grad_of = {id(p): g for p, g in zip(trainable, grads[:-1]) if g is not None}
     norms = {k: float(g.double().norm()) for k, g in grad_of.items()}
     diag.grad_norm_total = math.sqrt(sum(n * n for n in norms.values()))
-    diag.gradnorm_score = float(sum(norms.values()))
+    diag.gradnorm = float(sum(norms.values()))
     diag.grad_norms = [
         math.sqrt(sum(norms.get(id(p), 0.0) ** 2 for p in m.parameters())) for m in layers
     ]
     diag.gains = [o / i if i > 0 else math.nan for i, o in stats]
-    diag.naswot = _naswot(codes)
+    diag.naswot = naswot.score()
+    diag.naswot_units = naswot.units
     return diag
-
-
-def _naswot(codes: list[torch.Tensor]) -> float:
-    if not codes:
-        return math.nan
-    c = torch.cat(codes, dim=1).double()
-    k = c @ c.T + (1.0 - c) @ (1.0 - c).T
-    sign, logdet = torch.linalg.slogdet(k)
-    return float(logdet) if float(sign) > 0 else -math.inf

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import gc
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -144,7 +143,8 @@ def train_and_score(
         diagnostics: measure :func:`~autodlgym.training.diagnostics.diagnose` on a train
             batch before training. It runs on its own random stream and leaves the model as it
             was, so it does not change the scores.
-        amp: train under ``torch.autocast`` (bfloat16 where supported) on CUDA; ignored on CPU.
+        amp: train under ``torch.autocast`` on CUDA (see :func:`amp_dtype_for`: bfloat16 on
+            GPUs that compute it natively, else float16 with a GradScaler); ignored on CPU.
         checks_per_epoch: validation checks per epoch, evenly spaced in batches: the curve
             gets a point (with a fractional ``epoch``) and ``callback`` is called at each. They
             do not change training, so the scores at the end are the same for any value.
@@ -158,6 +158,9 @@ def train_and_score(
         check's, ``test_score`` is measured once at the end for reporting. Failures (nan, oom,
         timeout, error) have None scores and keep the curve of the checks they finished, the
         seconds they trained, ``epochs_run`` (whole epochs) and ``steps_run``.
+        ``peak_rss_mb`` / ``peak_gpu_mb`` are this trial's peaks (see :func:`_peak_memory_mb`).
+        After an ``oom`` the memory is released (garbage collected, CUDA cache emptied) before
+        returning, so the same process can train the next trial.
 
     Raises:
         AutoDLError: an unknown task or a bad fidelity (never for a failing candidate).
@@ -197,8 +200,7 @@ def train_model(
         if dev.type == "cuda"
         else []
     )
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    rss_reset = _reset_peak_memory(dev)
     model = None
     try:
         with torch.random.fork_rng(devices=fork_devices):
@@ -215,13 +217,14 @@ def train_model(
         result.message = str(exc)
         result.test_score = None
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
-        kind = OOM if _is_oom(exc) else ERROR
-        _fail(result, kind, f"{type(exc).__name__}: {exc}")
-        if kind == OOM:
-            gc.collect()
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-    result.peak_memory_mb = _peak_memory_mb(dev)
+        _fail(result, OOM if _is_oom(exc) else ERROR, f"{type(exc).__name__}: {exc}")
+    # Measured before memory is released: the peak is the trial's, OOM included.
+    result.peak_rss_mb, result.peak_gpu_mb = _peak_memory_mb(dev, rss_reset)
+    if result.status == OOM:
+        # Here, not inside ``except``: there the exception's traceback still holds the
+        # frames of _run, and through them the model, its activations and its optimizer.
+        model = None
+        _release_memory(dev)
     if model is not None and result.status in (OK, PRUNED):
         return result, model.eval()
     return result, None
@@ -310,7 +313,7 @@ def _train(
     grad_clip = float(spec.get("grad_clip", 0.0))
     loss_fn = F.cross_entropy if task.is_classification else F.mse_loss
     use_amp = amp and dev.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = amp_dtype_for(dev) if use_amp else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
     order = torch.Generator().manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -557,7 +560,11 @@ def _is_oom(exc: BaseException) -> bool:
 
     if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    # torch's CPU allocator raises a plain RuntimeError ("can't allocate memory")
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 def _fail(result: TrialResult, status: str, message: str) -> None:
@@ -566,15 +573,94 @@ def _fail(result: TrialResult, status: str, message: str) -> None:
     result.val_score = result.test_score = None
 
 
-def _peak_memory_mb(dev: torch.device) -> float | None:
-    """CUDA: peak allocated memory of this trial; CPU: the process's peak resident size."""
+def amp_dtype_for(dev: torch.device) -> torch.dtype:
+    """The autocast dtype for mixed precision on ``dev``: bfloat16 where the GPU computes it
+    natively (compute capability 8.0 and up: A100, H100, RTX 30xx and later), else float16,
+    which the trainer pairs with a GradScaler. ``torch.cuda.is_bf16_supported()`` is not used:
+    it also says yes where bfloat16 is only emulated (V100, T4), which is slower than float16.
+    """
+    import torch
+
+    major, _ = torch.cuda.get_device_capability(dev)
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
+#: Linux's per-process resident-set high-water mark, reset by writing "5" to clear_refs
+#: (proc(5)); both files are per process, so trials in other processes do not interfere.
+_CLEAR_REFS = "/proc/self/clear_refs"
+_STATUS = "/proc/self/status"
+
+
+def _reset_peak_memory(dev: torch.device) -> bool:
+    """Start this trial's peak-memory counters: CUDA's peak allocated bytes and, on Linux,
+    the process's peak resident set (``VmHWM``). Returns whether the latter was reset."""
     import torch
 
     if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated(dev) / 2**20
+        torch.cuda.reset_peak_memory_stats(dev)
     try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
+        with open(_CLEAR_REFS, "w") as f:
+            # first hand back what earlier trials freed: glibc keeps freed heap pages resident,
+            # and the peak would start from them (a few ms, against trials of seconds)
+            gc.collect()
+            _trim_heap()
+            f.write("5")
+        return True
+    except OSError:  # not Linux, or /proc is read-only: peak_rss_mb will be None
+        return False
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
         return None
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; a no-op
+    elsewhere), so the resident set is what is live."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _peak_memory_mb(dev: torch.device, rss_reset: bool) -> tuple[float | None, float | None]:
+    """``(peak_rss_mb, peak_gpu_mb)`` since :func:`_reset_peak_memory`.
+
+    ``peak_rss_mb`` is the process's peak resident set during the trial: everything live in the
+    process when it started (interpreter, torch, the task's tensors; freed heap pages are
+    handed back first) plus what the trial added on top; trials in one process differ by what
+    they add. None where it cannot be reset per trial (non-Linux).
+    ``peak_gpu_mb`` is ``torch.cuda.max_memory_allocated`` (tensors of this process on ``dev``,
+    not the caching allocator's reserve, not other processes sharing the GPU); None on CPU.
+    """
+    import torch
+
+    gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+    rss = None
+    if rss_reset:  # otherwise VmHWM is the lifetime peak, not this trial's
+        try:
+            with open(_STATUS) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        rss = int(line.split()[1]) / 2**10  # kB
+                        break
+        except OSError:
+            pass
+    return rss, gpu
+
+
+def _release_memory(dev: torch.device) -> None:
+    """Give back what a failed trial left: collect its cycles, then return CUDA's cached blocks
+    to the driver so the next trial (or a neighbour on a shared GPU) can use them."""
+    import torch
+
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()

@@ -136,7 +136,8 @@ def test_the_header_tells_what_was_searched(make_run, trial_result, space):
     assert "digits" in page and "tpe (objectives=val_score,params)" in page
     assert f"{len(space)} decisions, {space.cardinality():,} architectures" in page
     assert "2 trials" in page and "3 epochs per trial" in page
-    assert "torch 2.13.0" in page and "results store schema 1" in page
+    assert "torch 2.13.0" in page
+    assert f"results store schema {ResultStore.SCHEMA_VERSION}" in page
     with ResultStore(run, create=False) as store:
         spec = store.to_dataframe().set_index("trial_id").loc[1, "spec"]
     from autodlgym.searchspace.spec import ArchSpec

@@ -47,7 +47,7 @@ TINY_SPACE = SearchSpace.from_config(
     }
 )
 ENV_IDS = sorted(i for i in gymnasium.registry if i.startswith("autodlgym/"))
-TIMING_FIELDS = {"train_seconds", "eval_seconds", "peak_memory_mb", "worker", "curve"}
+TIMING_FIELDS = {"train_seconds", "eval_seconds", "peak_rss_mb", "peak_gpu_mb", "worker", "curve"}
 
 
 class CountingExecutor(LocalExecutor):
@@ -144,6 +144,7 @@ def test_every_registered_env_passes_the_checker(env_id_):
     env.close()
 
 
+@pytest.mark.slow  # check_env trains default-space candidates 17 times
 @pytest.mark.parametrize("env_id_", ["autodlgym/Digits-v0", "autodlgym/MNIST1D-Seq-v0"])
 def test_default_space_passes_the_checker(env_id_):
     kwargs = {"fidelity": TINY} if "-Seq-" in env_id_ else {"fidelity": TINY, "budget": 2}

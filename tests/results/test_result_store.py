@@ -252,31 +252,61 @@ def test_an_older_schema_is_migrated_in_steps(tmp_path, monkeypatch, space, make
         store.append(0, space.sample(0), fidelity, 0, make_result(0))
     calls = []
 
-    def to_v2(conn):
-        calls.append(2)
+    now = ResultStore.SCHEMA_VERSION
+
+    def add_note(conn):
+        calls.append(now + 1)
         conn.execute("ALTER TABLE trials ADD COLUMN note TEXT")
 
-    def to_v3(conn):
-        calls.append(3)
+    def fill_note(conn):
+        calls.append(now + 2)
         conn.execute("UPDATE trials SET note = 'migrated'")
 
-    monkeypatch.setattr(ResultStore, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(store_module, "_MIGRATIONS", {1: to_v2, 2: to_v3})
+    monkeypatch.setattr(ResultStore, "SCHEMA_VERSION", now + 2)
+    steps = {**store_module._MIGRATIONS, now: add_note, now + 1: fill_note}
+    monkeypatch.setattr(store_module, "_MIGRATIONS", steps)
     with ResultStore(tmp_path, create=False) as store:
         assert store.n_finished() == 1
     with ResultStore(tmp_path, create=False) as store:  # already current: not migrated again
         assert store.results()[0][2] == make_result(0)
-    assert calls == [2, 3]
+    assert calls == [now + 1, now + 2]
     conn = sqlite3.connect(tmp_path / DB_NAME)
     assert conn.execute("SELECT note FROM trials").fetchall() == [("migrated",)]
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
+    version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert version == (str(now + 2),)
     conn.close()
+
+
+def test_a_version_1_store_keeps_its_gpu_peaks_and_drops_lifetime_cpu_peaks(tmp_path, space):
+    # version 1 as it was written: one peak_memory_mb column, no environment table
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    for statement in store_module._SCHEMA_V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    spec = space.sample(0)
+    fid = Fidelity(epochs=1)
+    for trial_id, device, mem in ((0, "cuda:0", 812.5), (1, "cpu", 2048.0)):
+        conn.execute(
+            "INSERT INTO trials (trial_id, arch_id, spec, fidelity, epochs, seed, status, "
+            "peak_memory_mb, device, finished_at) VALUES (?, ?, ?, ?, 1, 0, 'ok', ?, ?, 0)",
+            (trial_id, spec.arch_id, spec.to_json(), fid.key(), mem, device),
+        )
+    conn.commit()
+    conn.close()
+    df = load_results(tmp_path)
+    assert df["peak_gpu_mb"].tolist()[0] == 812.5 and math.isnan(df["peak_gpu_mb"][1])
+    assert df["peak_rss_mb"].isna().all()  # lifetime peaks are no trial's own
+    assert "peak_memory_mb" not in df.columns
+    assert df.attrs["environment"] == []
+    with ResultStore(tmp_path, create=False) as store:
+        assert store.record_environment({"torch": "2.3.0"}) == 0
+        assert store.environments()[0]["torch"] == "2.3.0"
 
 
 def test_an_older_schema_without_a_migration_is_a_user_error(tmp_path, monkeypatch):
     ResultStore(tmp_path).close()
-    monkeypatch.setattr(ResultStore, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_module, "_MIGRATIONS", {})
+    monkeypatch.setattr(ResultStore, "SCHEMA_VERSION", ResultStore.SCHEMA_VERSION + 1)
     with pytest.raises(AutoDLError, match="cannot upgrade"):
         ResultStore(tmp_path)
     monkeypatch.undo()

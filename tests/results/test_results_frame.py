@@ -105,3 +105,38 @@ def test_a_space_that_cannot_be_rebuilt_falls_back_to_spec_keys(tmp_path, fideli
         with pytest.warns(UserWarning, match="cannot be rebuilt"):
             df = store.to_dataframe()
     assert df["width"].tolist() == [8]
+
+
+def test_diagnostics_read_back_under_one_scheme_and_as_a_tidy_layer_frame(tmp_path, space):
+    import torch
+
+    from autodlgym.errors import AutoDLError
+    from autodlgym.searchspace.build import build_model
+    from autodlgym.searchspace.io import IOSpec
+    from autodlgym.training.diagnostics import diagnose
+
+    spec = ArchSpec({"n_stages": 1, "stage1.block": "residual", "stage1.depth": 3})
+    io = IOSpec("sequence", (1, 12), 4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        d = diagnose(build_model(spec, io), torch.randn(8, 1, 12))
+    fid = Fidelity(1)
+    old = {"block_names": ["conv", "mlp"], "gains": [2.0, None], "grad_norms": [0.5, 0.25]}
+    with ResultStore(tmp_path) as store:
+        store.append(0, spec, fid, 0, TrialResult(OK, diagnostics=d.to_dict()))
+        store.append(1, spec, fid, 0, TrialResult(ERROR))  # no diagnostics: no rows
+        store.append(2, spec, fid, 0, TrialResult(OK, diagnostics=old))  # a version-1 record
+    df = load_results(tmp_path)
+    cols = d.to_columns()
+    for name, value in cols.items():
+        assert df[name][0] == pytest.approx(value) or (value is None and pd.isna(df[name][0]))
+    layers = load_results(tmp_path, diagnostics="layers")
+    assert list(layers.columns) == ["trial_id", "layer", "block", "gain", "grad_norm"]
+    assert layers["trial_id"].tolist() == [0, 0, 0, 2, 2]
+    assert layers["layer"].tolist() == [0, 1, 2, 0, 1]
+    assert layers["block"].tolist() == ["residual"] * 3 + ["conv", "mlp"]
+    assert layers["gain"][:3].tolist() == pytest.approx(d.gains)
+    assert layers["grad_norm"][:3].tolist() == pytest.approx(d.grad_norms)
+    assert layers["gain"][3] == 2.0 and pd.isna(layers["gain"][4])
+    with pytest.raises(AutoDLError, match="columns or layers"):
+        load_results(tmp_path, diagnostics="blocks")

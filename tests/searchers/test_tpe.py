@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import pickle
 import shutil
+import sys
 
 import numpy as np
 import optuna
@@ -196,10 +196,21 @@ def test_options_from_the_command_line_are_parsed():
     assert tpe.study.sampler._n_startup_trials == 3 and tpe.study.sampler._group
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cmaes") is not None, reason="cmaes is installed")
-def test_cmaes_without_its_package_says_how_to_install_it():
+def test_cmaes_without_its_package_says_how_to_install_it(monkeypatch):
+    # a None entry in sys.modules makes ``import cmaes`` raise ImportError, as on a machine
+    # without the package, whether or not it is installed here
+    monkeypatch.setitem(sys.modules, "cmaes", None)
     with pytest.raises(AutoDLError, match="pip install cmaes"):
         make_searcher("cmaes", DEFAULT)
+
+
+def test_cmaes_with_its_package_proposes_specs_of_the_space():
+    pytest.importorskip("cmaes")
+    searcher = make_searcher("cmaes", DEFAULT, seed=0)
+    for _ in range(3):
+        (spec,) = searcher.ask(1)
+        DEFAULT.validate(spec)
+        searcher.tell(spec, synthetic_result(DEFAULT, spec))
 
 
 def test_a_run_dir_with_other_objectives_is_refused(tmp_path):

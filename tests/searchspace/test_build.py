@@ -51,7 +51,7 @@ def check_trains(spec: ArchSpec, io: IOSpec, batch: int = 2, seed: int = 0) -> A
     torch.nn.functional.cross_entropy(out, torch.arange(batch) % io.n_outputs).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), spec
-    assert len(model.blocks) == len(model.hidden_widths)
+    assert len(model.blocks) == len(model.block_widths) <= len(model.hidden_widths)
     assert all(w >= 1 for w in model.hidden_widths)
     return model
 
@@ -201,7 +201,8 @@ def test_head_pools(pool, modality):
 def test_attention_width_rounds_up_to_a_multiple_of_heads():
     spec = _stage_spec("attention", **{"n_stages": 1, "stage1.width": 10, "stage1.heads": 4})
     model = check_trains(spec, IOS["sequence"])
-    assert model.hidden_widths == [12, 12]
+    assert model.block_widths == [12, 12]
+    assert model.hidden_widths == [12, 24, 12, 24]  # each block's stream and feed-forward layer
 
 
 def test_wavenet_dilation_doubles_inside_a_stage():

@@ -16,9 +16,10 @@ from torch import nn
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.build import build_model, configure_trainable
 from autodlgym.searchspace.io import IOSpec
+from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.training.diagnostics import Diagnostics, diagnose
+from autodlgym.training.diagnostics import SCALARS, Diagnostics, diagnose
 
 IOS = {
     "vector": IOSpec("vector", (40,), 10),
@@ -116,12 +117,13 @@ def test_columns_and_dict_are_flat_and_json_ready():
     ):
         assert isinstance(cols[key], float) and math.isfinite(cols[key]), key
     full = d.to_dict()
+    layers = full["layers"]
     assert (
-        len(full["gains"])
-        == len(full["grad_norms"])
-        == len(full["block_names"])
-        == len(model.blocks)
+        len(layers["gain"]) == len(layers["grad_norm"]) == len(layers["block"]) == len(model.blocks)
     )
+    # one naming scheme: the stored scalars are the columns without their prefix
+    assert {f"diag_{k}": v for k, v in full.items() if k in SCALARS} == cols
+    assert set(cols) == {f"diag_{k}" for k in SCALARS}
     json.dumps(full, allow_nan=False)
     json.dumps(cols, allow_nan=False)
     assert cols["diag_hanin"] == pytest.approx(sum(1 / w for w in model.hidden_widths))
@@ -158,7 +160,7 @@ def test_values_match_direct_computations():
     nn.functional.cross_entropy(ref(x), y).backward()
     total = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in ref.parameters()))
     assert d.grad_norm_total == pytest.approx(total, rel=1e-5)
-    assert d.gradnorm_score == pytest.approx(
+    assert d.gradnorm == pytest.approx(
         sum(float(p.grad.norm()) for p in ref.parameters()), rel=1e-5
     )
     block = math.sqrt(float(ref.layer.weight.grad.pow(2).sum() + ref.layer.bias.grad.pow(2).sum()))
@@ -197,7 +199,8 @@ def test_unknown_loss():
 def test_a_plain_module_is_diagnosed_through_its_weight_layers():
     model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4))
     d = diagnose(model, torch.randn(16, 10))
-    assert len(d.gains) == 2 and d.hanin == pytest.approx(1 / 32 + 1 / 4)
+    # the output layer (4 units) is not hidden: only the 32-wide layer counts
+    assert len(d.gains) == 2 and d.hanin == pytest.approx(1 / 32) and d.hidden_widths == [32]
     assert isinstance(d, Diagnostics)
 
 
@@ -217,3 +220,91 @@ def test_diagnostics_of_sampled_specs(modality, seed):
     cols = d.to_columns()
     assert cols["diag_n_blocks"] == len(model.blocks)
     assert cols["diag_hanin"] is not None and cols["diag_loss"] is not None
+
+
+def test_hanin_counts_every_hidden_width_inside_blocks():
+    spec = ArchSpec(
+        {
+            "n_stages": 2,
+            "stage1.block": "dense",
+            "stage1.growth": 8,
+            "stage1.width": 32,
+            "stage2.block": "attention",
+            "stage2.width": 16,
+        }
+    )
+    model = build_model(spec, IOS["sequence"])
+    # three growth layers and the transition; the attention stream and its feed-forward layer
+    assert model.hidden_widths == [8, 8, 8, 32, 16, 32]
+    d = diagnose(model, torch.randn(8, 1, 40))
+    assert d.hanin == pytest.approx(3 / 8 + 1 / 32 + 1 / 16 + 1 / 32)
+
+
+class TwoActs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.head = nn.Linear(6, 7), nn.Linear(7, 5), nn.Linear(5, 2)
+        self.tanh, self.relu = nn.Tanh(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.relu(self.b(self.tanh(self.a(x)))))
+
+
+def test_naswot_codes_are_the_pre_activations_of_every_nonlinearity():
+    torch.manual_seed(1)
+    model = TwoActs()
+    x = torch.randn(10, 6)
+    d = diagnose(model, x)
+    with torch.no_grad():
+        pre1 = model.a(x)
+        pre2 = model.b(torch.tanh(pre1))
+    c = torch.cat([pre1 > 0, pre2 > 0], dim=1).double()
+    k = c @ c.T + (1 - c) @ (1 - c).T
+    assert d.naswot_units == 12
+    assert d.naswot == pytest.approx(float(torch.linalg.slogdet(k)[1]), rel=1e-9)
+
+
+def test_naswot_of_an_lstm_reads_the_sign_of_its_hidden_state():
+    spec = ArchSpec(
+        {"n_stages": 1, "stage1.block": "recurrent", "stage1.cell": "lstm", "stage1.width": 6}
+    )
+    model = build_model(spec, IOS["sequence"])
+    x = torch.randn(9, 1, 40)
+    d = diagnose(model, x)
+    with torch.no_grad():
+        h, _ = model.blocks[0].block.cell(x.transpose(1, 2))
+    c = (h > 0).flatten(1).double()
+    k = c @ c.T + (1 - c) @ (1 - c).T
+    assert d.naswot_units == 6 * 40
+    assert d.naswot == pytest.approx(float(torch.linalg.slogdet(k)[1]), rel=1e-9)
+
+
+#: pre-activation units per position that one block of width w (input channels w) codes
+UNITS_PER_POSITION = {
+    "mlp": lambda w: w,
+    "conv": lambda w: w,
+    "residual": lambda w: 2 * w,
+    "highway": lambda w: 2 * w,  # the transform's activation and the gate's sigmoid
+    "dense": lambda w: 3 * 16 + w,  # three growth layers, then the block's activation
+    "inception": lambda w: 2 * (w // 8) + w,  # the two reductions, then the block's activation
+    "se": lambda w: w,  # the conv's activation; the squeeze path is per example, added below
+    "attention": lambda w: 2 * w,  # the feed-forward layer; softmax has no binary code
+    "recurrent": lambda w: w,  # the hidden state of torch's GRU
+    "wavenet": lambda w: 2 * w,  # tanh filter and sigmoid gate
+}
+
+
+@pytest.mark.parametrize("block", sorted(UNITS_PER_POSITION))
+def test_naswot_counts_the_same_kind_of_unit_in_every_block(block):
+    w, length = 16, 10
+    spec = ArchSpec({"n_stages": 1, "stage1.block": block, "stage1.width": w, "stage1.depth": 1})
+    io = IOSpec("sequence", (w, length), 3)
+    model = build_model(spec, io)
+    d = diagnose(model, torch.randn(8, w, length))
+    positions = 1 if BLOCKS.meta(block)["reads"] == "vector" else length
+    extra = 0
+    if block == "se":
+        extra = 1 + w  # the bottleneck's ReLU (16 // 16 units) and the excitation's sigmoid
+    if block == "wavenet":
+        extra = w * length  # the stage's activation on state + skips
+    assert d.naswot_units == UNITS_PER_POSITION[block](w) * positions + extra
