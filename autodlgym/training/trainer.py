@@ -285,6 +285,7 @@ def _run(
                callback, amp, result, clock, checks_per_epoch)  # fmt: skip
     finally:
         result.train_seconds = clock.pause()
+    return model
 
 
 def _train(
