@@ -381,7 +381,7 @@ def _table_task(
 
     loss, metric = ("cross_entropy", "accuracy") if classify else ("mse", "r2")
     io = IOSpec("vector", (int(x_all.shape[1]),), n_out)
-    return Task(f"{scheme}:{p}", (), io, loss, metric, description, loader, pre)
+    return Task(f"{scheme}:{p}", (), io, loss, metric, description, loader, preprocessing=pre)
 
 
 @register_task(
@@ -561,7 +561,7 @@ def images_task(
         return TaskData(*(a for k in SPLITS for a in (x_all[splits[k]], y_all[splits[k]])))
 
     io = IOSpec("image", tuple(pre["input_shape"]), len(labels))
-    return Task(f"images:{root}", (), io, "cross_entropy", "accuracy", description, loader, pre)
+    return Task(f"images:{root}", (), io, "cross_entropy", "accuracy", description, loader, preprocessing=pre)
 
 
 # Arrays -----------------------------------------------------------------------------------
@@ -701,7 +701,7 @@ def npz_task(
         return TaskData(*(a for k in SPLITS for a in (x[splits[k]], y_all[splits[k]])))
 
     loss, metric = ("cross_entropy", "accuracy") if classify else ("mse", "r2")
-    return Task(f"npz:{p}", (), io, loss, metric, description, loader, pre)
+    return Task(f"npz:{p}", (), io, loss, metric, description, loader, preprocessing=pre)
 
 
 def arrays_dir() -> Path:
