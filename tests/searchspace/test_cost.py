@@ -185,18 +185,38 @@ def test_costs_are_cached_and_bad_specs_raise_one_line(ios):
         assert "\n" not in str(err.value)
 
 
-def test_estimate_cost_does_not_import_torch():
+def test_estimate_cost_does_not_import_torch(space):
+    """Specs of the default space (every block, dense connections included) cost the same in a
+    fresh process that never imports torch. The specs are sampled here: the default space
+    reads the block registry, whose built-ins live in torch modules."""
+    import json
     import subprocess
     import sys
 
+    rng = np.random.default_rng(7)
+    specs = [space.sample(rng) for _ in range(20)]
+    specs += [stage_spec(block) for block in space["stage1.block"].options]
+    io = IOS["sequence"]
     code = (
-        "import sys; from autodlgym.searchspace.cost import estimate_cost; "
-        "from autodlgym.searchspace.io import IOSpec; from autodlgym import SearchSpace; "
-        "s = SearchSpace.default().sample(0); estimate_cost(s, IOSpec('sequence', (1, 40), 10)); "
-        "print('torch' in sys.modules)"
+        "import json, sys\n"
+        "from autodlgym.searchspace.cost import estimate_cost\n"
+        "from autodlgym.searchspace.io import IOSpec\n"
+        "from autodlgym.searchspace.spec import ArchSpec\n"
+        "io = IOSpec('sequence', (1, 40), 10)\n"
+        "costs = [estimate_cost(ArchSpec.from_json(t), io).to_dict() "
+        "for t in json.loads(sys.stdin.read())]\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'costs': costs}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([s.to_json() for s in specs]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(out.stdout)
+    assert got["torch"] is False
+    assert got["costs"] == [estimate_cost(s, io).to_dict() for s in specs]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
