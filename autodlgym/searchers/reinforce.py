@@ -194,6 +194,10 @@ class ReinforceSearcher(Searcher):
                     self._remember(spec.arch_id, episode)
                     out.append(spec)
                     break
+                if self.env.space is not self.space:
+                    # the environment counted it in its own copy of the space; a run reports
+                    # the searcher space's count
+                    self.space.rejected += 1
                 if self.baseline is not None:
                     self._update(episode, self.failure_reward - self.baseline)
             else:
