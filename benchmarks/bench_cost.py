@@ -27,7 +27,8 @@ def main() -> None:
 
     from autodlgym.searchspace.cost import _SPEC_CACHE, estimate_cost
     from autodlgym.searchspace.io import IOSpec
-    from autodlgym.searchspace.space import BUILTIN_BLOCKS, SearchSpace
+    from autodlgym.searchspace.registry import BLOCKS
+    from autodlgym.searchspace.space import SearchSpace
 
     space = SearchSpace.default()
     io = IOSpec("sequence", (1, 40), 10)
@@ -57,7 +58,8 @@ def main() -> None:
     param_misses: dict[str, int] = defaultdict(int)
     checked: dict[str, int] = defaultdict(int)
     t0 = time.perf_counter()
-    for block in BUILTIN_BLOCKS:
+    builtin_blocks = BLOCKS.builtins()
+    for block in builtin_blocks:
         narrowed = SearchSpace.from_config(
             {"base": "default", "stage": {"block": {"options": [block]}}}
         )
@@ -78,7 +80,7 @@ def main() -> None:
         f"largest FLOP error per block kind vs FlopCounterMode on the built model "
         f"({args.per_block} specs each over 3 modalities, {time.perf_counter() - t0:.0f} s):"
     )
-    for block in BUILTIN_BLOCKS:
+    for block in builtin_blocks:
         print(
             f"  {block:<10} max |error| {100 * worst[block]:.4f} %   "
             f"param mismatches {param_misses[block]}/{checked[block]}"

@@ -1,8 +1,8 @@
 """Time ``autodlgym report`` on large runs.
 
 Fills a results store with synthetic trials in the real format (specs sampled from the default
-space, per-epoch curves, the trainer's diagnostics dict, every status) through
-``ResultStore.append``, then times ``write_report`` in this process. Beside it, as a baseline
+space, per-epoch curves, the trainer's diagnostics dict made by ``Diagnostics.to_dict``, every
+status) through ``ResultStore.append``, then times ``write_report`` in this process. Beside it, as a baseline
 measured in the same process, it times ``load_results`` of the same run (what any analysis
 pays at least), so the ratio is comparable across machines, and prints the report's CPU
 seconds beside its wall seconds: on a shared machine the wall time includes waiting for a core.
@@ -23,6 +23,7 @@ import numpy as np
 
 from autodlgym.results.store import ResultStore, load_results
 from autodlgym.searchspace.space import SearchSpace
+from autodlgym.training.diagnostics import Diagnostics
 from autodlgym.trial import FAILURES, OK, PRUNED, Fidelity, TrialResult
 
 
@@ -57,20 +58,22 @@ def synthetic_result(rng: np.random.Generator, epochs: int) -> TrialResult:
         eval_seconds=0.05,
         epochs_run=run,
         curve=curve,
-        diagnostics={
-            "block_names": ["mlp"] * n_blocks,
-            "gains": rng.lognormal(0, 0.5, n_blocks).tolist(),
-            "grad_norms": rng.lognormal(0, 1, n_blocks).tolist(),
-            "grad_norm_total": float(rng.lognormal(0, 1)),
-            "gradnorm_score": float(rng.lognormal(0, 1)),
-            "hanin": float(np.sum(1.0 / width)),
-            "jacobian": float(rng.lognormal(0, 1)),
-            "naswot": float(rng.normal(500, 50)),
-            "out_in_var": float(rng.lognormal(0, 1)),
-            "loss": 2.3,
-            "n_params": 1000,
-            "n_trainable": 1000,
-        },
+        diagnostics=Diagnostics(
+            block_names=["mlp"] * n_blocks,
+            gains=rng.lognormal(0, 0.5, n_blocks).tolist(),
+            grad_norms=rng.lognormal(0, 1, n_blocks).tolist(),
+            hidden_widths=[int(w) for w in width],
+            out_in_var=float(rng.lognormal(0, 1)),
+            grad_norm_total=float(rng.lognormal(0, 1)),
+            gradnorm=float(rng.lognormal(0, 1)),
+            hanin=float(np.sum(1.0 / width)),
+            jacobian=float(rng.lognormal(0, 1)),
+            naswot=float(rng.normal(500, 50)),
+            naswot_units=int(np.sum(width)),
+            loss=2.3,
+            n_params=1000,
+            n_trainable=1000,
+        ).to_dict(),
         message="" if status in (OK, PRUNED) else f"{status}: synthetic failure",
         worker="pid1",
     )

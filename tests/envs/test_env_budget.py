@@ -29,7 +29,7 @@ class _NoTraining(Executor):
 
 def _widest_action(space) -> np.ndarray:
     """The encoding of the biggest choices: last option everywhere (widths 512, depth 4...)."""
-    return space.nvec() - 1
+    return space.nvec - 1
 
 
 def test_whole_architecture_env_flags_an_over_budget_step():
