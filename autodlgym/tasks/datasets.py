@@ -20,9 +20,10 @@ from autodlgym.searchspace.io import IOSpec
 from autodlgym.tasks.base import Task, TaskData, register_task
 
 # Default budgets: candidates a CPU thread trains in seconds per epoch. The default space is
-# sized for accelerators (its median MNIST-1D candidate has ~800k parameters); under these
-# limits the MNIST-1D paper's CNN (~0.9 MFLOPs) fits with room to spare, while a candidate's
-# epoch costs at most 3 x 5 MFLOPs x 3500 examples. The adding problem has 8000 training
+# sized for accelerators (its median MNIST-1D candidate has ~400k parameters and ~7 MFLOPs;
+# about 30% of its samples fit these limits); under these limits the MNIST-1D paper's CNN
+# (~0.9 MFLOPs) fits with room to spare, while a candidate's epoch costs at most
+# 3 x 5 MFLOPs x 3500 examples. The adding problem has 8000 training
 # sequences per epoch, so its FLOPs limit is lower. ``npz`` tasks have none: their size is the
 # user's to judge (give --max-params / --max-flops).
 SMALL_BUDGET = Constraints(max_params=100_000, max_flops=5_000_000)
