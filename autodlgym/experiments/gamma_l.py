@@ -5,7 +5,7 @@ Glorot law with tanh's gain, the He law for ReLU. Scaling those weights by s mul
 per-layer gain of a ReLU stack by s exactly (ReLU is positively homogeneous), so the
 activation norm after L layers is s^L; a tanh stack follows s^L while its units stay in the
 linear regime and saturates instead of exploding. The per-layer gains and gradient norms come
-from :func:`~autodlgym.training.diagnostics.diagnose` on models built from ``deep_mlp.yaml``;
+from :func:`~autodlgym.training.diagnostics.diagnose` on models built from ``gamma_l.yaml``;
 the scaled laws are registered with :func:`~autodlgym.searchspace.init.register_init`.
 """
 
@@ -57,7 +57,7 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
 
     register_scaled_laws()
     depth, width, inits = (12, 64, 2) if quick else (50, 256, 8)
-    space = load_space("deep_mlp")
+    space = load_space("gamma_l")
     io = IOSpec("vector", (width,), 10)
     x = torch.randn(128, width, generator=torch.Generator().manual_seed(seed))
     rows, curves = [], {}

@@ -561,7 +561,16 @@ def images_task(
         return TaskData(*(a for k in SPLITS for a in (x_all[splits[k]], y_all[splits[k]])))
 
     io = IOSpec("image", tuple(pre["input_shape"]), len(labels))
-    return Task(f"images:{root}", (), io, "cross_entropy", "accuracy", description, loader, preprocessing=pre)
+    return Task(
+        f"images:{root}",
+        (),
+        io,
+        "cross_entropy",
+        "accuracy",
+        description,
+        loader,
+        preprocessing=pre,
+    )
 
 
 # Arrays -----------------------------------------------------------------------------------
