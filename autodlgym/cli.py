@@ -285,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", parents=[common], help="list the tasks")
     sub.add_parser("searchers", parents=[common], help="list built-in and plugin searchers")
 
+    sub.add_parser("experiments", help="list the experiments on what architectural priors do")
+    ex = sub.add_parser("experiment", help="run one experiment: its table, figure and CSV")
+    ex.add_argument("name", help="an experiment of `autodlgym experiments`")
+    ex.add_argument("--quick", action="store_true", help="a small version (under a minute)")
+    ex.add_argument("--out", help="folder for NAME.png and NAME.csv (default experiments/NAME)")
+    ex.add_argument("--seed", type=int, default=0)
+
     sp = sub.add_parser("space", help="show or sample the search space")
     spsub = sp.add_subparsers(dest="space_command", metavar="show|sample", parser_class=_Parser)
     show = spsub.add_parser(
@@ -718,6 +725,20 @@ def cmd_space(args: argparse.Namespace) -> int:
     raise AutoDLError("space needs a subcommand: show or sample")
 
 
+def cmd_experiments(args: argparse.Namespace) -> int:
+    from autodlgym.experiments import base
+
+    base.print_experiments()
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from autodlgym.experiments import base
+
+    base.print_experiment(args.name, args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
 COMMANDS = {
     "search": cmd_search,
     "eval": cmd_eval,
@@ -732,6 +753,8 @@ COMMANDS = {
     "tasks": cmd_tasks,
     "searchers": cmd_searchers,
     "space": cmd_space,
+    "experiments": cmd_experiments,
+    "experiment": cmd_experiment,
 }
 
 

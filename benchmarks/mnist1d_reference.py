@@ -12,7 +12,7 @@ decay, 6000 steps). The paper's models, in the mnist1d repository:
 - GRU: bidirectional GRU with 6 units per direction over the 40 steps, all outputs flattened,
   Linear.
 
-The specs follow them within this search space's vocabulary: the MLP uses two ``mlp`` blocks
+The specs (shared with ``autodlgym experiment conv-prior``) follow them within this search space's vocabulary: the MLP uses two ``mlp`` blocks
 of width 100 with a skip connection; the CNN uses ``conv`` stages of width 25 with kernels 5, 3,
 3 and max-pooling between stages in place of stride 2; the GRU is a bidirectional ``recurrent``
 block of width 12 (6 per direction) with a flattening head. Our data split holds 500 of the
@@ -27,51 +27,11 @@ import argparse
 import math
 import time
 
-from autodlgym.searchspace.space import SearchSpace
+from autodlgym.experiments.base import load_space
+from autodlgym.experiments.conv_prior import PAPER, SPECS, TRAINING
 from autodlgym.tasks import get_task
 from autodlgym.training.trainer import train_and_score
 from autodlgym.trial import Fidelity
-
-PAPER = {  # test accuracy in %: (mnist1d, mnist1d_shuffled)
-    "mlp": (68, 68),
-    "cnn": (94, 56),
-    "gru": (91, 57),
-}
-
-#: the default space, widened to the paper's layer sizes and batch size
-SPACE = {
-    "base": "default",
-    "globals": {"batch_size": {"options": [32, 64, 100, 128, 256]}},
-    "stage": {"width": {"options": [6, 8, 12, 16, 25, 32, 64, 100, 128, 256, 512]}},
-}
-
-TRAINING = {
-    "optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 100, "grad_clip": 0.0,
-    "activation": "relu", "norm": "none", "dropout": 0.0, "init": "torch_default",
-    "zero_init_residual": False, "trainable": "all",
-}  # fmt: skip
-
-SPECS = {
-    "mlp": {
-        "n_stages": 1, "stage1.block": "mlp", "stage1.depth": 2, "stage1.width": 100,
-        "connections": "skip2", "head_pool": "flatten", **TRAINING,
-    },
-    "cnn": {
-        "n_stages": 3,
-        "stage1.block": "conv", "stage1.depth": 1, "stage1.width": 25, "stage1.kernel": 5,
-        "stage1.dilation": 1,
-        "stage2.downsample": "max", "stage2.block": "conv", "stage2.depth": 1,
-        "stage2.width": 25, "stage2.kernel": 3, "stage2.dilation": 1,
-        "stage3.downsample": "max", "stage3.block": "conv", "stage3.depth": 1,
-        "stage3.width": 25, "stage3.kernel": 3, "stage3.dilation": 1,
-        "connections": "chain", "head_pool": "flatten", **TRAINING,
-    },
-    "gru": {
-        "n_stages": 1, "stage1.block": "recurrent", "stage1.depth": 1, "stage1.width": 12,
-        "stage1.cell": "gru", "stage1.bidirectional": True, "stage1.chrono_init": False,
-        "connections": "chain", "head_pool": "flatten", **TRAINING,
-    },
-}  # fmt: skip
 
 
 def main() -> None:
@@ -81,7 +41,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(SPECS), choices=list(SPECS))
     args = parser.parse_args()
 
-    space = SearchSpace.from_config(SPACE)
+    space = load_space("mnist1d_reference")
     rows = []
     for task_name in ("mnist1d", "mnist1d_shuffled"):
         task = get_task(task_name)

@@ -496,8 +496,9 @@ def _masked_grad(mask: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return grad * mask.to(device=grad.device, dtype=grad.dtype)
 
 
-def parse_trainable(mode: str) -> float | str:
-    """``"all"`` / ``"head"``, or the fraction of ``"fraction_<p>"`` with 0 < p <= 1."""
+def parse_trainable(mode: str) -> float | str | tuple[str, int]:
+    """``"all"`` / ``"head"``, the fraction of ``"fraction_<p>"`` with 0 < p <= 1, or
+    ``("block", k)`` for ``"block_<k>"`` (k >= 1)."""
     if mode in ("all", "head"):
         return mode
     if isinstance(mode, str) and mode.startswith("fraction_"):
@@ -507,7 +508,14 @@ def parse_trainable(mode: str) -> float | str:
             p = math.nan
         if 0.0 < p <= 1.0:
             return p
-    raise SpecError(f"trainable={mode!r} is unknown; use all, head or fraction_<p> with 0 < p <= 1")
+    if isinstance(mode, str) and mode.startswith("block_") and mode[len("block_") :].isdigit():
+        k = int(mode[len("block_") :])
+        if k >= 1:
+            return ("block", k)
+    raise SpecError(
+        f"trainable={mode!r} is unknown; use all, head, fraction_<p> with 0 < p <= 1, "
+        "or block_<k> with k >= 1"
+    )
 
 
 def configure_trainable(model: nn.Module, mode: str, seed: int = 0) -> nn.Module:
@@ -521,11 +529,12 @@ def configure_trainable(model: nn.Module, mode: str, seed: int = 0) -> nn.Module
             all of a layer's parameters of that size, e.g. weight and bias) is trained and the
             rest keep their initial values: a gradient hook multiplies gradients by a 0/1 mask.
             Those parameters carry the mask as ``param._autodl_mask``; give them zero weight
-            decay so the frozen units stay at init. The head trains fully.
+            decay so the frozen units stay at init. The head trains fully. ``"block_<k>"``:
+            only the k-th block (1-based, in forward order) and the head train.
         seed: seeds the choice of units (a local torch Generator; the global state is untouched).
 
     Raises:
-        SpecError: an unknown mode.
+        SpecError: an unknown mode, or a block number past the model's blocks.
     """
     parsed = parse_trainable(mode)
     head = getattr(model, "head", None)
@@ -537,6 +546,15 @@ def configure_trainable(model: nn.Module, mode: str, seed: int = 0) -> nn.Module
     if parsed == "head":
         for p in model.parameters():
             p.requires_grad_(id(p) in head_params)
+        return model
+    if isinstance(parsed, tuple):
+        blocks = getattr(model, "blocks", [])
+        k = parsed[1]
+        if k > len(blocks):
+            raise SpecError(f"trainable={mode!r}: the model has only {len(blocks)} blocks")
+        train = head_params | {id(p) for p in blocks[k - 1].parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in train)
         return model
     frac = float(parsed)
     gen = torch.Generator().manual_seed(int(seed))

@@ -354,3 +354,23 @@ def test_trainable_fraction_masks_gradients_of_output_units(mode, frac):
 def test_bad_trainable_modes(mode):
     with pytest.raises(SpecError):
         configure_trainable(build_model(ArchSpec(), IOS["vector"]), mode, 0)
+
+
+def test_trainable_block_k_trains_one_block_and_the_head():
+    space = SearchSpace.from_config(
+        {"base": "default", "globals": {"trainable": {"options": ["all", "block_2", "block_9"]}}}
+    )
+    values = {
+        **{k: v for k, v in space.sample(0).items() if not k.startswith("stage")},
+        "n_stages": 1, "stage1.block": "mlp", "stage1.depth": 3, "stage1.width": 16,
+        "trainable": "block_2",
+    }  # fmt: skip
+    spec = space.validate(values)
+    model = configure_trainable(build_model(spec, IOSpec("vector", (8,), 3)), "block_2")
+    trains = {id(p) for p in model.parameters() if p.requires_grad}
+    want = {id(p) for p in model.blocks[1].parameters()} | {id(p) for p in model.head.parameters()}
+    assert trains == want
+    with pytest.raises(SpecError, match="only 3 blocks"):
+        configure_trainable(build_model(spec, IOSpec("vector", (8,), 3)), "block_9")
+    with pytest.raises(SpecError, match="block_<k>"):
+        configure_trainable(model, "block_0")

@@ -1,0 +1,88 @@
+"""Every experiment runs with --quick through the command line and writes its PNG and CSV."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from autodlgym.experiments import EXPERIMENTS, get_experiment
+
+#: columns each experiment's table must have beside measured / published
+COLUMNS = {
+    "gamma-l": {"activation", "scale", "depth"},
+    "hanin-sum": {"part", "widths", "hanin_sum"},
+    "random-features": {"model", "norm", "trainable"},
+    "conv-prior": {"task", "model", "params"},
+    "chrono-init": {"length", "cell", "chrono_init"},
+    "skip-depth": {"block", "depth", "grad_ratio_at_init"},
+    "spectral-bias": {"frequency", "final_amplitude"},
+    "rediscover": {"task", "trials", "best_val"},
+}
+ROWS = {
+    "gamma-l": 6,
+    "hanin-sum": 14,
+    "random-features": 24,
+    "conv-prior": 6,
+    "chrono-init": 4,
+    "skip-depth": 8,
+    "spectral-bias": 6,
+    "rediscover": 2,
+}
+
+
+def test_the_test_tables_cover_every_experiment():
+    assert set(COLUMNS) == set(EXPERIMENTS) == set(ROWS)
+
+
+def test_the_list_names_every_experiment_once():
+    out = subprocess.run(
+        [sys.executable, "-m", "autodlgym", "experiments"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    names = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+    assert names == list(EXPERIMENTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_quick_run_writes_figure_and_table(name, tmp_path):
+    out = tmp_path / name
+    proc = subprocess.run(
+        [sys.executable, "-m", "autodlgym", "experiment", name, "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png, csv = out / f"{name}.png", out / f"{name}.csv"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    table = pd.read_csv(csv)
+    assert len(table) == ROWS[name]
+    assert {"measured", "published"} | COLUMNS[name] <= set(table.columns)
+    assert table["measured"].notna().any()
+    # the printed table is the CSV's: its header names the same columns
+    header = next(line for line in proc.stdout.splitlines() if "measured" in line)
+    assert set(header.split()) == set(table.columns)
+    assert f"wrote {png}" in proc.stdout
+
+
+def test_an_unknown_experiment_is_a_one_line_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "autodlgym", "experiment", "gama-l"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "did you mean 'gamma-l'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_gamma_l_measures_the_scaled_laws():
+    """ReLU + He keeps gamma near 1; 0.5x and 2x of it give gamma near 0.5 and 2."""
+    outcome = get_experiment("gamma-l").run(quick=True)
+    relu = outcome.table[outcome.table.activation == "relu"].set_index("scale").measured
+    assert relu[1.0] == pytest.approx(1.0, abs=0.15)
+    assert relu[0.5] == pytest.approx(0.5, abs=0.1)
+    assert relu[2.0] == pytest.approx(2.0, abs=0.3)
