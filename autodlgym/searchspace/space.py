@@ -649,6 +649,31 @@ class SearchSpace:
         values[c.name] = c.options[j]
         return self._complete(values, lambda ch: ch.options[int(gen.integers(len(ch.options)))])
 
+    def neighbours(
+        self, spec: Mapping[str, Any], rng: np.random.Generator | int | None = None
+    ) -> list[ArchSpec]:
+        """Every spec that changes one active decision of ``spec`` to another of its options,
+        in decision order. Decisions that the change makes active are drawn from ``rng`` (as
+        :meth:`mutate` does), those it makes inactive are dropped; neighbours that coincide
+        are listed once."""
+        gen = _as_generator(rng)
+        spec = self.validate(spec)
+        out: dict[str, ArchSpec] = {}
+        for c in self._choices:
+            if c.name not in spec or len(c.options) < 2:
+                continue
+            i = c.index(spec[c.name])
+            for j, option in enumerate(c.options):
+                if j == i:
+                    continue
+                values = dict(spec)
+                values[c.name] = option
+                n = self._complete(
+                    values, lambda ch: ch.options[int(gen.integers(len(ch.options)))]
+                )
+                out.setdefault(n.arch_id, n)
+        return list(out.values())
+
     # Tables -------------------------------------------------------------------------------
     def columns(self, spec: Mapping[str, Any]) -> dict[str, Scalar | None]:
         """One flat column per decision (None where inactive), for leaderboards."""
