@@ -323,7 +323,12 @@ def run_search(
                 # e.g. the zero-cost pre-screen measures candidates on the run's task
                 options["task"] = task.key
             searcher = make_searcher(
-                config.searcher, space, seed=config.seed, run_dir=run_dir, **options
+                config.searcher,
+                space,
+                seed=config.seed,
+                run_dir=run_dir,
+                budget=config.trials,
+                **options,
             )
         if not resume:  # stored only once the searcher accepted its options
             store.save_config(config.to_dict())

@@ -206,6 +206,22 @@ class OptunaSearcher(Searcher):
         else:
             self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
+    def discard(self, spec: ArchSpec) -> None:
+        """Close the trial of a proposed spec that will not be evaluated as FAIL (Optuna's
+        samplers ignore failed trials), with the user attribute ``discarded``."""
+        from optuna.trial import TrialState
+
+        queue = self._pending.get(spec.arch_id)
+        if not queue:
+            return
+        number = queue.pop()  # the latest ask of this spec
+        if not queue:
+            del self._pending[spec.arch_id]
+        trial = self._live.pop(number, None)
+        if trial is not None:
+            trial.set_user_attr("discarded", True)
+        self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
     def _values(self, result: TrialResult) -> list[float] | None:
         """The objective values of an ``ok`` result; None when any is missing or not finite."""
         if result.status != OK:
