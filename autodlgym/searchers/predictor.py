@@ -10,7 +10,8 @@ After ``n_init`` random samples, every ask:
 2. makes candidates: ``n_mutations`` mutations (:meth:`SearchSpace.mutate`, one or two steps)
    of the ``top_k`` best candidates told so far and ``n_random`` random samples
    (:meth:`SearchSpace.sample`), so every constraint those enforce holds; candidates already
-   proposed are dropped;
+   proposed are dropped. The candidates and their predictions are made once per fit and
+   kept; an ask without a fit adds ``n_mutations / 10`` fresh mutations of the current best;
 3. ranks them by the acquisition over the ensemble's mean ``mu`` and spread ``sigma``:
    independent Thompson sampling (``its``, the default: one draw from ``N(mu, sigma)`` per
    candidate) or an upper confidence bound (``ucb``: ``mu + beta * sigma``), and returns the
@@ -211,6 +212,8 @@ class PredictorSearcher(Searcher):
         self.proposed: set[str] = set()
         self.n_fitted = 0  # observations the model was last fitted on
         self.n_cold = 0  # ... last fitted on from scratch
+        #: arch_id -> (spec, mean, std): candidates predicted by the current fit
+        self.pool: dict[str, tuple[ArchSpec, float, float]] = {}
         self._encoder: OneHot | None = None
 
     @property
@@ -225,8 +228,8 @@ class PredictorSearcher(Searcher):
         if len(scored) < max(self.n_init, 2):
             out = [self._fresh_sample() for _ in range(n)]
         else:
-            self._maybe_refit()
-            out = self._acquire(scored, n)
+            refitted = self._maybe_refit()
+            out = self._acquire(scored, n, refitted)
         for spec in out:
             self.proposed.add(spec.arch_id)
         return out
@@ -239,46 +242,70 @@ class PredictorSearcher(Searcher):
             spec = self.space.sample(self.rng)
         return spec
 
-    def _candidates(self, scored: list[tuple[ArchSpec, float]]) -> list[ArchSpec]:
+    def _mutations(self, scored: list[tuple[ArchSpec, float]], count: int) -> list[ArchSpec]:
         best = sorted(scored, key=lambda sv: -sv[1])[: self.top_k]
-        out: dict[str, ArchSpec] = {}
-        for i in range(self.n_mutations):
+        out = []
+        for i in range(count):
             child = best[i % len(best)][0]
             for _ in range(1 + int(self.rng.random() < 0.5)):  # one or two mutation steps
                 child = self.space.mutate(child, self.rng)
-            if child.arch_id not in self.proposed:
-                out.setdefault(child.arch_id, child)
-        for _ in range(self.n_random):
-            spec = self.space.sample(self.rng)
-            if spec.arch_id not in self.proposed:
-                out.setdefault(spec.arch_id, spec)
-        return list(out.values())
-
-    def _acquire(self, scored: list[tuple[ArchSpec, float]], n: int) -> list[ArchSpec]:
-        candidates = self._candidates(scored)
-        if len(candidates) < n:  # a nearly exhausted space: top up with any samples
-            candidates += [self._fresh_sample() for _ in range(n - len(candidates))]
-        pred = self.model.predict(self.encoder(candidates))
-        mu, sigma = pred.mean(axis=0), pred.std(axis=0)
-        if self.acquisition == "its":
-            value = mu + sigma * self.rng.standard_normal(len(candidates))
-        else:
-            value = mu + self.beta * sigma
-        order = np.argsort(-value, kind="stable")
-        out, ids = [], set()
-        for i in order:
-            if candidates[i].arch_id not in ids:
-                out.append(candidates[i])
-                ids.add(candidates[i].arch_id)
-            if len(out) == n:
-                break
+            out.append(child)
         return out
 
-    def _maybe_refit(self) -> None:
+    def _scored_candidates(self, specs: list[ArchSpec]) -> dict[str, tuple[ArchSpec, float, float]]:
+        """arch_id -> (spec, ensemble mean, ensemble std) for the unproposed ``specs``."""
+        fresh: dict[str, ArchSpec] = {}
+        for spec in specs:
+            if spec.arch_id not in self.proposed:
+                fresh.setdefault(spec.arch_id, spec)
+        if not fresh:
+            return {}
+        pred = self.model.predict(self.encoder(list(fresh.values())))
+        mu, sigma = pred.mean(axis=0), pred.std(axis=0)
+        return {k: (spec, float(m), float(v)) for (k, spec), m, v in zip(fresh.items(), mu, sigma)}
+
+    def _acquire(
+        self, scored: list[tuple[ArchSpec, float]], n: int, refitted: bool
+    ) -> list[ArchSpec]:
+        if refitted or not self.pool:
+            # a full candidate set, predicted once per fit (the model is fixed until the next)
+            specs = self._mutations(scored, self.n_mutations)
+            specs += [self.space.sample(self.rng) for _ in range(self.n_random)]
+            self.pool = self._scored_candidates(specs)
+        else:
+            # between fits: the cached candidates, plus mutations of the best told since
+            fresh = self._mutations(scored, max(n, self.n_mutations // 10))
+            self.pool.update(self._scored_candidates(fresh))
+        for key in [k for k in self.pool if k in self.proposed]:
+            del self.pool[key]
+        entries = list(self.pool.values())
+        if len(entries) < n:  # a nearly exhausted space: top up with any samples
+            extra = [self._fresh_sample() for _ in range(n - len(entries))]
+            entries += [(spec, 0.0, 0.0) for spec in extra]
+        mu = np.array([e[1] for e in entries])
+        sigma = np.array([e[2] for e in entries])
+        if self.acquisition == "its":
+            value = mu + sigma * self.rng.standard_normal(len(entries))
+        else:
+            value = mu + self.beta * sigma
+        out, ids = [], set()
+        for i in np.argsort(-value, kind="stable"):
+            spec = entries[i][0]
+            if spec.arch_id not in ids:
+                out.append(spec)
+                ids.add(spec.arch_id)
+            if len(out) == n:
+                break
+        for spec in out:
+            self.pool.pop(spec.arch_id, None)
+        return out
+
+    def _maybe_refit(self) -> bool:
+        """Refit the ensemble when due; whether it did."""
         n = len(self.observed)
         due = max(1, math.ceil(self.refit_fraction * self.n_fitted))
         if self.model.weights is not None and n - self.n_fitted < due:
-            return
+            return False
         finite = [v for _, v in self.observed if v is not None]
         worst = min(finite)
         y = np.array([worst if v is None else v for _, v in self.observed], dtype=float)
@@ -291,6 +318,7 @@ class PredictorSearcher(Searcher):
         if cold:
             self.n_cold = n
         self.n_fitted = n
+        return True
 
     # tell ---------------------------------------------------------------------------------
     def tell(self, spec: ArchSpec, result: TrialResult) -> None:
