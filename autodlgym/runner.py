@@ -421,7 +421,12 @@ class _Search:
             from autodlgym.searchers.base import make_searcher
 
             searcher = make_searcher(
-                config.searcher, self.space, seed=config.seed, run_dir=self.run_dir, **options
+                config.searcher,
+                self.space,
+                seed=config.seed,
+                run_dir=self.run_dir,
+                budget=config.trials,
+                **options,
             )
         self.searcher = searcher
         if not self.resume:  # stored only once the searcher accepted its options

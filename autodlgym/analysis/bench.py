@@ -103,7 +103,8 @@ def _run_one(task: str, searcher: str, seed: int, trials: int, run_dir: str) -> 
     )
     # the searcher keeps no files of its own (an Optuna study lives in memory, not in
     # RUN/optuna.db): the same proposals for a tenth of the CPU on lookups
-    instance = make_searcher(searcher, table.space, seed=seed, run_dir=None)
+    # searchers that size themselves to the budget (evolution) hear it, as run_search tells them
+    instance = make_searcher(searcher, table.space, seed=seed, run_dir=None, budget=trials)
     summary = run_search(config, searcher=instance)
     df = load_results(run_dir).sort_values("trial_id")
     ok = (df["status"] == "ok").to_numpy()

@@ -110,6 +110,11 @@ class Searcher(ABC):
     def tell(self, spec: ArchSpec, result: TrialResult) -> None:  # noqa: B027 - optional hook
         """Learn from the evaluation of a candidate this searcher proposed (or any candidate)."""
 
+    def discard(self, spec: ArchSpec) -> None:  # noqa: B027 - optional hook
+        """Forget a candidate this searcher proposed that will never be evaluated (a wrapper
+        such as the zero-cost pre-screen asked for more than it trains). Not a result: the
+        searcher learns nothing from it; it only releases what it keeps for pending asks."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the search; must pickle. The space is not included."""
         return {k: v for k, v in self.__dict__.items() if k not in ("space", "run_dir")}
@@ -166,10 +171,26 @@ def _check_class(name: str, cls: Any) -> type[Searcher]:
     return cls
 
 
+def takes_option(cls: type, name: str) -> bool:
+    """Whether a searcher class accepts the keyword ``name`` (e.g. ``budget``, ``task``)."""
+    import inspect
+
+    return name in inspect.signature(cls.__init__).parameters
+
+
 def make_searcher(
-    name: str, space: SearchSpace, seed: int = 0, run_dir: str | Path | None = None, **options: Any
+    name: str,
+    space: SearchSpace,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    budget: int | None = None,
+    **options: Any,
 ) -> Searcher:
+    """Build a searcher by name. ``budget`` (the evaluations the search will get) reaches
+    searchers that take a ``budget`` option and is dropped for the others."""
     cls = get_searcher(name)
+    if budget is not None and "budget" not in options and takes_option(cls, "budget"):
+        options["budget"] = int(budget)
     try:
         return cls(space, seed=seed, run_dir=run_dir, **options)
     except TypeError as exc:

@@ -4,9 +4,11 @@
 base searcher for ``pool`` candidates, builds each one untrained on one fixed batch of the
 task's training data, scores it with an initialisation diagnostic (NASWOT by default: the
 log-determinant of the kernel of the binary pre-activation codes of every nonlinearity,
-Mellor et al. 2021), and returns the ``n`` best. The others are never trained; the base searcher is told they were ``pruned``
-(with the message ``rejected by the zero-cost pre-screen``), so a model-based base learns to
-avoid what the pre-screen rejects. A candidate that cannot be built or scored ranks last.
+Mellor et al. 2021), and returns the ``n`` best. The others are never trained and never reach
+the base searcher as results: it is asked to :meth:`~autodlgym.searchers.base.Searcher.discard`
+them (release what it keeps for pending asks), so an evolution population holds only trained
+members and REINFORCE makes one update per trained candidate. A candidate that cannot be built
+or scored ranks last.
 
 It is a searcher of its own rather than a flag of every searcher so that it composes with any
 of them, plugins included: ``--searcher zero-cost --searcher-opt base=tpe``. Options it does
@@ -29,10 +31,8 @@ from autodlgym.errors import AutoDLError
 from autodlgym.searchers.base import Searcher, make_searcher, register_searcher
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import PRUNED, TrialResult
+from autodlgym.trial import TrialResult
 from autodlgym.utils import as_int
-
-REJECTED = "rejected by the zero-cost pre-screen"
 
 
 @register_searcher("zero-cost")
@@ -97,8 +97,7 @@ class ZeroCostPrescreen(Searcher):
         scores = np.array([self.score(spec) for spec in candidates])
         order = np.argsort(-scores, kind="stable")  # ties keep the base searcher's order
         for i in order[n:]:
-            rejected = TrialResult(status=PRUNED, message=REJECTED)
-            self.base.tell(candidates[i], rejected)
+            self.base.discard(candidates[i])
         return [candidates[i] for i in order[:n]]
 
     def tell(self, spec: ArchSpec, result: TrialResult) -> None:

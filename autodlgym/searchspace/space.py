@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 KINDS = ("categorical", "int", "float")
 
+#: how :meth:`SearchSpace.suggest` hands decisions to Optuna (see there)
+OPTUNA_ENCODINGS = ("categorical", "index", "snap")
+
 # The default space, in the same format a user's YAML/JSON space file uses. The block options
 # and the conditions of the decisions blocks use (kernel, dilation, growth, heads, cell,
 # bidirectional) are filled in from the block registry by default_config().
@@ -661,16 +664,40 @@ class SearchSpace:
         return out
 
     # Optuna -------------------------------------------------------------------------------
-    def suggest(self, trial: optuna.Trial) -> ArchSpec:
+    def suggest(self, trial: optuna.Trial, encoding: str = "categorical") -> ArchSpec:
         """Define-by-run suggestions for an Optuna trial; conditional decisions are suggested
-        only when active. Numeric decisions are suggested over their range (log when the
-        choice is log) and snapped to the nearest option."""
+        only when active.
+
+        Args:
+            trial: the trial to suggest on (a :class:`optuna.trial.FixedTrial` replays stored
+                parameters).
+            encoding: how decisions reach Optuna (see :data:`OPTUNA_ENCODINGS`):
+
+                - ``"categorical"``: every decision is ``suggest_categorical`` over its options.
+                  A sampler's prior over the options is uniform, as in :meth:`sample`.
+                - ``"index"``: numeric decisions are ``suggest_int`` over the option indices
+                  ``0 .. len(options) - 1`` (uniform over options, and ordered, so GP and
+                  CMA-ES can use the order); categorical decisions stay categorical.
+                - ``"snap"``: numeric decisions as a continuous range snapped to the nearest
+                  option. Not uniform over the options (an end option or one on a long gap
+                  gets more or less mass); kept only so that studies made before the other
+                  encodings existed resume as they were.
+
+        Returns:
+            The spec (option values, never indices).
+        """
+        if encoding not in OPTUNA_ENCODINGS:
+            raise AutoDLError(
+                f"unknown Optuna encoding {encoding!r}; choose one of {', '.join(OPTUNA_ENCODINGS)}"
+            )
         values: dict[str, Scalar] = {}
         for c in self._choices:
             if not self.is_active(c, values):
                 continue
-            if c.kind == "categorical" or len(c.options) == 1:
+            if c.kind == "categorical" or len(c.options) == 1 or encoding == "categorical":
                 values[c.name] = trial.suggest_categorical(c.name, list(c.options))
+            elif encoding == "index":
+                values[c.name] = c.options[trial.suggest_int(c.name, 0, len(c.options) - 1)]
             elif c.kind == "int":
                 lo, hi = int(min(c.options)), int(max(c.options))
                 log = c.log and lo > 0
@@ -680,6 +707,30 @@ class SearchSpace:
                 log = c.log and lo > 0
                 values[c.name] = c.snap(trial.suggest_float(c.name, lo, hi, log=log))
         return ArchSpec(values)
+
+    def optuna_params(
+        self, spec: Mapping[str, Any], encoding: str = "categorical"
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(params, distributions)`` of ``spec`` under ``encoding``, as
+        :func:`optuna.trial.create_trial` takes them (to add a result Optuna did not ask for).
+
+        Raises:
+            SpecError: ``spec`` is not in this space.
+        """
+        import optuna
+
+        spec = self.validate(spec)
+        fixed: dict[str, Any] = {}
+        for c in self._choices:
+            if c.name not in spec:
+                continue
+            if encoding == "index" and c.kind != "categorical" and len(c.options) > 1:
+                fixed[c.name] = c.index(spec[c.name])
+            else:
+                fixed[c.name] = spec[c.name]
+        trial = optuna.trial.FixedTrial(fixed)
+        self.suggest(trial, encoding)
+        return trial.params, trial.distributions
 
     # Mutation -----------------------------------------------------------------------------
     def mutate(
@@ -715,6 +766,31 @@ class SearchSpace:
         values = dict(spec)
         values[c.name] = c.options[j]
         return self._complete(values, lambda ch: ch.options[int(gen.integers(len(ch.options)))])
+
+    def neighbours(
+        self, spec: Mapping[str, Any], rng: np.random.Generator | int | None = None
+    ) -> list[ArchSpec]:
+        """Every spec that changes one active decision of ``spec`` to another of its options,
+        in decision order. Decisions that the change makes active are drawn from ``rng`` (as
+        :meth:`mutate` does), those it makes inactive are dropped; neighbours that coincide
+        are listed once."""
+        gen = _as_generator(rng)
+        spec = self.validate(spec)
+        out: dict[str, ArchSpec] = {}
+        for c in self._choices:
+            if c.name not in spec or len(c.options) < 2:
+                continue
+            i = c.index(spec[c.name])
+            for j, option in enumerate(c.options):
+                if j == i:
+                    continue
+                values = dict(spec)
+                values[c.name] = option
+                n = self._complete(
+                    values, lambda ch: ch.options[int(gen.integers(len(ch.options)))]
+                )
+                out.setdefault(n.arch_id, n)
+        return list(out.values())
 
     # Tables -------------------------------------------------------------------------------
     def columns(self, spec: Mapping[str, Any]) -> dict[str, Scalar | None]:

@@ -49,14 +49,41 @@ def test_scores_are_deterministic_for_a_seed():
     assert a == b
 
 
-def test_the_base_searcher_learns_which_candidates_were_rejected():
+def test_rejected_candidates_never_reach_an_optuna_base_as_results():
     screen = ZeroCostPrescreen(SPACE, seed=0, base="tpe", pool=5, n_startup_trials=2, **FAST)
     chosen = screen.ask(2)
-    states = [t.state for t in screen.base.study.trials]
-    assert states.count(TrialState.PRUNED) == 3 and states.count(TrialState.RUNNING) == 2
+    trials = screen.base.study.trials
+    # closed as FAIL (ignored by the samplers), marked as discarded, never PRUNED
+    assert [t.state for t in trials].count(TrialState.FAIL) == 3
+    assert sum(bool(t.user_attrs.get("discarded")) for t in trials) == 3
+    assert [t.state for t in trials].count(TrialState.RUNNING) == 2
     for spec in chosen:
         screen.tell(spec, synthetic_result(SPACE, spec))
     assert [t.state for t in screen.base.study.trials].count(TrialState.COMPLETE) == 2
+
+
+def test_prescreen_with_evolution_keeps_only_trained_members():
+    screen = ZeroCostPrescreen(
+        SPACE, seed=1, base="evolution", pool=4, population=3, sample_size=2, **FAST
+    )
+    trained = []
+    for _ in range(5):
+        (spec,) = screen.ask(1)
+        result = synthetic_result(SPACE, spec)
+        screen.tell(spec, result)
+        trained.append((spec, result.val_score))
+    members = list(screen.base.population)
+    assert len(members) == 3
+    assert members == trained[-3:]  # the last three trained candidates, with their scores
+    assert all(math.isfinite(f) for _, f in members)
+
+
+def test_prescreen_with_reinforce_updates_once_per_trained_candidate():
+    screen = ZeroCostPrescreen(SPACE, seed=2, base="reinforce", pool=4, **FAST)
+    for _ in range(3):
+        (spec,) = screen.ask(1)
+        screen.tell(spec, synthetic_result(SPACE, spec))
+    assert screen.base.n_updates == 3 and not screen.base.pending
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchers.base import make_searcher
-from autodlgym.searchers.reinforce import ReinforceSearcher
+from autodlgym.searchers.reinforce import POLICIES, ReinforceSearcher
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import TrialResult
@@ -42,10 +42,10 @@ def conv_reward(spec: ArchSpec) -> float:
 
 
 @settings(max_examples=8)
-@given(seed=st.integers(0, 2**32 - 1), narrow=st.booleans())
-def test_rollouts_respect_the_masks_and_record_the_spec(seed: int, narrow: bool):
+@given(seed=st.integers(0, 2**32 - 1), narrow=st.booleans(), policy=st.sampled_from(POLICIES))
+def test_rollouts_respect_the_masks_and_record_the_spec(seed: int, narrow: bool, policy: str):
     space = NARROW if narrow else DEFAULT
-    agent = ReinforceSearcher(space, seed=seed)
+    agent = ReinforceSearcher(space, seed=seed, policy=policy)
     specs = agent.ask(4)
     for spec in specs:
         space.validate(spec)
@@ -60,8 +60,9 @@ def test_rollouts_respect_the_masks_and_record_the_spec(seed: int, narrow: bool)
         assert all((m == d.mask).all() for m, d in zip(masks, decisions))
 
 
-def test_learns_to_prefer_a_rewarded_block():
-    agent = ReinforceSearcher(ONE_STAGE, seed=0)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_learns_to_prefer_a_rewarded_block(policy):
+    agent = ReinforceSearcher(ONE_STAGE, seed=0, policy=policy)
     before = agent.probabilities({"n_stages": 1})["conv"]
     hits = []
     for _ in range(25):
@@ -92,15 +93,16 @@ def test_same_seed_same_asks_and_torch_global_rng_untouched():
     assert torch.equal(state, torch.random.get_rng_state())
 
 
-def test_state_round_trip_continues_identically():
-    agent = ReinforceSearcher(ONE_STAGE, seed=3)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_state_round_trip_continues_identically(policy):
+    agent = ReinforceSearcher(ONE_STAGE, seed=3, policy=policy)
     for _ in range(4):
         for spec in agent.ask(3):
             agent.tell(spec, ok(conv_reward(spec)))
     pending = agent.ask(3)  # asked before the save, told after the resume
     saved = pickle.loads(pickle.dumps(agent.state_dict()))
     assert {"policy", "optimizer", "baseline", "pending"} <= set(saved)
-    resumed = ReinforceSearcher(ONE_STAGE, seed=77)
+    resumed = ReinforceSearcher(ONE_STAGE, seed=77, policy=policy)
     resumed.load_state_dict(saved)
     for a in (agent, resumed):
         for spec in reversed(pending):
@@ -115,15 +117,39 @@ def test_state_round_trip_continues_identically():
     assert agent.probabilities({"n_stages": 1}) == resumed.probabilities({"n_stages": 1})
 
 
-def test_saved_state_does_not_follow_later_updates():
-    agent = ReinforceSearcher(ONE_STAGE, seed=4)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_saved_state_does_not_follow_later_updates(policy):
+    agent = ReinforceSearcher(ONE_STAGE, seed=4, policy=policy)
     (spec,) = agent.ask(1)
     saved = agent.state_dict()
-    weights = {k: v.clone() for k, v in saved["policy"].items()}
+    weights = {k: torch.as_tensor(v).clone() for k, v in saved["policy"].items()}
     agent.tell(spec, ok(1.0))
     (spec,) = agent.ask(1)
     agent.tell(spec, ok(0.0))
-    assert all(torch.equal(weights[k], v) for k, v in saved["policy"].items())
+    assert all(torch.equal(weights[k], torch.as_tensor(v)) for k, v in saved["policy"].items())
+
+
+def test_factorised_gradient_matches_autograd():
+    """The numpy policy's hand-written gradient equals torch autograd's on the same loss."""
+    from autodlgym.searchers.reinforce import FactorisedPolicy
+
+    policy = FactorisedPolicy(3, 4)
+    policy.logits = np.random.default_rng(0).normal(size=(3, 4))
+    positions, widths, actions = np.array([0, 2]), np.array([4, 3]), np.array([1, 2])
+    z = torch.tensor(policy.logits, requires_grad=True)
+    loss = 0
+    for pos, k, a in zip(positions, widths, actions):
+        logp = torch.log_softmax(z[pos, :k], -1)
+        loss = loss - 0.7 * logp[a] - 0.01 * -(logp.exp() * logp).sum()
+    loss.backward()
+    before = policy.logits.copy()
+    # Adam's first step moves every coordinate by lr * sign(grad): compare the signs
+    policy.update(positions, widths, actions, advantage=0.7, entropy=0.01, lr=1e-3)
+    moved = before - policy.logits
+    grad = z.grad.numpy()
+    nonzero = np.abs(grad) > 1e-12
+    assert np.array_equal(np.sign(moved[nonzero]), np.sign(grad[nonzero]))
+    assert np.allclose(moved[~nonzero], 0.0)
 
 
 def test_baseline_failures_and_foreign_specs():
@@ -144,7 +170,15 @@ def test_baseline_failures_and_foreign_specs():
 
 
 @pytest.mark.parametrize(
-    "options", [{"lr": 0}, {"decay": 1.0}, {"entropy": -1}, {"hidden": 0}, {"momentum": 0.9}]
+    "options",
+    [
+        {"lr": 0},
+        {"decay": 1.0},
+        {"entropy": -1},
+        {"hidden": 0},
+        {"momentum": 0.9},
+        {"policy": "lstm"},
+    ],
 )
 def test_bad_options_are_user_errors(options):
     with pytest.raises(AutoDLError):
