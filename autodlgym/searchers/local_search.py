@@ -10,7 +10,7 @@ its neighbours are proposed next. When every neighbour of the current candidate 
 evaluated without improvement it is a local optimum: the search restarts from a fresh random
 sample. The first current candidate is the best of ``n_init`` random samples.
 
-No spec is proposed twice while the space still holds unproposed ones: neighbours and restart
+Neighbours outside the space's budget (constraints) are skipped. No spec is proposed twice while the space still holds unproposed ones: neighbours and restart
 samples that were already proposed (by this searcher or told from elsewhere) are skipped.
 
 Scores: ``val_score`` of ok trials and of pruned ones (the score reached when stopped, a lower
@@ -111,8 +111,12 @@ class LocalSearchSearcher(Searcher):
 
     def _move_to(self, spec: ArchSpec, score: float) -> None:
         self.current = (spec, score)
+        # neighbours outside the space's budget are never proposed (each one counts as
+        # rejected, as a sample over the budget does)
         self.queue = [
-            s for s in self.space.neighbours(spec, self.rng) if s.arch_id not in self.proposed
+            s
+            for s in self.space.neighbours(spec, self.rng)
+            if s.arch_id not in self.proposed and self.space.fits(s)
         ]
         order = self.rng.permutation(len(self.queue))
         self.queue = [self.queue[i] for i in order]
