@@ -201,7 +201,9 @@ def decision_importance(
     if len(ok) < 2:
         return empty
     quiet_optuna()
-    trials = frozen_trials(ok, space)
+    # numeric decisions on their own scale ("snap": ranges over the options), so both
+    # evaluators can use their order; categories stay categorical
+    trials = frozen_trials(ok, space, encoding="snap")
     # decisions every trial has, with more than one value seen: the only ones importance
     # evaluators can rank
     common = set.intersection(*(set(t.params) for t in trials)) if trials else set()

@@ -7,6 +7,7 @@ higher-is-better throughout.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ import pandas as pd
 
 from autodlgym.errors import AutoDLError
 from autodlgym.results.store import BASE_COLUMNS, TAIL_COLUMNS, load_results
-from autodlgym.trial import OK
+from autodlgym.trial import OK, TrialResult
 
 #: Columns a leaderboard shows first, in this order (those present).
 MAIN_COLUMNS = (
@@ -30,7 +31,14 @@ LOWER_IS_BETTER = frozenset(
      "peak_rss_mb", "peak_gpu_mb"}
 )  # fmt: skip
 
-_NOT_CHOICES = frozenset(BASE_COLUMNS) | frozenset(TAIL_COLUMNS) | {"rank"}
+#: not decisions: the store's columns and every TrialResult field (fields without a column of
+#: their own, such as ``latency`` or ``steps_run``, come back from the extra JSON as columns)
+_NOT_CHOICES = (
+    frozenset(BASE_COLUMNS)
+    | frozenset(TAIL_COLUMNS)
+    | {f.name for f in dataclasses.fields(TrialResult)}
+    | {"rank"}
+)
 
 
 def choice_columns(df: pd.DataFrame) -> list[str]:

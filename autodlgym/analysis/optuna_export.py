@@ -59,7 +59,7 @@ def _task_space(config: Mapping[str, Any]) -> SearchSpace | None:
 
 
 def spec_params(
-    space: SearchSpace, spec: Mapping[str, Any]
+    space: SearchSpace, spec: Mapping[str, Any], encoding: str = "categorical"
 ) -> tuple[dict[str, Any], dict[str, optuna.distributions.BaseDistribution]] | None:
     """Optuna ``(params, distributions)`` of a spec under ``space.suggest``; None when the spec
     is not in the space (a spec from an older space, a malformed one)."""
@@ -67,7 +67,7 @@ def spec_params(
 
     trial = FixedTrial(dict(spec))
     try:
-        space.suggest(trial)
+        space.suggest(trial, encoding)
     except (ValueError, KeyError, TypeError):
         return None
     return dict(trial.params), dict(trial.distributions)
@@ -78,8 +78,11 @@ class _Encoder:
     decision, so once every decision of a spec has been seen the params are read off the spec
     (about 20x faster than replaying ``space.suggest`` for each of 10,000 trials)."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, encoding: str = "categorical") -> None:
+        if encoding not in ("categorical", "snap"):  # params must be the raw values
+            raise ValueError(f"_Encoder reads params off the spec; {encoding!r} encodes them")
         self.space = space
+        self.encoding = encoding
         self.dists: dict[str, optuna.distributions.BaseDistribution] = {}
 
     def __call__(
@@ -88,7 +91,7 @@ class _Encoder:
         from optuna.distributions import FloatDistribution, IntDistribution
 
         if not all(k in self.dists for k in spec):
-            out = spec_params(self.space, spec)
+            out = spec_params(self.space, spec, self.encoding)
             if out is not None:
                 self.dists.update(out[1])
             return out
@@ -100,7 +103,7 @@ class _Encoder:
             elif isinstance(d, IntDistribution):
                 v = int(v)
             elif v not in d.choices:  # an option this space no longer has
-                return spec_params(self.space, spec)
+                return spec_params(self.space, spec, self.encoding)
             params[k] = v
         return params, {k: self.dists[k] for k in spec}
 
@@ -122,6 +125,7 @@ def frozen_trials(
     space: SearchSpace,
     curves: pd.DataFrame | None = None,
     objectives: list[str] | None = None,
+    encoding: str = "categorical",
 ) -> list[optuna.trial.FrozenTrial]:
     """The trials of a results frame as finished Optuna trials (see the module docstring).
 
@@ -144,7 +148,7 @@ def frozen_trials(
         keep = np.isfinite(curves["val_score"].to_numpy(dtype="float64"))
         for tid, step, v in zip(curves["trial_id"][keep], steps[keep], curves["val_score"][keep]):
             by_trial.setdefault(int(tid), {})[int(step)] = float(v)
-    encode = _Encoder(space)
+    encode = _Encoder(space, encoding)
     cols = {o: df[o].astype("float64").to_numpy() for o in objectives if o in df.columns}
     out = []
     for i, (tid, status, arch_id, spec_text, message) in enumerate(
