@@ -368,8 +368,6 @@ def _train(
             # a validation check: after each 1/checks_per_epoch of the epoch, and at max_steps
             sync()
             clock.pause()
-            if b == len(starts) - 1:
-                result.epochs_run = epoch
             if losses:
                 weights = torch.tensor(sizes, dtype=torch.float32, device=dev)
                 train_loss = float(torch.stack(losses).float() @ weights) / max(sum(sizes), 1)
@@ -391,6 +389,8 @@ def _train(
                     "seconds": clock.elapsed(),
                 }
             )
+            if b == len(starts) - 1:  # a whole epoch counts once its check is recorded
+                result.epochs_run = epoch
             if not math.isfinite(val_score):
                 raise _NonFinite(f"validation outputs became non-finite in epoch {epoch}")
             keep_going = callback(len(result.curve), val_score) if callback is not None else None

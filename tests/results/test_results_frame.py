@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -28,7 +29,9 @@ def test_one_row_per_finished_trial_with_flat_columns(run, space):
     base = list(BASE_COLUMNS)
     choices = [c.name for c in space.choices]
     diag = ["diag_jacobian_norm", "diag_sum_inv_width"]  # the per-layer list is not flattened
-    assert list(df.columns) == base + choices + diag + ["diagnostics", "spec"]
+    # TrialResult fields kept in the extra JSON (steps_run) follow the base columns
+    assert list(df.columns) == base + ["steps_run"] + choices + diag + ["diagnostics", "spec"]
+    assert df["steps_run"].tolist() == [0] * 5
     assert df["status"].tolist() == [OK, NAN, OK, ERROR, OK]
     assert df["val_score"].tolist()[::2] == [0.5, 0.502, 0.504]
     assert df["val_score"].isna().tolist() == [False, True, False, True, False]
@@ -91,7 +94,12 @@ def test_without_a_space_there_is_one_column_per_spec_key(tmp_path, fidelity):
         store.append(0, ArchSpec(width=8, block="mlp", seed=1), fidelity, 0, TrialResult(OK, 0.5))
         store.append(1, ArchSpec(width=16, deep=True), fidelity, 0, TrialResult(OK, 0.6))
         df = store.to_dataframe()
-    extra = [c for c in df.columns if c not in BASE_COLUMNS and c not in ("diagnostics", "spec")]
+    fields = {f.name for f in dataclasses.fields(TrialResult)}
+    extra = [
+        c
+        for c in df.columns
+        if c not in BASE_COLUMNS and c not in fields and c not in ("diagnostics", "spec")
+    ]
     assert extra == ["block", "deep", "choice_seed", "width"]  # "seed" clashes with a base column
     assert df["width"].tolist() == [8, 16] and str(df["width"].dtype) == "Int64"
     assert df["choice_seed"].tolist()[0] == 1 and df["seed"].tolist() == [0, 0]
