@@ -42,17 +42,22 @@ def run_space(config: Mapping[str, Any]) -> SearchSpace:
     return task_space if task_space is not None else SearchSpace.default()
 
 
-def _task_space(config: Mapping[str, Any]) -> SearchSpace | None:
-    from autodlgym.searchspace.space import SearchSpace
-
+def run_task(config: Mapping[str, Any]) -> Any:
+    """The task a stored run config names, or None (none named, or it cannot be made here)."""
     if not config.get("task"):
         return None
     try:
         from autodlgym.tasks import get_task
 
-        task = get_task(config["task"], **(config.get("task_kwargs") or {}))
+        return get_task(config["task"], **(config.get("task_kwargs") or {}))
     except AutoDLError:
         return None
+
+
+def _task_space(config: Mapping[str, Any]) -> SearchSpace | None:
+    from autodlgym.searchspace.space import SearchSpace
+
+    task = run_task(config)
     space = getattr(task, "space", None)
     space = space() if callable(space) else space
     return space if isinstance(space, SearchSpace) else None

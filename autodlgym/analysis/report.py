@@ -55,15 +55,9 @@ th{background:#f3f3f3}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-s
 
 def _table_scores(config: Mapping[str, Any]) -> np.ndarray | None:
     """Every validation score of a tabular task, when its task offers ``table_scores()``."""
-    if not config.get("task"):
-        return None
-    try:
-        from autodlgym.tasks import get_task
+    from autodlgym.analysis.optuna_export import run_task
 
-        task = get_task(config["task"], **(config.get("task_kwargs") or {}))
-    except AutoDLError:
-        return None
-    fn = getattr(task, "table_scores", None)
+    fn = getattr(run_task(config), "table_scores", None)
     if not callable(fn):
         return None
     values = np.asarray(fn(), dtype="float64")

@@ -297,45 +297,43 @@ class ReinforceSearcher(Searcher):
         the policy's, so its tell is ignored)."""
         from autodlgym.searchspace.constraints import MUTATE_TRIES
 
-        if self.policy_kind == "factorised":
-            out = []
-            for _ in range(n):
-                for _attempt in range(MUTATE_TRIES):
-                    spec, episode = self.policy.rollout(self.space, self.rng)
-                    if self.space.over_budget(spec) is None:
-                        self._remember(spec.arch_id, episode)
-                        out.append(spec)
-                        break
-                    self.space.rejected += 1
-                    if self.baseline is not None:
-                        self._update(episode, self.failure_reward - self.baseline)
-                else:
-                    out.append(self.space.sample(self.rng))
-            return out
-        import torch
-
-        from autodlgym.searchspace.constraints import MUTATE_TRIES
-
-        gen = torch.Generator().manual_seed(int(self.rng.integers(2**63 - 1)))
+        roll = self._episode_maker()
         out = []
         for _ in range(n):
             for _attempt in range(MUTATE_TRIES):
-                self.policy.eval()
-                with torch.no_grad():
-                    spec, episode, over_budget = self._rollout(gen)
+                spec, episode, over_budget = roll()
                 if not over_budget:
                     self._remember(spec.arch_id, episode)
                     out.append(spec)
                     break
-                if self.env.space is not self.space:
-                    # the environment counted it in its own copy of the space; a run reports
-                    # the searcher space's count
+                if self.policy_kind == "factorised" or self.env.space is not self.space:
+                    # counted in the searcher's space (the environment counts in its own copy)
                     self.space.rejected += 1
                 if self.baseline is not None:
                     self._update(episode, self.failure_reward - self.baseline)
             else:
                 out.append(self.space.sample(self.rng))
         return out
+
+    def _episode_maker(self):
+        """A function playing one episode: ``() -> (spec, episode, over_budget)``."""
+        if self.policy_kind == "factorised":
+
+            def factorised() -> tuple[ArchSpec, tuple[np.ndarray, ...], bool]:
+                spec, episode = self.policy.rollout(self.space, self.rng)
+                return spec, episode, self.space.over_budget(spec) is not None
+
+            return factorised
+        import torch
+
+        gen = torch.Generator().manual_seed(int(self.rng.integers(2**63 - 1)))
+
+        def controller() -> tuple[ArchSpec, tuple[np.ndarray, ...], bool]:
+            self.policy.eval()
+            with torch.no_grad():
+                return self._rollout(gen)
+
+        return controller
 
     def _rollout(self, gen: torch.Generator) -> tuple[ArchSpec, tuple[np.ndarray, ...], bool]:
         import torch
