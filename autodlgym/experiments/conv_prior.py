@@ -63,7 +63,7 @@ def run(quick: bool = False, seed: int = 0, steps: int | None = None) -> Outcome
 
     from autodlgym.tasks import get_task
 
-    steps = steps or (150 if quick else 6000)
+    steps = steps or (40 if quick else 6000)
     space = load_space("mnist1d_reference")
     rows = []
     for task_name in TASKS:

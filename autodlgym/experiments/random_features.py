@@ -48,7 +48,7 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
 
     from autodlgym.tasks import get_task
 
-    epochs, seeds, models = (2, 1, ("cnn", "mlp")) if quick else (20, 3, ("cnn", "mlp"))
+    epochs, seeds, models = (1, 1, ("cnn", "mlp")) if quick else (20, 3, ("cnn", "mlp"))
     space = load_space("trainable")
     task = get_task("mnist1d")
     rows = []
