@@ -69,7 +69,9 @@ class OneHot:
         choices = space.choices
         self.names = [c.name for c in choices]
         # keyed by (is bool, value): True and 1 are different options, 1 and 1.0 the same
-        self.index = [{(isinstance(o, bool), o): i for i, o in enumerate(c.options)} for c in choices]
+        self.index = [
+            {(isinstance(o, bool), o): i for i, o in enumerate(c.options)} for c in choices
+        ]
         sizes = np.array([len(c.options) for c in choices], dtype=np.int64)
         self.start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         width = int(sizes.sum())

@@ -63,8 +63,10 @@ def test_pair_slots_mark_both_options_of_every_two_active_decisions() -> None:
     enc = OneHot(space, pairs=True)
     x = enc(specs)
     sizes = [len(c.options) for c in space.choices]
-    assert x.shape[1] == enc.width == sum(sizes) + sum(
-        a * b for a, b in itertools.combinations(sizes, 2)
+    assert (
+        x.shape[1]
+        == enc.width
+        == sum(sizes) + sum(a * b for a, b in itertools.combinations(sizes, 2))
     )
     np.testing.assert_array_equal(x[:, : sum(sizes)], one_hot(space, specs))
     offset = sum(sizes)
