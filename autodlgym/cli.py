@@ -278,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--searchers", default="random,tpe,evolution", help="comma-separated searchers")
     b.add_argument("--seeds", type=int, default=10, help="seeds per task and searcher")
+    b.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="first seed (default 0): seeds FIRST .. FIRST+SEEDS-1, e.g. to check on fresh seeds",
+    )
     b.add_argument("--budgets", default="50,100", help="evaluation budgets to report, e.g. 50,100")
     b.add_argument("--out", help="directory for the CSVs, the plot and the runs (default: temp)")
     b.add_argument("--jobs", type=int, help="searches in parallel (default: CPU count)")
@@ -688,7 +694,15 @@ def _seconds(value: Any) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from autodlgym.analysis.bench import main
 
-    return main(args.tasks, args.searchers, args.seeds, args.budgets, args.out, args.jobs)
+    return main(
+        args.tasks,
+        args.searchers,
+        args.seeds,
+        args.budgets,
+        args.out,
+        args.jobs,
+        first_seed=args.first_seed,
+    )
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

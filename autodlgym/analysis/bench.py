@@ -149,7 +149,13 @@ def _anchors(task: str, budgets: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _check(tasks: Sequence[str], searchers: Sequence[str], seeds: int, budgets: Sequence[int]):
+def _check(
+    tasks: Sequence[str],
+    searchers: Sequence[str],
+    seeds: int,
+    budgets: Sequence[int],
+    first_seed: int = 0,
+):
     from autodlgym.searchers.base import get_searcher
     from autodlgym.tasks import get_task
 
@@ -159,6 +165,8 @@ def _check(tasks: Sequence[str], searchers: Sequence[str], seeds: int, budgets: 
         raise AutoDLError("give at least one searcher: --searchers random,tpe,...")
     if seeds < 1:
         raise AutoDLError(f"--seeds must be a positive number of seeds, got {seeds}")
+    if first_seed < 0:
+        raise AutoDLError(f"--first-seed must be 0 or more, got {first_seed}")
     if not budgets or any(b < 1 for b in budgets):
         raise AutoDLError(f"--budgets must be positive numbers of evaluations, got {budgets}")
     for t in tasks:
@@ -185,18 +193,22 @@ def run_bench(
     out: str | Path | None = None,
     jobs: int | None = None,
     log: Callable[[str], None] | None = None,
+    first_seed: int = 0,
 ) -> BenchResult:
     """Run every (task, searcher, seed) and summarise; see the module docstring.
 
     Args:
         tasks: tabular task names (``autodlgym tasks``).
         searchers: searcher names; random search is added as the baseline when missing.
-        seeds: seeds 0 .. seeds-1 for every task and searcher.
+        seeds: seeds ``first_seed`` .. ``first_seed + seeds - 1`` for every task and
+            searcher (a run is determined by its task, searcher and seed).
         budgets: numbers of evaluations to report; each run spends the largest.
         out: directory for the CSVs, the plot and the runs (default: a new temporary
             directory, kept).
         jobs: processes running searches at once (default: the CPU count).
         log: where progress lines go (default: stderr).
+        first_seed: the first seed: another range checks a result on seeds it was not
+            tuned on.
 
     Raises:
         AutoDLError: an unknown task or searcher, a task that trains, bad counts.
@@ -207,7 +219,7 @@ def run_bench(
     searchers = list(dict.fromkeys(searchers))
     if BASELINE not in searchers:
         searchers.insert(0, BASELINE)
-    _check(tasks, searchers, seeds, budgets)
+    _check(tasks, searchers, seeds, budgets, first_seed)
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="autodlgym-bench-"))
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
@@ -216,7 +228,7 @@ def run_bench(
     work = []
     for t in tasks:
         for s in searchers:
-            for seed in range(seeds):
+            for seed in range(first_seed, first_seed + seeds):
                 run_dir = out_dir / "runs" / _safe(t) / s / f"seed{seed}"
                 if run_dir.exists():
                     raise AutoDLError(
@@ -416,7 +428,13 @@ def plot_anytime(result: BenchResult, path: Path) -> Path:
 
 
 def main(
-    tasks: str, searchers: str, seeds: int, budgets: str, out: str | None, jobs: int | None
+    tasks: str,
+    searchers: str,
+    seeds: int,
+    budgets: str,
+    out: str | None,
+    jobs: int | None,
+    first_seed: int = 0,
 ) -> int:
     """The ``autodlgym bench`` command: run, print the report, return the exit code."""
     budget_list = []
@@ -432,6 +450,7 @@ def main(
         budgets=budget_list,
         out=out,
         jobs=jobs,
+        first_seed=first_seed,
     )
     print(format_report(result))
     return 0

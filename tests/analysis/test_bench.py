@@ -93,11 +93,33 @@ def test_best_by_validation_takes_the_first_of_ties_and_skips_failures():
     )
 
 
+def test_first_seed_runs_the_same_searches_as_a_longer_range(bench, tmp_path):
+    later = run_bench(
+        ["mnist1d-table"],
+        ["evolution"],
+        seeds=2,
+        budgets=[5, 20],
+        out=tmp_path,
+        jobs=1,
+        log=lambda s: None,
+        first_seed=1,
+    )
+    assert sorted(set(later.runs.seed)) == [1, 2]
+    assert (tmp_path / "runs" / "mnist1d-table" / "evolution" / "seed2").is_dir()
+    key = ["searcher", "seed", "budget"]
+    mine = later.runs.drop(columns="seconds").sort_values(key).reset_index(drop=True)
+    same = bench.runs[bench.runs.seed >= 1].drop(columns="seconds")
+    pd.testing.assert_frame_equal(mine, same.sort_values(key).reset_index(drop=True))
+
+
 def test_bad_input_is_one_line(capsys):
     with pytest.raises(AutoDLError, match="tabular"):
         run_bench(["digits"], ["random"], seeds=1, budgets=[2], jobs=1)
     assert main(["bench", "--tasks", "mnist1d-table", "--budgets", "5,x"]) == 2
     assert "--budgets" in capsys.readouterr().err
+    assert main(["bench", "--tasks", "mnist1d-table", "--first-seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--first-seed must be 0 or more" in err and "Traceback" not in err
 
 
 def test_bench_proposes_what_a_plain_search_does(tmp_path):
