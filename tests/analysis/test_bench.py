@@ -22,18 +22,23 @@ from autodlgym.results.store import load_results
 from autodlgym.tasks import get_task
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
+def _evolution_bench(out, seeds: int, first_seed: int = 0):
+    """Evolution and random on the MNIST-1D table at budgets 5 and 20, quietly."""
     return run_bench(
         ["mnist1d-table"],
         ["evolution"],
-        seeds=3,
+        seeds=seeds,
         budgets=[5, 20],
         out=out,
         jobs=1,
         log=lambda s: None,
+        first_seed=first_seed,
     )
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    return _evolution_bench(tmp_path_factory.mktemp("bench"), seeds=3)
 
 
 def test_runs_are_recomputed_from_the_run_directories(bench):
@@ -94,16 +99,7 @@ def test_best_by_validation_takes_the_first_of_ties_and_skips_failures():
 
 
 def test_first_seed_runs_the_same_searches_as_a_longer_range(bench, tmp_path):
-    later = run_bench(
-        ["mnist1d-table"],
-        ["evolution"],
-        seeds=2,
-        budgets=[5, 20],
-        out=tmp_path,
-        jobs=1,
-        log=lambda s: None,
-        first_seed=1,
-    )
+    later = _evolution_bench(tmp_path, seeds=2, first_seed=1)
     assert sorted(set(later.runs.seed)) == [1, 2]
     assert (tmp_path / "runs" / "mnist1d-table" / "evolution" / "seed2").is_dir()
     key = ["searcher", "seed", "budget"]
