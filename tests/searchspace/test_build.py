@@ -84,6 +84,17 @@ def test_many_specs_of_the_default_space_build_and_train(modality, vec):
     _property(SPACE, IOS[modality], vec)
 
 
+def test_attention_without_norm_has_finite_gradients_when_its_logits_are_huge():
+    # found by the property test above: four unnormalised attention blocks after inception,
+    # conv and dense stages reach |h| ~ 7e4, and PyTorch's CPU flash-attention backward
+    # returned NaN gradients for every parameter before the block fell back to the math kernel
+    vec = [3, 5] + [0] * 12 + [1, 1] + [0] * 11 + [4, 1] + [0] * 11 + [7, 3, 1, 0, 0, 0, 1]
+    vec += [0, 0, 0, 0, 1, 0, 3, 1] + [0] * 9
+    spec = SPACE.decode(np.array(vec))
+    assert spec["stage4.block"] == "attention" and spec["norm"] == "none"
+    check_trains(spec, IOS["sequence"])
+
+
 def _stage_spec(block: str, **over) -> ArchSpec:
     """A two-stage spec with ``block`` in both stages and every block option set."""
     values = {
