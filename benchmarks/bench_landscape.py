@@ -15,7 +15,7 @@ For each table (every spec of its space enumerated and looked up):
    the share of its 100 highest predictions among the other specs that are in the top 1 %
    (mean over ``--draws`` draws of the 100). 1.0 would mean the model can point at the top.
 4. With ``--runs N``: the share of a predictor search's 100 evaluations that land in the top
-   4 %, over seeds 0..N-1 (each run as ``autodlgym bench`` drives it: ask one, tell one).
+   4 %, over the runs ``autodlgym bench`` makes with seeds 0..N-1.
 
 Usage::
 
@@ -30,11 +30,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from autodlgym.searchers.base import make_searcher
+from autodlgym.analysis.bench import _run_one
 from autodlgym.searchers.predictor import OneHot
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import get_task
@@ -100,18 +102,13 @@ def surrogate_precision(x, vals, thr, rng, draws, n=100, top=100) -> dict[str, f
 
 
 def concentration(task: str, q4: float, runs: int, budget: int = 100) -> float:
-    """Mean share of a predictor search's evaluations that land in the top 4 %."""
-    table = get_task(task).lookup()
+    """Mean share of a predictor search's evaluations that land in the top 4 %, over the
+    runs ``autodlgym bench`` makes (seeds 0 .. runs-1)."""
     shares = []
-    for seed in range(runs):
-        searcher = make_searcher("predictor", table.space, seed=seed, run_dir=None, budget=budget)
-        good = 0
-        for _ in range(budget):
-            spec = searcher.ask(1)[0]
-            result = table.objective_function(spec)
-            searcher.tell(spec, result)
-            good += bool(result.ok and result.val_score >= q4)
-        shares.append(good / budget)
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(runs):
+            run = _run_one(task, "predictor", seed, budget, str(Path(tmp) / f"seed{seed}"))
+            shares.append(float(np.mean(np.nan_to_num(run["val"], nan=-np.inf) >= q4)))
     return float(np.mean(shares))
 
 
