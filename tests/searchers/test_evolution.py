@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchers.base import make_searcher
-from autodlgym.searchers.evolution import EvolutionSearcher, fitness
+from autodlgym.searchers.evolution import EvolutionSearcher, fitness, sizes_for_budget
 from autodlgym.searchspace.space import Choice, SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import TrialResult
@@ -33,6 +33,29 @@ def matches(target: ArchSpec):
         return sum(spec.get(k) == v for k, v in target.items()) / len(target)
 
     return score
+
+
+@pytest.mark.parametrize(
+    "budget, sizes",
+    [(None, (20, 5)), (10, (5, 2)), (30, (6, 3)), (50, (10, 5)), (100, (20, 10)), (5000, (20, 10))],
+)
+def test_population_and_tournament_follow_the_budget(budget, sizes):
+    """A fifth of the budget in [5, 20], tournaments of half of it; the searcher uses them
+    unless given sizes of its own."""
+    assert sizes_for_budget(budget) == sizes
+    evo = make_searcher("evolution", DEFAULT, seed=0, budget=budget)
+    assert (evo.population_size, evo.sample_size) == sizes
+    # the first ``population`` asks seed it, the next is a tournament's child: a new spec
+    told = []
+    for i in range(sizes[0]):
+        spec = evo.ask()[0]
+        evo.tell(spec, ok(float(i)))
+        told.append(spec)
+    assert len(evo.population) == sizes[0]
+    child = evo.ask()[0]
+    assert child.arch_id not in {s.arch_id for s in told}
+    own = make_searcher("evolution", DEFAULT, seed=0, budget=budget, population=7, sample_size=3)
+    assert (own.population_size, own.sample_size) == (7, 3)
 
 
 def test_first_population_asks_are_the_random_searchers_asks():
