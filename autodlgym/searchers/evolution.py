@@ -53,7 +53,7 @@ def sizes_for_budget(budget: int | None) -> tuple[int, int]:
     evaluations, 20 and 10 beat the earlier tenth of the budget (10 and 5) on nine tables in each
     of two seed sets (mean over tables .958 / .957 against .948 / .948, cora .918 / .895 against
     .886 / .883); at 50 evaluations 10 and 5 beat 5 and 2 on all ten (mean .751 against .591).
-    Populations of 5 to 30 with tournaments of 2 to 10, and a population that keeps its best
+    Populations of 5 to 30 with tournaments of 2 to 20, and a population that keeps its best
     members instead of ageing, were measured on cora and physics and none did better.
     """
     if budget is None:
