@@ -56,3 +56,23 @@ def test_a_surrogate_fitted_on_the_scores_themselves_points_at_the_top(landscape
     x = np.nan_to_num(vals, nan=0.0)[:, None]
     prec = landscape.surrogate_precision(x, vals, thr, np.random.default_rng(0), draws=3, top=1)
     assert prec["raw"] == 1.0 and prec["clipped"] == 1.0
+
+
+def test_the_boosted_ceiling_finds_a_top_that_one_decision_decides(landscape, mnist1d):
+    table, specs, vals, thr, q4 = mnist1d
+    first = table.space.choices[0]
+    # the "top" is every spec whose first decision takes its first option; some specs fail
+    scores = np.array([1.0 if s[first.name] == first.options[0] else 0.0 for s in specs])
+    scores[::50] = np.nan
+    ceiling = landscape.ceiling_precision(table.space, specs, scores, 1.0, np.random.default_rng(0))
+    assert ceiling == 1.0
+    # and a top the decisions do not decide is found no better than its share, on average
+    rng = np.random.default_rng(1)
+    noise = rng.random(len(specs))
+    shares = [
+        landscape.ceiling_precision(
+            table.space, specs, rng.permutation(noise), 0.5, rng, iterations=50
+        )
+        for _ in range(20)
+    ]
+    assert 0.2 < np.mean(shares) < 0.8
