@@ -109,21 +109,10 @@ def surrogate_precision(x, vals, thr, rng, draws, n=100, top=100) -> dict[str, f
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def ceiling_precision(space, specs, vals, thr, rng, iterations=500) -> float:
+def ceiling_precision(codes, vals, thr, rng, iterations=500) -> float:
     """Share of the top 1 % among the best 1 % of predictions on a held-out fifth of the specs,
-    by a gradient-boosted model fitted on the other four fifths."""
-    index = OneHot(space).index  # option -> its position, per decision (True is not 1)
-    codes = np.array(
-        [
-            [
-                index[d][(isinstance(spec[c.name], bool), spec[c.name])]
-                if c.name in spec
-                else len(c.options)  # inactive: a category of its own
-                for d, c in enumerate(space.choices)
-            ]
-            for spec in specs
-        ]
-    )
+    by a gradient-boosted model fitted on the other four fifths. ``codes``: the specs' option
+    indices (:meth:`OneHot.codes`; -1, an inactive decision, is a missing value to the model)."""
     ok = rng.permutation(np.flatnonzero(np.isfinite(vals)))
     held, train = ok[: len(ok) // 5], ok[len(ok) // 5 :]
     model = HistGradientBoostingRegressor(
@@ -159,10 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         table, specs, vals, thr, q4 = enumerate_table(task)
         rng = np.random.default_rng(0)
         index = {s.arch_id: i for i, s in enumerate(specs)}
-        x = OneHot(table.space)(specs)
+        encoder = OneHot(table.space)
+        x = encoder(specs)
         loc = locality(table.space, specs, vals, index, thr, q4, rng)
         prec = surrogate_precision(x, vals, thr, rng, args.draws)
-        ceiling = ceiling_precision(table.space, specs, vals, thr, rng)
+        ceiling = ceiling_precision(encoder.codes(specs), vals, thr, rng)
         line = (
             f"{task}: {len(specs)} specs, top1 {np.mean(vals >= thr):.4f}; "
             f"P(neighbour in top 1 %) from top 1 % {loc['top 1 %']:.3f}, "

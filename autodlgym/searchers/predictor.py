@@ -82,14 +82,19 @@ class OneHot:
                 width += int(sizes[a] * sizes[b])
         self.width = width
 
-    def __call__(self, specs: list[ArchSpec]) -> np.ndarray:
-        # option index of every decision of every spec, -1 where inactive
+    def codes(self, specs: list[ArchSpec]) -> np.ndarray:
+        """``(len(specs), decisions)`` option index of every decision of every spec, -1 where
+        the decision is inactive."""
         local = np.full((len(specs), len(self.names)), -1, dtype=np.int64)
         for row, spec in enumerate(specs):
             for d, name in enumerate(self.names):
                 if name in spec:
                     value = spec[name]
                     local[row, d] = self.index[d][(isinstance(value, bool), value)]
+        return local
+
+    def __call__(self, specs: list[ArchSpec]) -> np.ndarray:
+        local = self.codes(specs)
         out = np.zeros((len(specs), self.width), dtype=np.float32)
         rows, cols = np.nonzero(local >= 0)
         out[rows, self.start[cols] + local[rows, cols]] = 1.0

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autodlgym.searchers.predictor import OneHot
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_landscape.py"
 
 
@@ -64,15 +66,16 @@ def test_the_boosted_ceiling_finds_a_top_that_one_decision_decides(landscape, mn
     # the "top" is every spec whose first decision takes its first option; some specs fail
     scores = np.array([1.0 if s[first.name] == first.options[0] else 0.0 for s in specs])
     scores[::50] = np.nan
-    ceiling = landscape.ceiling_precision(table.space, specs, scores, 1.0, np.random.default_rng(0))
+    codes = OneHot(table.space).codes(specs)
+    ceiling = landscape.ceiling_precision(
+        codes, scores, 1.0, np.random.default_rng(0), iterations=50
+    )
     assert ceiling == 1.0
     # and a top the decisions do not decide is found no better than its share, on average
     rng = np.random.default_rng(1)
     noise = rng.random(len(specs))
     shares = [
-        landscape.ceiling_precision(
-            table.space, specs, rng.permutation(noise), 0.5, rng, iterations=50
-        )
+        landscape.ceiling_precision(codes, rng.permutation(noise), 0.5, rng, iterations=50)
         for _ in range(20)
     ]
     assert 0.2 < np.mean(shares) < 0.8
