@@ -52,7 +52,9 @@ state carries the whole in-memory study instead.
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
 import warnings
 from collections import deque
 from pathlib import Path
@@ -296,9 +298,12 @@ class OptunaSearcher(Searcher):
             "pending": {k: list(v) for k, v in self._pending.items()},
         }
         if self.run_dir is None:  # nothing else remembers the trials: keep the whole study
-            state["study"] = self.study
-        else:
-            state["sampler"] = self.study.sampler
+            import optuna
+
+            study = copy.copy(self.study)  # its sampler is saved on its own (it holds a lock)
+            study.sampler = optuna.samplers.RandomSampler()
+            state["study"] = study
+        state["sampler"] = _sampler_state(self.study.sampler)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -321,8 +326,7 @@ class OptunaSearcher(Searcher):
         self.encoding = state.get("encoding", "snap")
         if "study" in state:
             self.study = state["study"]
-        else:
-            self.study.sampler = state["sampler"]
+        self.study.sampler = _restore_sampler(state["sampler"])
         self._pending = {k: deque(v) for k, v in state["pending"].items()}
         self._live = {}
         known = {n for q in self._pending.values() for n in q}
@@ -382,6 +386,33 @@ def _parse_objectives(objectives: str | list[str]) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise AutoDLError(f"objectives={objectives!r} names one objective twice")
     return tuple(names)
+
+
+_LOCKS = {"lock": threading.Lock, "rlock": threading.RLock}
+_LOCK_KINDS = {type(threading.Lock()): "lock", type(threading.RLock()): "rlock"}
+
+
+def _sampler_state(sampler: Any) -> dict[str, Any]:
+    """A sampler as picklable data: its attributes, less the thread locks some samplers hold
+    (Optuna 5's NSGA-II), which are made anew on restore."""
+    attrs, locks = {}, {}
+    for key, value in vars(sampler).items():
+        if type(value) in _LOCK_KINDS:
+            locks[key] = _LOCK_KINDS[type(value)]
+        else:
+            attrs[key] = value
+    return {"class": type(sampler), "attrs": attrs, "locks": locks}
+
+
+def _restore_sampler(saved: Any) -> Any:
+    """The sampler :func:`_sampler_state` saved (a state saved whole, before 0.2, as it is)."""
+    if not (isinstance(saved, dict) and "class" in saved):
+        return saved
+    sampler = saved["class"].__new__(saved["class"])
+    sampler.__dict__.update(saved["attrs"])
+    for key, kind in saved["locks"].items():
+        setattr(sampler, key, _LOCKS[kind]())
+    return sampler
 
 
 def _make_sampler(
