@@ -26,8 +26,9 @@ import warnings
 
 import numpy as np
 
-from autodlgym.searchers.base import make_searcher
+from autodlgym.searchers.base import SearchContext, make_searcher
 from autodlgym.searchers.prescreen import ZeroCostPrescreen
+from autodlgym.training.diagnostics import init_scorer
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from bench_search import TABLE, LookupTable  # noqa: E402
@@ -43,7 +44,8 @@ def proxy_scores(table: LookupTable, limit: int | None) -> dict[str, dict[str, f
     out: dict[str, dict[str, float]] = {p: {} for p in PROXIES}
     start = time.perf_counter()
     for p in PROXIES:
-        screen = ZeroCostPrescreen(table.space, seed=0, task=table.settings["task"], score=p)
+        context = SearchContext(score_at_init=init_scorer(table.settings["task"]))
+        screen = ZeroCostPrescreen(table.space, seed=0, context=context, score=p)
         for row in rows:
             spec = ArchSpec(row["spec"])
             out[p][spec.arch_id] = screen.score(spec)
@@ -74,8 +76,9 @@ def search(
     if proxy is None:
         searcher = make_searcher(name, table.space, seed=seed, budget=budget)
     else:
+        context = SearchContext(score_at_init=init_scorer("digits"))
         searcher = ZeroCostPrescreen(
-            table.space, seed=seed, base=name, pool=pool, score=score, task="digits"
+            table.space, seed=seed, base=name, pool=pool, score=score, context=context
         )
         # unscored architectures (failed in the table) rank last
         searcher._scores = {**{k: -math.inf for k in table.rows}, **proxy}

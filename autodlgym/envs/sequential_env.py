@@ -2,8 +2,9 @@
 
 Each step picks the option of one decision of the search space, in the space's order, skipping
 decisions that are inactive for the values chosen so far (a kernel size only for conv-like
-blocks). When the last active decision is made the spec is complete: it is trained and scored
-(or handed back unscored with ``evaluate=False``) and the episode ends.
+blocks): the steps of a :class:`~autodlgym.searchspace.sequential.DecisionSequence`. When the
+last active decision is made the spec is complete: it is trained and scored (or handed back
+unscored with ``evaluate=False``) and the episode ends.
 """
 
 from __future__ import annotations
@@ -31,12 +32,8 @@ from autodlgym.envs.autodl_env import (
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, LocalExecutor
 from autodlgym.searchspace.constraints import resolve_budget
-from autodlgym.searchspace.space import Decision
-from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.searchspace.sequential import NOT_MADE, DecisionSequence
 from autodlgym.tasks import Task
-
-#: ``obs[i]`` of a decision not made yet, or inactive.
-NOT_MADE = -1
 
 
 class SequentialAutoDLEnv(gymnasium.Env):
@@ -127,9 +124,8 @@ class SequentialAutoDLEnv(gymnasium.Env):
         high = np.append(np.full(n, k - 1), n).astype(np.float32)
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
 
-        self._values: dict[str, Any] = {}
-        self._chosen = np.full(n, NOT_MADE, dtype=np.float32)
-        self._decision: Decision | None = None
+        #: the decisions of the current episode (None before the first reset)
+        self._sequence: DecisionSequence | None = None
 
     @property
     def executor(self) -> Executor:
@@ -143,33 +139,24 @@ class SequentialAutoDLEnv(gymnasium.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self._values = {}
-        self._chosen = np.full(len(self.space), NOT_MADE, dtype=np.float32)
-        self._decision = self.space.next_decision(self._values)
+        self._sequence = DecisionSequence(self.space)
         return self._observation(), self._decision_info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        decision = self._decision
-        if decision is None:
+        sequence = self._sequence
+        if sequence is None or sequence.done:
             raise AutoDLError(
                 "the architecture is complete (or reset() was not called); call reset()"
             )
-        a = self._check_action(action)
-        valid = np.flatnonzero(decision.mask)
-        invalid = not bool(decision.mask[a])
-        index = int(valid[a % len(valid)]) if invalid else a
-        choice = decision.choice
-        self._values[choice.name] = choice.options[index]
-        self._chosen[decision.position] = index
-        self._decision = self.space.next_decision(self._values)
+        index, invalid = sequence.choose(self._check_action(action))
 
         info = self._decision_info()
         info["invalid_action"] = invalid
         info["chosen"] = index
-        if self._decision is not None:
+        if not sequence.done:
             return self._observation(), 0.0, False, False, info
 
-        spec = self.space.validate(ArchSpec(self._values))
+        spec = sequence.spec()
         reward = 0.0
         rejected = over_budget_result(self.space, spec)
         info["over_budget"] = rejected is not None
@@ -194,9 +181,9 @@ class SequentialAutoDLEnv(gymnasium.Env):
     def action_masks(self) -> np.ndarray:
         """Valid actions for the decision to make now (bool, ``max_options`` long); all False
         once the spec is complete or before ``reset``."""
-        if self._decision is None:
+        if self._sequence is None:
             return np.zeros(self.space.max_options, dtype=bool)
-        return self._decision.mask.copy()
+        return self._sequence.mask()
 
     def close(self) -> None:
         if self._owns_executor and self._executor is not None:
@@ -219,13 +206,13 @@ class SequentialAutoDLEnv(gymnasium.Env):
         return a
 
     def _observation(self) -> np.ndarray:
-        position = len(self.space) if self._decision is None else self._decision.position
-        return np.append(self._chosen, np.float32(position)).astype(np.float32)
+        sequence = self._sequence
+        return np.append(sequence.chosen, sequence.position).astype(np.float32)
 
     def _decision_info(self) -> dict[str, Any]:
-        d = self._decision
+        sequence = self._sequence
         return {
             "action_mask": self.action_masks(),
-            "decision": None if d is None else d.choice.name,
-            "position": len(self.space) if d is None else d.position,
+            "decision": None if sequence.done else sequence.current.choice.name,
+            "position": sequence.position,
         }

@@ -46,7 +46,7 @@ def collect_environment() -> dict[str, Any]:
     """
     import torch
 
-    import autodlgym
+    from autodlgym import __version__
 
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     try:
@@ -55,7 +55,7 @@ def collect_environment() -> dict[str, Any]:
         usable = os.cpu_count()
     packages = {name: v for name in PACKAGES if (v := _version(name)) is not None}
     return {
-        "autodlgym": autodlgym.__version__,
+        "autodlgym": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "packages": packages,

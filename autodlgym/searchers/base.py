@@ -8,19 +8,26 @@ continues the same search.
 
 Searchers are found by name in the registry (``@register_searcher("name")``), through the
 ``autodlgym.searchers`` entry-point group, or as ``package.module:Class``.
+
+A searcher sees the space and, if its ``__init__`` takes a ``context`` keyword, a
+:class:`SearchContext`: the task's inputs, the budget, and a way to score specs at
+initialisation. It never imports environments, trainers or tasks.
 """
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.registry import Registry
+from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import OVER_BUDGET, TrialResult
@@ -35,6 +42,39 @@ def _adopt(name: str, obj: Any) -> None:
 SEARCHERS: Registry[type[Searcher]] = Registry(
     "searcher", lazy_module="autodlgym.searchers", group=ENTRY_POINT_GROUP, adopt=_adopt
 )
+
+
+class InitScorer(Protocol):
+    """Scores specs at initialisation, untrained, on the run's task.
+
+    ``scorer(specs, name, seed=..., batch=...)`` is the diagnostic ``name`` (one of
+    ``scorer.names``) of each spec, in order: each model is initialised under ``seed`` and
+    measured on ``batch`` training examples drawn from ``seed``; nan where a spec cannot be
+    built or scored, or the value is missing or not finite.
+    """
+
+    #: the diagnostics it can score
+    names: tuple[str, ...]
+
+    def __call__(
+        self, specs: Sequence[ArchSpec], name: str, *, seed: int, batch: int
+    ) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a run tells a searcher beyond the space (built by the runner).
+
+    Attributes:
+        io: the task's inputs and outputs, or None when unknown.
+        budget: the evaluations the search will get (``--trials``), or None.
+        score_at_init: scores specs at initialisation on the run's task (what the zero-cost
+            pre-screen ranks by), or None.
+    """
+
+    io: IOSpec | None = None
+    budget: int | None = None
+    score_at_init: InitScorer | None = None
 
 
 class Searcher(ABC):
@@ -116,8 +156,11 @@ class Searcher(ABC):
         searcher learns nothing from it; it only releases what it keeps for pending asks."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the search; must pickle. The space is not included."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("space", "run_dir")}
+        """Everything needed to continue the search; must pickle. The space and a
+        ``context`` attribute (the run's :class:`SearchContext`, given again on resume) are
+        not included."""
+        skip = ("space", "run_dir", "context")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -172,7 +215,7 @@ def _check_class(name: str, cls: Any) -> type[Searcher]:
 
 
 def takes_option(cls: type, name: str) -> bool:
-    """Whether a searcher class accepts the keyword ``name`` (e.g. ``budget``, ``task``)."""
+    """Whether a searcher class accepts the keyword ``name`` (e.g. ``budget``, ``context``)."""
     import inspect
 
     return name in inspect.signature(cls.__init__).parameters
@@ -184,13 +227,17 @@ def make_searcher(
     seed: int = 0,
     run_dir: str | Path | None = None,
     budget: int | None = None,
+    context: SearchContext | None = None,
     **options: Any,
 ) -> Searcher:
-    """Build a searcher by name. ``budget`` (the evaluations the search will get) reaches
-    searchers that take a ``budget`` option and is dropped for the others."""
+    """Build a searcher by name. ``budget`` (the evaluations the search will get) and
+    ``context`` (the run's :class:`SearchContext`) reach searchers that take a keyword of that
+    name and are dropped for the others."""
     cls = get_searcher(name)
     if budget is not None and "budget" not in options and takes_option(cls, "budget"):
         options["budget"] = int(budget)
+    if context is not None and "context" not in options and takes_option(cls, "context"):
+        options["context"] = context
     try:
         return cls(space, seed=seed, run_dir=run_dir, **options)
     except TypeError as exc:

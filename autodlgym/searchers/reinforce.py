@@ -1,4 +1,4 @@
-"""A REINFORCE agent over the one-decision-per-step environment (the REINFORCE baseline of
+"""A REINFORCE agent that builds a spec one decision per step (the REINFORCE baseline of
 NAS-Bench-201, after Williams 1992 and Zoph & Le 2017).
 
 Two policies (option ``policy``):
@@ -7,18 +7,20 @@ Two policies (option ``policy``):
   (:class:`FactorisedPolicy`), as in NAS-Bench-201's REINFORCE baseline. An ask+tell costs
   tens of microseconds, and with few parameters it learns within the ~100 evaluations of a
   small budget (Adam, lr 0.05). It samples the same decisions, in the same order, with the same
-  masks as the environment, without stepping through it.
+  masks as :class:`~autodlgym.searchspace.sequential.DecisionSequence`, without stepping
+  through one.
 - ``gru``: the autoregressive controller below (lr 0.003), which can learn interactions
   between decisions but costs tens of milliseconds per ask+tell in torch.
 
 The GRU policy is a small autoregressive controller: at each step a GRU cell reads the embedding of
 the previous action plus the embedding of the current decision's position in the space, and a
-linear head gives logits over ``space.max_options`` slots; slots the environment's action mask
-rules out get probability zero. Decisions with a single valid option are played without
-consulting the policy (they carry no choice, and skipping them keeps the controller's sequence
-short in narrowed spaces). Episodes are played through the Gymnasium API of
-:class:`~autodlgym.envs.sequential_env.SequentialAutoDLEnv` with ``evaluate=False``: the last
-step hands back the spec, which the runner evaluates and tells back.
+linear head gives logits over ``space.max_options`` slots; slots the decision's mask rules out
+get probability zero. Decisions with a single valid option are played without consulting the
+policy (they carry no choice, and skipping them keeps the controller's sequence short in
+narrowed spaces). Episodes step through a
+:class:`~autodlgym.searchspace.sequential.DecisionSequence` (the decisions, order and masks of
+:class:`~autodlgym.envs.sequential_env.SequentialAutoDLEnv`); the finished spec is what the
+runner evaluates and tells back.
 
 Learning, one Adam step per ``tell`` (tells of a parallel batch arrive one by one, in any
 order)::
@@ -50,6 +52,7 @@ import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchers.base import Searcher, register_searcher
+from autodlgym.searchspace.sequential import DecisionSequence
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import OK, PRUNED, TrialResult
@@ -113,8 +116,9 @@ class FactorisedPolicy:
     numpy, with its own Adam moments. Conditional decisions are sampled only when active, so
     the distribution over specs is the product over the decisions an episode makes.
 
-    An ask+tell costs tens of microseconds: no torch, no environment; the decisions, masks and
-    order are those of the sequential environment (:meth:`SearchSpace.next_decision`).
+    An ask+tell costs tens of microseconds: no torch; the decisions, masks and order are those
+    of a :class:`~autodlgym.searchspace.sequential.DecisionSequence`
+    (:meth:`SearchSpace.next_decision`).
     """
 
     def __init__(self, n_positions: int, n_options: int) -> None:
@@ -199,7 +203,7 @@ class ReinforceSearcher(Searcher):
     """REINFORCE with an exponential-moving-average baseline and an entropy bonus.
 
     Args:
-        space: the search space (the environment acts over its decisions).
+        space: the search space (the agent makes its decisions one per step).
         seed: seeds ``self.rng``, the policy's initial weights and every episode's sampling.
         run_dir: unused.
         lr: Adam learning rate; default 0.05 for ``factorised`` (0.02 learned too little and
@@ -254,7 +258,6 @@ class ReinforceSearcher(Searcher):
         #: arch_id -> FIFO of episodes (positions, masks, actions) awaiting their tell
         self.pending: dict[str, deque[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         self._pending_order: deque[str] = deque()
-        self._env = None
         self._make_policy()
 
     # Model --------------------------------------------------------------------------------
@@ -272,26 +275,9 @@ class ReinforceSearcher(Searcher):
             )
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
 
-    @property
-    def env(self):
-        """The :class:`SequentialAutoDLEnv` the agent acts in (built on first use; it never
-        trains, so its task's data is not needed)."""
-        if self._env is None:
-            from autodlgym.envs.sequential_env import SequentialAutoDLEnv
-
-            limits = self.space.constraints  # the space's own budget, no task default added
-            self._env = SequentialAutoDLEnv(
-                task="mnist1d",
-                space=self.space,
-                evaluate=False,
-                max_params=limits.max_params,
-                max_flops=limits.max_flops,
-            )
-        return self._env
-
     # Ask ----------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[ArchSpec]:
-        """``n`` episodes of the policy. An episode the environment flags over budget is
+        """``n`` episodes of the policy. An episode whose spec is over the space's budget is
         learnt from at once (a policy-gradient step with ``failure_reward``) and played
         again; after ``MUTATE_TRIES`` in a row a sample of the space is returned instead (not
         the policy's, so its tell is ignored)."""
@@ -306,9 +292,7 @@ class ReinforceSearcher(Searcher):
                     self._remember(spec.arch_id, episode)
                     out.append(spec)
                     break
-                if self.policy_kind == "factorised" or self.env.space is not self.space:
-                    # counted in the searcher's space (the environment counts in its own copy)
-                    self.space.rejected += 1
+                self.space.rejected += 1
                 if self.baseline is not None:
                     self._update(episode, self.failure_reward - self.baseline)
             else:
@@ -338,34 +322,33 @@ class ReinforceSearcher(Searcher):
     def _rollout(self, gen: torch.Generator) -> tuple[ArchSpec, tuple[np.ndarray, ...], bool]:
         import torch
 
-        env = self.env
-        obs, info = env.reset(seed=int(self.rng.integers(2**31 - 1)))
+        # one draw per episode, which once seeded the episode's environment: kept so that a
+        # seed gives the asks it always gave
+        self.rng.integers(2**31 - 1)
+        sequence = DecisionSequence(self.space)
         positions, masks, actions = [], [], []
         h, prev = None, -1
-        terminated = truncated = False
-        while not (terminated or truncated):
-            mask = np.asarray(env.action_masks(), dtype=bool)
+        while (decision := sequence.current) is not None:
+            mask = decision.mask
             valid = np.flatnonzero(mask)
             if len(valid) == 1:  # a forced decision: nothing to learn, the policy skips it
-                obs, _, terminated, truncated, info = env.step(int(valid[0]))
+                sequence.choose(int(valid[0]))
                 continue
-            position = int(obs[-1])
-            h, logits = self.policy.step(h, prev, position, torch.from_numpy(mask))
+            h, logits = self.policy.step(h, prev, decision.position, torch.from_numpy(mask))
             action = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
-            positions.append(position)
+            positions.append(decision.position)
             masks.append(mask)
             actions.append(action)
-            obs, _, terminated, truncated, info = env.step(action)
+            sequence.choose(action)
             prev = action
-        if "spec" not in info:
-            raise AutoDLError("the sequential environment ended an episode without a spec")
+        spec = sequence.spec()
         episode = (
             np.asarray(positions, dtype=np.int64),
             # compact: a few bytes per decision
             np.packbits(np.array(masks, dtype=bool).reshape(-1, self.space.max_options), axis=1),
             np.asarray(actions, dtype=np.int64),
         )
-        return ArchSpec(info["spec"]), episode, bool(info.get("over_budget", False))
+        return spec, episode, self.space.over_budget(spec) is not None
 
     def _remember(self, arch_id: str, episode: tuple[np.ndarray, ...]) -> None:
         self.pending.setdefault(arch_id, deque()).append(episode)
@@ -480,7 +463,7 @@ class ReinforceSearcher(Searcher):
 
     # State --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        skip = ("space", "run_dir", "_env", "policy", "optimizer")
+        skip = ("space", "run_dir", "policy", "optimizer")
         state = {k: v for k, v in self.__dict__.items() if k not in skip}
         if self.policy_kind == "factorised":
             state["policy"] = self.policy.state_dict()
@@ -506,11 +489,6 @@ class ReinforceSearcher(Searcher):
             self.optimizer.load_state_dict(optimizer)
         self.pending = {k: deque(v) for k, v in pending.items()}
         self._pending_order = deque(order)
-
-    def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
 
 
 def _clone_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,10 @@ random state (``random``, ``numpy.random``, torch's) is left alone, and what
 :meth:`~autodlgym.Searcher.propose` (the runner's entry) returns fits the space's budget.
 
 No training happens: results come from :func:`synthetic_result`, a cheap deterministic function
-of the spec.
+of the spec. A searcher that takes a ``context`` gets one from its factory, e.g.
+``SearchContext(score_at_init=init_scorer("digits"))``, what the runner gives a run on
+digits (:class:`~autodlgym.searchers.base.SearchContext`,
+:func:`~autodlgym.training.diagnostics.init_scorer`).
 """
 
 from __future__ import annotations

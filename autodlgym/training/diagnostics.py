@@ -35,13 +35,18 @@ network) with dropout switched off so the numbers are deterministic. The model's
 buffers (BatchNorm running statistics), ``.grad`` fields and per-module train/eval flags are
 left as they were. Random projections and missing targets come from a local generator seeded
 by ``seed``.
+
+:func:`init_scorer` scores many specs this way on a task's training data: the runner hands it
+to searchers (the zero-cost pre-screen ranks by it) in their
+:class:`~autodlgym.searchers.base.SearchContext`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +55,9 @@ from torch import nn
 from autodlgym.errors import AutoDLError
 from autodlgym.tasks.base import LOSSES
 from autodlgym.utils import finite_or_none
+
+if TYPE_CHECKING:  # pragma: no cover
+    from autodlgym.tasks import Task
 
 #: Every scalar diagnostic: its name (a ``diag_<name>`` column, a pre-screen score) and meaning.
 SCALARS: dict[str, str] = {
@@ -321,3 +329,72 @@ def diagnose(
     diag.naswot = naswot.score()
     diag.naswot_units = naswot.units
     return diag
+
+
+def init_scorer(task: str | Task) -> _InitScorer:
+    """A function scoring specs at initialisation on ``task``'s training data (the
+    ``score_at_init`` of a :class:`~autodlgym.searchers.base.SearchContext`).
+
+    ``scorer(specs, name, seed=0, batch=128)`` is the scalar ``name`` of :data:`SCALARS` for
+    each spec, in order: each model is built untrained under ``torch.manual_seed(seed)`` inside
+    ``torch.random.fork_rng`` (the caller's random state is left as it was) and measured by
+    :func:`diagnose` on ``batch`` training examples drawn once from ``seed``; nan where a spec
+    cannot be built or measured, or the value is missing or not finite. ``scorer.names`` are
+    the names it knows. The task's data is loaded on the first call.
+
+    Args:
+        task: a :class:`~autodlgym.tasks.Task` or a task key (``Task.key``, a task name).
+
+    Raises:
+        AutoDLError: an unknown task.
+    """
+    from autodlgym.tasks import Task
+
+    return _InitScorer(task if isinstance(task, Task) else Task.from_key(str(task)))
+
+
+class _InitScorer:
+    """See :func:`init_scorer`."""
+
+    names: tuple[str, ...] = tuple(SCALARS)
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self._batches: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(
+        self, specs: Sequence[Mapping[str, Any]], name: str, *, seed: int = 0, batch: int = 128
+    ) -> list[float]:
+        if name not in SCALARS:
+            raise AutoDLError(
+                f"{name!r} is not a diagnostic; choose one of {', '.join(sorted(SCALARS))}"
+            )
+        from autodlgym.searchspace.build import build_model
+
+        x, y = self._batch(int(seed), int(batch))
+        out = []
+        for spec in specs:
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    model = build_model(spec, self.task.io)
+                    scalars = diagnose(model, x, y, self.task.loss, seed=seed).scalars()
+            except Exception:  # noqa: BLE001 - a spec that cannot be measured scores nan
+                out.append(math.nan)
+                continue
+            value = scalars.get(name)
+            finite = value is not None and math.isfinite(float(value))
+            out.append(float(value) if finite else math.nan)
+        return out
+
+    def _batch(self, seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``batch`` training examples drawn once from ``seed``."""
+        key = (seed, batch)
+        if key not in self._batches:
+            import numpy as np
+
+            data = self.task.load()
+            n = len(data.y_train)
+            idx = np.sort(np.random.default_rng(seed).permutation(n)[: min(batch, n)])
+            self._batches[key] = (torch.tensor(data.x_train[idx]), torch.tensor(data.y_train[idx]))
+        return self._batches[key]

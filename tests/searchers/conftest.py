@@ -6,13 +6,19 @@ import importlib.util
 
 import pytest
 
-from autodlgym.searchers.base import SEARCHERS
+from autodlgym.searchers.base import SEARCHERS, SearchContext
+from autodlgym.training.diagnostics import init_scorer
 
 #: options that keep a built-in searcher fast in the conformance suite: zero-cost scores on
-#: small digits batches; gp stays in its random start-up phase there, because each fit of its
-#: Gaussian process takes seconds on CPU (test_tpe.py runs its model phase)
+#: small digits batches (the context the runner would give a run on digits); gp stays in its
+#: random start-up phase there, because each fit of its Gaussian process takes seconds on CPU
+#: (test_tpe.py runs its model phase)
 FAST_OPTIONS: dict[str, dict] = {
-    "zero-cost": {"pool": 2, "task": "digits", "batch": 16},
+    "zero-cost": {
+        "pool": 2,
+        "batch": 16,
+        "context": SearchContext(score_at_init=init_scorer("digits")),
+    },
     "gp": {"n_startup_trials": 1000},
 }
 

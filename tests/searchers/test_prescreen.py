@@ -7,14 +7,18 @@ import math
 import pytest
 from optuna.trial import TrialState
 
+import autodlgym.training.diagnostics as diagnostics
 from autodlgym.errors import AutoDLError
-from autodlgym.searchers.base import make_searcher
+from autodlgym.runner import RunConfig, run_search
+from autodlgym.searchers.base import SearchContext, make_searcher
 from autodlgym.searchers.prescreen import ZeroCostPrescreen
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.testing.searchers import NARROWED_CONFIG, synthetic_result
 
 SPACE = SearchSpace.from_config(NARROWED_CONFIG)
-FAST = {"task": "digits", "batch": 16}
+#: what the runner gives a zero-cost search on digits: candidates measured on its data
+DIGITS = SearchContext(score_at_init=diagnostics.init_scorer("digits"))
+FAST = {"context": DIGITS, "batch": 16}
 
 
 def test_returns_the_top_k_of_the_pool_by_naswot():
@@ -93,7 +97,9 @@ def test_prescreen_with_reinforce_updates_once_per_trained_candidate():
         {"base": "nonexistent"},
         {"pool": 0},
         {"score": ""},
-        {"task": "nonexistent"},
+        {"task": "digits"},  # the runner reads task=, not the searcher
+        {"context": None},
+        {"context": SearchContext()},  # nothing that scores at initialisation
         {"colour": "red"},  # unknown options go to the base searcher, which refuses them
     ],
 )
@@ -105,3 +111,64 @@ def test_bad_options_are_user_errors(options):
 def test_an_unknown_score_names_the_known_ones():
     with pytest.raises(AutoDLError, match="naswot"):
         ZeroCostPrescreen(SPACE, seed=0, score="magic", **FAST)
+
+
+def test_a_searcher_built_without_a_run_context_says_it_needs_one():
+    with pytest.raises(AutoDLError, match="run context"):
+        ZeroCostPrescreen(SPACE, seed=0)
+
+
+def test_the_context_scores_in_one_call_per_ask_and_each_spec_once():
+    calls = []
+
+    class Counting:
+        names = ("naswot",)
+
+        def __call__(self, specs, name, *, seed, batch):
+            calls.append((len(specs), name, seed, batch))
+            return [float(len(s.arch_id) + i) for i, s in enumerate(specs)]
+
+    screen = ZeroCostPrescreen(
+        SPACE, seed=5, pool=4, batch=8, context=SearchContext(score_at_init=Counting())
+    )
+    first = screen.ask(1)
+    screen.score(first[0])  # kept from the ask: not measured again
+    assert calls == [(4, "naswot", 5, 8)]
+
+
+@pytest.mark.parametrize("option, measured", [({}, "digits"), ({"task": "mnist1d"}, "mnist1d")])
+def test_the_runner_measures_on_the_run_task_or_the_task_option(
+    tmp_path, monkeypatch, option, measured
+):
+    made, real = [], diagnostics.init_scorer
+
+    def recording(task):
+        made.append(task.name)
+        return real(task)
+
+    monkeypatch.setattr(diagnostics, "init_scorer", recording)
+    config = RunConfig(
+        task="digits",
+        space=NARROWED_CONFIG,
+        searcher="zero-cost",
+        searcher_options={"pool": 2, "batch": 16, **option},
+        trials=1,
+        epochs=1,
+        max_train_samples=64,
+        out=str(tmp_path / "run"),
+    )
+    assert run_search(config).finished == 1
+    assert made == [measured]
+
+
+def test_an_unknown_task_option_is_a_user_error(tmp_path):
+    config = RunConfig(
+        task="digits",
+        space=NARROWED_CONFIG,
+        searcher="zero-cost",
+        searcher_options={"task": "nonexistent"},
+        trials=1,
+        out=str(tmp_path / "run"),
+    )
+    with pytest.raises(AutoDLError, match="nonexistent"):
+        run_search(config)

@@ -1,4 +1,4 @@
-"""The REINFORCE agent: masked rollouts through the sequential env, learning, determinism,
+"""The REINFORCE agent: masked rollouts one decision per step, learning, determinism,
 resume."""
 
 from __future__ import annotations
