@@ -375,12 +375,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             kw["imports"] = resolve_imports(args.imports)
         if args.space:
             kw["space"] = _space(args.space).to_config()
-        if args.epochs is None and args.task:
-            from autodlgym.tasks import get_task
-
-            task = get_task(args.task, **kw["task_kwargs"])
-            if task.is_tabular:  # a table's full fidelity, not the trainer's default
-                kw["epochs"] = task.lookup().default_epochs
         if kw.get("workers") == "auto":
             kw["workers"] = None if args.ray_address else _auto_workers(kw)
         if args.trials is not None:
@@ -437,14 +431,10 @@ def _finished_trials(run_dir: str) -> int | None:
 
 def _extend_hint(summary: Any) -> str:
     """What to type when a resumed run had nothing left to do."""
-    from autodlgym.results.store import ResultStore
-    from autodlgym.runner import RunConfig
+    from autodlgym.run import Run
 
-    store = ResultStore(summary.run_dir, create=False)
-    try:
-        config = RunConfig.from_dict(store.load_config() or {"out": str(summary.run_dir)})
-    finally:
-        store.close()
+    with Run.open(summary.run_dir) as run:
+        config = run.config
     more = max(summary.finished, config.trials or 0) + 10
     budget = f"{config.time_budget / 60 * 2:g}m" if config.time_budget else "30m"
     used = []
@@ -552,7 +542,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from autodlgym.analysis.leaderboard import export, leaderboard
-    from autodlgym.results.store import load_results
+    from autodlgym.run import load_results
 
     if not Path(args.run).is_dir():
         raise AutoDLError(f"run directory {args.run!r} does not exist")

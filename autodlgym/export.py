@@ -115,17 +115,23 @@ def export_model(
     """
     import torch
 
-    from autodlgym.results.store import ResultStore
-    from autodlgym.retrain import model_path, run_task, train_and_keep
+    from autodlgym.retrain import model_path, train_and_keep
+    from autodlgym.run import Run
     from autodlgym.searchspace.build import build_model
     from autodlgym.searchspace.spec import ArchSpec
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AutoDLError(f"--out {str(out)!r} is a file; give a directory")
-    with ResultStore(run_dir, create=False) as store:
-        task = run_task(store)
-        df = store.to_dataframe()
+    with Run.open(run_dir) as run:
+        store = run.store
+        task = run.task
+        if task.kind != "trained":
+            raise AutoDLError(
+                f"task {task.name!r} is a lookup table: its trials have no model to export; "
+                "export a trial of a run whose task trains"
+            )
+        df = run.frame()
         rows = df[df["trial_id"] == int(trial_id)]
         if rows.empty:
             ids = df["trial_id"]
@@ -148,7 +154,7 @@ def export_model(
                 raise AutoDLError(
                     f"training trial {trial_id}'s spec for export ended {result.status}: {result.message}"
                 )
-        info_row = store.to_dataframe().set_index("trial_id").loc[source]
+        info_row = run.frame().set_index("trial_id").loc[source]
     state = torch.load(model_path(run_dir, source), map_location="cpu", weights_only=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the build draws initial weights, which the state replaces

@@ -63,6 +63,7 @@ class Registry(Generic[T]):
         self._loaded = lazy_module is None
         self._loading_origin: str | None = None  # set while a plugin loads
         self._adopt = adopt
+        self._listeners: list[Callable[[str], None]] = []
 
     # Sources -----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -129,6 +130,14 @@ class Registry(Generic[T]):
         module = getattr(obj, "__module__", None) or "python"
         builtin = module.split(".")[0] == "autodlgym"
         self._origin[name] = self._loading_origin or (BUILTIN if builtin else module)
+        for listener in list(self._listeners):
+            listener(name)
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(name)`` after every later :meth:`add` (a higher layer follows a
+        registry this way, e.g. the Gymnasium ids of the tasks); errors propagate."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     def remove(self, name: str) -> None:
         """Forget an entry (no error if it is not there)."""

@@ -38,15 +38,19 @@ def model_path(run_dir: str | Path, trial_id: int) -> Path:
 
 
 def run_task(store: ResultStore) -> Task:
-    """The task of the run a store holds, from its saved settings."""
-    from autodlgym.tasks import get_task
+    """Deprecated (0.2.0): ``Run.open(run_dir).task``."""
+    import warnings
 
-    config = store.load_config()
-    if not config or "task" not in config:
-        raise AutoDLError(
-            f"{store.run_dir} holds no search settings; retrain and export need a run made by autodlgym search"
-        )
-    return get_task(config["task"], **dict(config.get("task_kwargs") or {}))
+    from autodlgym.run import Run
+
+    warnings.warn(
+        "autodlgym.retrain.run_task(store) is deprecated and will be removed in 0.3.0; use "
+        "autodlgym.Run.open(run_dir).task",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    with Run.open(store.run_dir) as run:
+        return run.task
 
 
 def top_specs(df: pandas.DataFrame, top: int) -> pandas.DataFrame:
@@ -72,12 +76,23 @@ def train_and_keep(
     Returns:
         ``(trial_id, result)``.
     """
-    from autodlgym.training.trainer import train_model
-
     hit = store.lookup(spec.arch_id, fidelity, seed)
-    if hit is not None and (hit[1].status != OK or model_path(store.run_dir, hit[0]).is_file()):
+    weights = task.kind == "trained"  # a lookup's answer comes with no model to keep
+    if hit is not None and (
+        hit[1].status != OK or not weights or model_path(store.run_dir, hit[0]).is_file()
+    ):
         return hit
-    result, model = train_model(spec, task, fidelity, seed, device=device)
+    models: list[Any] = []
+
+    def train(spec: ArchSpec, task: Task, fidelity: Fidelity, seed: int, **_: Any) -> TrialResult:
+        from autodlgym.training.trainer import train_model
+
+        result, model = train_model(spec, task, fidelity, seed, device=device)
+        models.append(model)
+        return result
+
+    result = task.evaluate(spec, fidelity, seed, train=train)
+    model = models[0] if models else None
     trial_id = hit[0] if hit is not None else store.next_trial_id()
     if model is not None:
         # weights first: a crash before the trial commits leaves a file that is overwritten
@@ -115,19 +130,20 @@ def retrain(
         AutoDLError: no run in ``run_dir``, bad counts, or no ``ok`` search trial.
     """
     from autodlgym.analysis.retrained import retrained
-    from autodlgym.results.store import ResultStore
+    from autodlgym.run import Run
 
     if not isinstance(top, int) or top < 1:
         raise AutoDLError(f"--top must be a positive integer, got {top!r}")
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoDLError(f"--seeds must be a positive integer, got {seeds!r}")
-    with ResultStore(run_dir, create=False) as store:
-        config = store.load_config() or {}
-        task = run_task(store)
+    with Run.open(run_dir) as run:
+        store = run.store
+        config = run.settings
+        task = run.task
         fidelity = Fidelity(
             epochs=int(epochs if epochs is not None else config.get("epochs", 1)), phase=RETRAIN
         )
-        best = top_specs(store.to_dataframe(), top)
+        best = top_specs(run.frame(), top)
         if best.empty:
             raise AutoDLError(f"{run_dir} has no ok search trial to retrain; run a search first")
         base_seed = int(config.get("seed", 0))
@@ -142,7 +158,7 @@ def retrain(
                         f"test {_fmt(result.test_score)}",
                         file=sys.stderr,
                     )
-        df = store.to_dataframe()
+        df = run.frame()
     view = retrained(df, epochs=fidelity.epochs)
     return view[view["arch_id"].isin(set(best["arch_id"]))].reset_index(drop=True)
 

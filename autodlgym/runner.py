@@ -40,8 +40,7 @@ from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
 from autodlgym.execution.rungs import RungScheduler
 from autodlgym.progress import SearchProgress, wants_progress
-from autodlgym.registry import import_modules
-from autodlgym.searchspace.space import SearchSpace
+from autodlgym.results.store import ResultStore
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.trial import ERROR, SEARCH, Fidelity, TrialJob, TrialResult
 
@@ -166,6 +165,10 @@ class RunConfig:
             raise AutoDLError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
         if self.gpus_per_trial < 0:
             raise AutoDLError(f"--gpus-per-trial must be 0 or positive, got {self.gpus_per_trial}")
+        # settings left to their defaults may still be settled for the task (a lookup table's
+        # own fidelities: autodlgym.run.settle_config); explicit ones are checked there
+        self._auto_pruner = self.pruner == "auto"
+        self._auto_epochs = self.epochs is None
         if self.pruner == "auto":
             self.pruner = TIME_BUDGET_PRUNER if self.time_budget is not None else "none"
         if self.pruner not in RUN_PRUNERS:
@@ -254,21 +257,11 @@ def _takes(cls: type, name: str) -> bool:
     return name in inspect.signature(cls.__init__).parameters
 
 
-def _make_space(config: RunConfig, task: Any) -> SearchSpace:
-    if config.space:
-        return SearchSpace.from_config(config.space)
-    from autodlgym.tasks.tabular import space_of
-
-    return space_of(task)  # a tabular task's own space, else the default space
-
-
 def resolve_config(
     config: RunConfig | None, resume: bool, out: str | Path | None
 ) -> tuple[RunConfig, Path]:
     """The config a call of :func:`run_search` runs with, and its run directory: the stored
     one when resuming (with a larger budget if ``config`` gives one), else ``config``."""
-    from autodlgym.results.store import ResultStore
-
     run_dir = Path(out if out is not None else (config.out if config else ""))
     if not str(run_dir):
         raise AutoDLError("give a run directory: --out DIR")
@@ -276,13 +269,14 @@ def resolve_config(
         if config is None:
             raise AutoDLError("run_search needs a RunConfig unless resume=True")
         return config, run_dir
-    with ResultStore(run_dir, create=False) as store:
-        stored = store.load_config()
-    if stored is None:
-        raise AutoDLError(
-            f"{run_dir} holds no search settings to resume; start a run with autodlgym search --out {run_dir}"
-        )
-    base = RunConfig.from_dict(stored)
+    from autodlgym.run import Run
+
+    with Run.open(run_dir) as run:
+        if not run.settings:
+            raise AutoDLError(
+                f"{run_dir} holds no search settings to resume; start a run with autodlgym search --out {run_dir}"
+            )
+        base = run.config
     if config is not None:  # a resume may extend the budget, nothing else
         base.trials = config.trials if config.trials is not None else base.trials
         base.time_budget = (
@@ -297,13 +291,11 @@ def make_executor(config: RunConfig, reporter: Any = None):
     task's data loaded before it returns, so the search's clock does not count loading it."""
     if not config.uses_ray:
         from autodlgym.tasks import get_task
+        from autodlgym.training.trainer import warm_up  # torch is imported by warm_up only
 
-        task = get_task(config.task, **config.task_kwargs)
-        if not task.is_tabular:  # a lookup needs neither torch nor data
-            from autodlgym.training.trainer import warm_up
-
-            warm_up()
-            task.load()  # cached for every trial
+        # the arrays (cached for every trial) and the trainer's one-off costs; a lookup task
+        # needs neither torch nor data and loads its table only
+        get_task(config.task, **config.task_kwargs).prepare(warm_up)
         from autodlgym.execution.local import LocalExecutor
 
         device = config.device
@@ -384,53 +376,79 @@ class _Search:
 
     # set-up ---------------------------------------------------------------------------------
     def open_store(self, searcher: Any) -> None:
-        """Check the task, space and searcher, then open (or create) the run's store."""
-        from autodlgym.results.store import ResultStore
+        """Check the task, space and searcher; open the run when resuming (a new run's
+        directory is made once its searcher accepted its options, in :meth:`make_searcher`)."""
+        from autodlgym.run import Run, plan
         from autodlgym.searchers.base import get_searcher
         from autodlgym.searchspace.constraints import cheapest, resolve_budget
-        from autodlgym.tasks import get_task
 
-        config = self.config
         # unknown task, space or searcher: fail before a new run directory is created
-        import_modules(config.imports)  # the user's registrations come first
-        self.task = get_task(config.task, **config.task_kwargs)
-        self.space = resolve_budget(
-            _make_space(config, self.task), self.task, config.max_params, config.max_flops
-        )
-        if self.space.constraints.active:
-            cheapest(self.space)  # a budget nothing fits: one line, before anything is written
-        self.searcher_cls = get_searcher(config.searcher) if searcher is None else None
-        self.store = ResultStore(self.run_dir, create=not self.resume)
-        store = self.store
-        if not self.resume and (
-            store.load_config() is not None or store.n_finished() or store.pending()
-        ):
-            raise AutoDLError(
-                f"{self.run_dir} already holds a run; continue it with --resume or choose another --out"
-            )
+        if self.resume:
+            self.run = Run.open(self.run_dir)
+            self.store = self.run.store
+            self.task = self.run.task
+            self.space = resolve_budget(self.run.space, self.task)  # bound to the task's io
+            if self.space.constraints.active:
+                cheapest(self.space)
+        else:
+            self.config, self.task, self.space = plan(self.config)
+            self.fidelity = self.config.fidelity
+            try:
+                existing = ResultStore(self.run_dir, create=False)
+            except AutoDLError:
+                existing = None
+            if existing is not None:
+                with existing:
+                    held = existing.load_config() is not None or bool(existing.n_finished())
+                    held = held or bool(existing.pending())
+                if held:
+                    raise AutoDLError(
+                        f"{self.run_dir} already holds a run; continue it with --resume or choose another --out"
+                    )
+        self.searcher_cls = get_searcher(self.config.searcher) if searcher is None else None
 
     def make_searcher(self, searcher: Any) -> None:
         """Build the searcher (unless given), store the config, restore the searcher's state
         and tell it the results it has not heard of."""
-        config, store = self.config, self.store
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)  # a searcher may keep files there
         if searcher is None:
-            options = dict(config.searcher_options)
-            if "task" not in options and _takes(self.searcher_cls, "task"):
-                # e.g. the zero-cost pre-screen measures candidates on the run's task
-                options["task"] = self.task.key
-            from autodlgym.searchers.base import make_searcher
+            from autodlgym.searchers.base import SearchContext, make_searcher
 
+            options = dict(config.searcher_options)
+            cls = self.searcher_cls
+            if "task" not in options and _takes(cls, "task"):
+                options["task"] = self.task.key  # a searcher that reads the run's task by name
+            context = None
+            if _takes(cls, "context"):
+                # what a searcher may know of the run besides the space; specs are measured at
+                # initialisation on the run's task, or on the one a task= option names (e.g.
+                # for the zero-cost pre-screen)
+                from autodlgym.tasks import Task
+                from autodlgym.training.diagnostics import init_scorer
+
+                measured = self.task
+                if "task" in options and not _takes(cls, "task"):
+                    measured = Task.from_key(str(options.pop("task")))
+                context = SearchContext(
+                    io=self.task.io, budget=config.trials, score_at_init=init_scorer(measured)
+                )
             searcher = make_searcher(
                 config.searcher,
                 self.space,
                 seed=config.seed,
                 run_dir=self.run_dir,
                 budget=config.trials,
+                context=context,
                 **options,
             )
         self.searcher = searcher
-        if not self.resume:  # stored only once the searcher accepted its options
-            store.save_config(config.to_dict())
+        if not self.resume:  # made only once the searcher accepted its options
+            from autodlgym.run import Run
+
+            self.run = Run.create(config, task=self.task, space=self.space)
+            self.store = self.run.store
+        store = self.store
         from autodlgym.results.environment import collect_environment
 
         store.record_environment(collect_environment())  # every session: a resume may differ
@@ -452,20 +470,18 @@ class _Search:
 
     def make_scheduler(self) -> None:
         """With ``pruner="asha"``: the rungs, rebuilt from the trials already in the store."""
-        if self.config.pruner != "asha" or self.task.is_tabular:
-            return  # a lookup costs nothing: no rungs to climb
-        from autodlgym.execution.rungs import RungScheduler, rung_fidelities
-
-        n_train = self.task.load().sizes()[0]
-        if self.fidelity.max_train_samples is not None:
-            n_train = min(n_train, self.fidelity.max_train_samples)
+        if self.config.pruner != "asha":
+            return
         budget = self.config.time_budget
         first_limit = None
         if budget is not None and self.config.trial_time_limit == "auto":
             first_limit = max(budget / FIRST_RUNG_SHARE, 1.0)
-        self.scheduler = RungScheduler(
-            rung_fidelities(self.fidelity, n_train, first_time_limit=first_limit)
-        )
+        # the task says which fidelities it has (a table: its epochs); settle_config refused
+        # asha on a task with one fidelity before the run was made
+        rungs = self.task.default_fidelities(self.fidelity, first_time_limit=first_limit)
+        if len(rungs) < 2:
+            return
+        self.scheduler = RungScheduler(rungs)
         fidelities = self.store.fidelities()
         self.scheduler.restore(
             [(spec, fidelities[t], result) for t, spec, result in self.store.results(phase=SEARCH)],

@@ -44,7 +44,7 @@ from autodlgym.analysis.leaderboard import (
 from autodlgym.analysis.optuna_export import export_optuna, run_space
 from autodlgym.analysis.pareto import pareto_front, plot_pareto
 from autodlgym.analysis.report import build_report, write_comparison, write_report
-from autodlgym.results.store import load_results
+from autodlgym.run import load_results
 
 __all__ = [
     "anytime", "best_so_far", "build_report", "choice_effects", "compare_anytime",

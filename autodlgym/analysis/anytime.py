@@ -171,10 +171,10 @@ RunLike = pd.DataFrame | str | os.PathLike[str]
 
 
 def _load_run(run: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    from autodlgym.results.store import ResultStore
+    from autodlgym.run import Run
 
-    with ResultStore(run, create=False) as store:
-        return store.to_dataframe(), store.load_config() or {}
+    with Run.open(run) as opened:
+        return opened.frame(), opened.settings
 
 
 def compare_anytime(
@@ -280,6 +280,11 @@ def plot_compare(
     long = compare_anytime(runs, x)
     title = "Best validation score so far"
     if long["best_val_score"].notna().sum() == 0:
+        if x == "seconds" and len(compare_anytime(runs, "trials").dropna()):
+            # ok trials, but no compute recorded: lookups of a table cost no training
+            return empty_figure(
+                title, "these runs record no compute seconds (table lookups): see trials", ax
+            )
         return empty_figure(title, "no run has a trial that finished ok", ax)
     ax = new_axes(ax, figsize=(7.0, 4.4))
     bands = compare_bands(long)

@@ -87,7 +87,7 @@ class BenchResult:
 
 def _run_one(task: str, searcher: str, seed: int, trials: int, run_dir: str) -> dict[str, Any]:
     """One search (in a worker process): its per-trial validation and test scores."""
-    from autodlgym.results.store import load_results
+    from autodlgym.run import load_results
     from autodlgym.runner import RunConfig, run_search
     from autodlgym.searchers.base import make_searcher
     from autodlgym.tasks import get_task
@@ -170,7 +170,7 @@ def _check(
     if not budgets or any(b < 1 for b in budgets):
         raise AutoDLError(f"--budgets must be positive numbers of evaluations, got {budgets}")
     for t in tasks:
-        if not get_task(t).is_tabular:
+        if get_task(t).kind != "lookup":
             raise AutoDLError(
                 f"bench runs on tabular tasks (lookups); {t!r} trains. Choose from: "
                 + ", ".join(n for n, _ in _tabular_tasks())

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from autodlgym.errors import AutoDLError
-from autodlgym.results.store import BASE_COLUMNS, TAIL_COLUMNS, load_results
+from autodlgym.results.store import BASE_COLUMNS, TAIL_COLUMNS
 from autodlgym.trial import OK, TrialResult
 
 #: Columns a leaderboard shows first, in this order (those present).
@@ -49,6 +49,8 @@ def choice_columns(df: pd.DataFrame) -> list[str]:
 def _frame(df_or_run_dir: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
     if isinstance(df_or_run_dir, pd.DataFrame):
         return df_or_run_dir
+    from autodlgym.run import load_results
+
     return load_results(df_or_run_dir)
 
 

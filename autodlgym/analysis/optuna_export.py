@@ -15,6 +15,8 @@ every failure -> FAIL.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,18 +34,35 @@ STUDY_NAME = "autodlgym"
 
 
 def run_space(config: Mapping[str, Any]) -> SearchSpace:
-    """The search space a run searched: its stored space config, else the task's own space
-    (tabular tasks bring one), else the default space."""
+    """Deprecated (0.2.0): ``Run.open(run_dir).space``, the space stored with the run.
+
+    The space a stored run config names: its space config, else its task's own space."""
+    warnings.warn(
+        "autodlgym.analysis.run_space(config) is deprecated and will be removed in 0.3.0; "
+        "use autodlgym.Run.open(run_dir).space (the space stored with the run)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     from autodlgym.searchspace.space import SearchSpace
 
     if config.get("space"):
         return SearchSpace.from_config(config["space"])
-    task_space = _task_space(config)
-    return task_space if task_space is not None else SearchSpace.default()
+    task = _config_task(config)
+    return task.default_space() if task is not None else SearchSpace.default()
 
 
 def run_task(config: Mapping[str, Any]) -> Any:
-    """The task a stored run config names, or None (none named, or it cannot be made here)."""
+    """Deprecated (0.2.0): ``Run.open(run_dir).task``."""
+    warnings.warn(
+        "autodlgym.analysis.optuna_export.run_task(config) is deprecated and will be removed "
+        "in 0.3.0; use autodlgym.Run.open(run_dir).task",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _config_task(config)
+
+
+def _config_task(config: Mapping[str, Any]) -> Any:
     if not config.get("task"):
         return None
     try:
@@ -52,15 +71,6 @@ def run_task(config: Mapping[str, Any]) -> Any:
         return get_task(config["task"], **(config.get("task_kwargs") or {}))
     except AutoDLError:
         return None
-
-
-def _task_space(config: Mapping[str, Any]) -> SearchSpace | None:
-    from autodlgym.searchspace.space import SearchSpace
-
-    task = run_task(config)
-    space = getattr(task, "space", None)
-    space = space() if callable(space) else space
-    return space if isinstance(space, SearchSpace) else None
 
 
 def spec_params(
@@ -206,22 +216,31 @@ def export_optuna(
     import optuna
 
     from autodlgym.optuna_utils import quiet_optuna
-    from autodlgym.results.store import ResultStore
+    from autodlgym.run import Run
 
-    with ResultStore(run_dir, create=False) as store:
-        df = store.to_dataframe()
-        curves = store.curves()
-        config = store.load_config() or {}
+    with Run.open(run_dir) as run:
+        df = run.frame()
+        curves = run.curves()
+        config = run.settings
+        space = run.space
     # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
     df = df[df["phase"] == SEARCH].reset_index(drop=True)
     curves = curves[curves["trial_id"].isin(df["trial_id"])].reset_index(drop=True)
     path = Path(out) if out is not None else Path(run_dir) / "optuna-export.db"
     if path.exists():
         raise AutoDLError(f"{str(path)!r} already exists; remove it or give another --out")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    space = run_space(config)
     objectives = objectives_of(config)
     trials = frozen_trials(df, space, curves, objectives)
+    left_out = len(df) - len(trials)
+    if left_out:
+        warnings.warn(
+            f"{left_out} of {len(df)} trials left out of the study: their specs are not in "
+            "the run's search space (a spec from an older space, or one the searcher "
+            "proposed outside it)",
+            UserWarning,
+            stacklevel=2,
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
     quiet_optuna()
     storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
     directions = ["maximize"] + ["minimize"] * (len(objectives) - 1)
@@ -240,7 +259,15 @@ def export_optuna_command(args: Any) -> int:
     """``autodlgym export-optuna RUN [--out FILE]``."""
     if not Path(args.run).is_dir():
         raise AutoDLError(f"run directory {args.run!r} does not exist")
-    path = export_optuna(args.run, args.out)
-    print(f"study {STUDY_NAME!r} written to {path}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        path = export_optuna(args.run, args.out)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+    import optuna
+
+    n = len(optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path.resolve()}").trials)
+    print(f"study {STUDY_NAME!r} written to {path}: {n} trials")
     print(f"open it with: optuna-dashboard sqlite:///{path.resolve()}")
     return 0

@@ -53,17 +53,6 @@ th{background:#f3f3f3}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-s
 """
 
 
-def _table_scores(config: Mapping[str, Any]) -> np.ndarray | None:
-    """Every validation score of a tabular task, when its task offers ``table_scores()``."""
-    from autodlgym.analysis.optuna_export import run_task
-
-    fn = getattr(run_task(config), "table_scores", None)
-    if not callable(fn):
-        return None
-    values = np.asarray(fn(), dtype="float64")
-    return values if np.isfinite(values).any() else None
-
-
 def _figure(make: Callable[[], Figure], alt: str) -> str:
     # empty figures warn (for notebooks); in a page the figure itself says what is missing
     with warnings.catch_warnings():
@@ -95,22 +84,26 @@ def _fmt_seconds(s: float | None) -> str:
 
 
 def _header(
-    run_dir: Path, df: pd.DataFrame, config: Mapping[str, Any], meta: Mapping[str, Any]
+    run_dir: Path,
+    df: pd.DataFrame,
+    config: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    space: Any,
+    space_error: str | None = None,
 ) -> str:
     from autodlgym import __version__
     from autodlgym.analysis.anytime import _task_label
-    from autodlgym.analysis.optuna_export import objectives_of, run_space
+    from autodlgym.analysis.optuna_export import objectives_of
     from autodlgym.searchspace.spec import ArchSpec
 
     items: list[tuple[str, str]] = []
     items.append(("run", str(run_dir.resolve())))
     items.append(("task", _task_label(config) if config else "(not recorded)"))
-    space_name = "custom (stored with the run)" if config.get("space") else "task or default"
-    try:
-        space = run_space(config)
+    space_name = "from a space file" if config.get("space") else "the task's own"
+    if space is not None:
         space_name += f": {len(space)} decisions, {space.cardinality():,} architectures"
-    except AutoDLError as exc:
-        space_name += f" (cannot be rebuilt: {exc})"
+    else:
+        space_name += f" (cannot be rebuilt: {space_error})"
     items.append(("space", space_name))
     opts = config.get("searcher_options") or {}
     searcher = str(config.get("searcher", "?"))
@@ -199,8 +192,8 @@ def build_report(
         run_dir: the run directory.
         top: rows of the top-k table.
         table_scores: every validation score of the task's table, for random search's
-            expectation band on the anytime plot; by default taken from the task's
-            ``table_scores()`` when it has one.
+            expectation band on the anytime plot; by default every score of a lookup
+            task's table (:meth:`Run.table_scores <autodlgym.run.Run.table_scores>`).
 
     Raises:
         AutoDLError: no run in ``run_dir``; ``top < 1``.
@@ -216,31 +209,31 @@ def build_report(
     )
     from autodlgym.analysis.initdiag import diagnostic_correlations, plot_init_diagnostics
     from autodlgym.analysis.leaderboard import failure_summary, leaderboard
-    from autodlgym.analysis.optuna_export import run_space
     from autodlgym.analysis.pareto import available_costs, pareto_front, plot_pareto
-    from autodlgym.results.store import ResultStore
+    from autodlgym.run import Run
     from autodlgym.searchspace.spec import ArchSpec
 
     if top < 1:
         raise AutoDLError(f"--top must be a positive number of rows, got {top}")
     run = Path(run_dir)
-    with ResultStore(run, create=False) as store:
-        df = store.to_dataframe()
-        curves = store.curves()
-        config = store.load_config() or {}
-        meta = store.meta()
+    space, space_error = None, None
+    with Run.open(run) as opened:
+        try:
+            space = opened.space
+        except AutoDLError as exc:
+            space_error = str(exc)
+        df = opened.frame()
+        curves = opened.curves()
+        config = opened.settings
+        meta = opened.store.meta()
+        if table_scores is None:
+            table_scores = opened.table_scores()
     # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
     df = df[df["phase"] == SEARCH].reset_index(drop=True)
     curves = curves[curves["trial_id"].isin(df["trial_id"])].reset_index(drop=True)
     searcher = config.get("searcher")
-    if table_scores is None:
-        table_scores = _table_scores(config)
-    try:
-        space = run_space(config)
-    except AutoDLError:
-        space = None
 
-    parts = [_header(run, df, config, meta)]
+    parts = [_header(run, df, config, meta, space, space_error)]
 
     band = (
         "<p>Dashed: random search's expected best on this table, with its 90 % band.</p>"

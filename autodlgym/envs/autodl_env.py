@@ -63,11 +63,9 @@ FidelityLike = Fidelity | int | Mapping[str, Any]
 
 def as_space(space: SpaceLike, task: Task | None = None) -> SearchSpace:
     """A SearchSpace from a space, a config mapping, a YAML/JSON path, or None (the space
-    ``task`` brings: a tabular task's own, else the default space)."""
+    ``task`` brings: ``task.default_space()``, a lookup table's own or the default space)."""
     if space is None:
-        if task is not None and task.is_tabular:
-            return task.lookup().space
-        return SearchSpace.default()
+        return task.default_space() if task is not None else SearchSpace.default()
     if isinstance(space, SearchSpace):
         return space
     if isinstance(space, Mapping):
@@ -81,11 +79,10 @@ def as_space(space: SpaceLike, task: Task | None = None) -> SearchSpace:
 
 def as_fidelity(fidelity: FidelityLike | None, task: Task | None = None) -> Fidelity:
     """A Fidelity from a Fidelity, a number of epochs, or a mapping of Fidelity's fields;
-    None is a tabular task's full fidelity, else one epoch."""
+    None is the task's own full fidelity (a lookup table's), else one epoch."""
     if fidelity is None:
-        if task is not None and task.is_tabular:
-            return Fidelity(epochs=task.lookup().default_epochs)
-        return Fidelity(epochs=1)
+        default = task.default_fidelity() if task is not None else None
+        return default if default is not None else Fidelity(epochs=1)
     if isinstance(fidelity, Fidelity):
         return fidelity
     if isinstance(fidelity, int) and not isinstance(fidelity, bool):

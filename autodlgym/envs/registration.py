@@ -90,6 +90,8 @@ def _register_ids(task: str) -> None:
 def _register_all() -> None:
     for task in TASKS.names():
         register_task_ids(task)
+    # a task registered later (a plugin, a module given to --import) gets its ids at once
+    TASKS.subscribe(register_task_ids)
 
 
 _register_all()

@@ -41,8 +41,9 @@ def run_job(
 ) -> TrialResult:
     """Train and score one job (the same function runs in-process and on Ray workers).
 
-    A job on a tabular task is a lookup (:func:`autodlgym.tasks.tabular.evaluate_lookup`):
-    no model is built and torch is not imported.
+    The job's task evaluates it (``Task.evaluate``): a trained task trains the candidate with
+    :func:`~autodlgym.training.trainer.train_and_score`, a lookup task reads its table (no
+    model is built and torch is not imported).
     ``progress(epochs_done, steps_done)`` is called about twice a second while it trains.
     """
     try:
@@ -57,32 +58,35 @@ def run_job(
             def callback(epoch: int, value: float) -> bool:
                 return not reporter.report(job.trial_id, epoch, value)
 
-        if task.is_tabular:  # a lookup: no model, no torch
-            from autodlgym.tasks.tabular import evaluate_lookup
-
-            result = evaluate_lookup(task, spec, job.fidelity, job.seed, callback=callback)
-        else:
-            from autodlgym.training.trainer import train_and_score
-
-            kwargs = {"amp": True} if amp else {}
-            result = train_and_score(
-                spec,
-                task,
-                job.fidelity,
-                job.seed,
-                device=device,
-                callback=callback,
-                checks_per_epoch=job.checks_per_epoch,
-                deadline=job.deadline,
-                progress=progress,
-                **kwargs,
-            )
+        kwargs = {"amp": True} if amp else {}
+        # the task decides: a trained task calls the trainer, a lookup task reads its table
+        # (and never imports torch)
+        result = task.evaluate(
+            spec,
+            job.fidelity,
+            job.seed,
+            callback=callback,
+            train=_train,
+            device=device,
+            checks_per_epoch=job.checks_per_epoch,
+            deadline=job.deadline,
+            progress=progress,
+            **kwargs,
+        )
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         result = TrialResult.failure(
             ERROR, f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1)
         )
     result.worker = worker or f"pid{os.getpid()}"
     return result
+
+
+def _train(*args: Any, **kwargs: Any) -> TrialResult:
+    """:func:`~autodlgym.training.trainer.train_and_score`, imported on first use (a lookup
+    task never calls it, so a lookup never imports torch)."""
+    from autodlgym.training.trainer import train_and_score
+
+    return train_and_score(*args, **kwargs)
 
 
 class Executor(ABC):

@@ -23,58 +23,15 @@ from collections.abc import Iterable
 
 from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import OK, Fidelity, TrialResult
-
-#: epochs of the first rung and the reduction factor of the default ladder
-MIN_EPOCHS = 1 / 3
-REDUCTION_FACTOR = 3
-
-
-def rung_fidelities(
-    full: Fidelity,
-    n_train: int,
-    min_epochs: float = MIN_EPOCHS,
-    reduction_factor: int = REDUCTION_FACTOR,
-    first_time_limit: float | None = None,
-) -> list[Fidelity]:
-    """The ladder of fidelities from ``min_epochs`` up to ``full`` (the last rung).
-
-    Args:
-        full: the full fidelity (its time limit applies per epoch to the lower rungs).
-        n_train: training examples ``full`` trains on (after its ``max_train_samples``).
-        min_epochs: epochs of the first rung; below 1 it is one epoch on that fraction of the
-            training set.
-        reduction_factor: each rung trains this many times longer than the one below.
-        first_time_limit: at most this many seconds for a first-rung trial, and
-            ``reduction_factor`` times more per rung up (the last rung keeps ``full``'s), so
-            a candidate far too slow for the search's budget stops early.
-
-    Raises:
-        AutoDLError: bad settings.
-    """
-    if not min_epochs > 0:
-        raise AutoDLError(f"min_epochs must be positive, got {min_epochs!r}")
-    if not isinstance(reduction_factor, int) or reduction_factor < 2:
-        raise AutoDLError(f"reduction_factor must be an integer >= 2, got {reduction_factor!r}")
-    per_epoch = full.time_limit / full.epochs if full.time_limit is not None else None
-    out: list[Fidelity] = []
-    epochs = float(min_epochs)
-    cap = first_time_limit
-    while epochs < full.epochs - 1e-9:
-        e = max(1, round(epochs))
-        limit = per_epoch * e if per_epoch else None
-        if cap is not None:
-            limit = cap if limit is None else min(limit, cap)
-        if epochs < 1:
-            fid = Fidelity(1, max(1, round(epochs * n_train)), limit)
-        else:
-            fid = Fidelity(e, full.max_train_samples, limit)
-        if not out or _level(fid) != _level(out[-1]):
-            out.append(fid)
-        epochs *= reduction_factor
-        cap = cap * reduction_factor if cap is not None else None
-    out.append(full)
-    return out
+from autodlgym.trial import (  # noqa: F401 - the ladder's home is trial.py; re-exported here
+    MIN_EPOCHS,
+    OK,
+    REDUCTION_FACTOR,
+    Fidelity,
+    TrialResult,
+    fidelity_level,
+    rung_fidelities,
+)
 
 
 class RungScheduler:
@@ -154,6 +111,4 @@ class RungScheduler:
         return [(len(s), len(r)) for s, r in zip(self._started, self._scores)]
 
 
-def _level(fidelity: Fidelity) -> tuple[int, int | None, int | None]:
-    """How much a fidelity trains (all of it but the time limit)."""
-    return fidelity.epochs, fidelity.max_train_samples, fidelity.max_steps
+_level = fidelity_level

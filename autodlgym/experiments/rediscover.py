@@ -26,7 +26,7 @@ def run(quick: bool = False, seed: int = 0, out: str | Path | None = None) -> Ou
     import pandas as pd
 
     from autodlgym.analysis.leaderboard import choice_effects
-    from autodlgym.results.store import load_results
+    from autodlgym.run import load_results
     from autodlgym.runner import RunConfig, run_search
 
     budget, top = (12.0, 5) if quick else (240.0, 10)

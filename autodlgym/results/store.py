@@ -52,6 +52,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 DB_NAME = "results.sqlite"
+#: the name of the resolved search space in the ``state`` table
+SPACE_STATE = "space"
 
 #: Seconds a connection waits for a lock held by another connection before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -550,7 +552,7 @@ class ResultStore:
         return df.astype({"trial_id": "int64", **{c: "float64" for c in _CURVE_KEYS}})
 
     def to_dataframe(
-        self, include_pending: bool = False, diagnostics: str = "columns"
+        self, include_pending: bool = False, diagnostics: str = "columns", space: Any = None
     ) -> pandas.DataFrame:
         """One row per finished trial with flat columns, sorted by ``trial_id``.
 
@@ -574,16 +576,27 @@ class ResultStore:
                 gradient's norm over the block's parameters); trials without diagnostics have
                 no rows. See :mod:`autodlgym.training.diagnostics`.
 
+            space: the :class:`~autodlgym.SearchSpace` that names the decision columns;
+                None: the space stored with the run (:meth:`load_space`).
+
+        The frame is built by :mod:`autodlgym.results.frames`; the store only reads rows.
+
         Raises:
             AutoDLError: an unknown ``diagnostics`` value.
         """
-        import pandas as pd
+        from autodlgym.results import frames
 
         if diagnostics == "layers":
-            return self._layers_frame()
+            return frames.layers_frame(self)
         if diagnostics != "columns":
             raise AutoDLError(f"diagnostics={diagnostics!r} is unknown; use columns or layers")
+        return frames.trials_frame(
+            self, self.load_space() if space is None else space, include_pending
+        )
 
+    def frame_rows(self, include_pending: bool = False) -> list[tuple[Any, ...]]:
+        """The raw trial rows the frame is built from (``include_pending``: with the
+        submitted, unfinished trials as status ``running``), by trial id."""
         sql = f"SELECT {_SELECT_FRAME} FROM trials"
         if include_pending:
             sql += (
@@ -591,129 +604,41 @@ class ResultStore:
                 "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', '', '', '{}', NULL, NULL, '{}' "
                 "FROM pending p WHERE p.trial_id NOT IN (SELECT trial_id FROM trials)"
             )
-        rows = self._db.execute(
+        return self._db.execute(
             sql + " ORDER BY 1", (RUNNING,) if include_pending else ()
         ).fetchall()
-        space = self._space()
 
-        columns: dict[str, list[Any]] = {name: [] for name in BASE_COLUMNS}
-        # plain dicts: the stored spec text is already canonical JSON, and dict lookups are
-        # much faster than ArchSpec's Mapping methods on large runs
-        specs: list[dict[str, Any]] = []
-        spec_texts: list[str] = []
-        diags: list[dict[str, Any]] = []
-        diag_texts: list[str] = []
-        extras: list[dict[str, Any]] = []
-        for r in rows:
-            (trial_id, arch_id, spec_json, fid_key, seed, status, val, test, loss, params,
-             tparams, flops, tsec, esec, rss, gpu, epochs_run, message, worker, device, diag,
-             reused, finished, extra_json) = r  # fmt: skip
-            spec = json.loads(spec_json)
-            fid = json.loads(fid_key)
-            specs.append(spec)
-            spec_texts.append(spec_json)
-            record = {
-                "trial_id": trial_id, "arch_id": arch_id or ArchSpec(spec).arch_id, "status": status,
-                "val_score": val, "test_score": test, "train_loss": loss, "params": params,
-                "trainable_params": tparams, "flops": flops, "train_seconds": tsec,
-                "eval_seconds": esec, "peak_rss_mb": rss, "peak_gpu_mb": gpu, "epochs_run": epochs_run,
-                "epochs": fid.get("epochs"), "max_train_samples": fid.get("max_train_samples"),
-                "time_limit": fid.get("time_limit"), "phase": fid.get("phase", SEARCH),
-                "seed": seed, "message": message,
-                "worker": worker, "device": device, "reused_from": reused, "finished_at": finished,
-            }  # fmt: skip
-            for name in BASE_COLUMNS:
-                columns[name].append(record[name])
-            extras.append(json.loads(extra_json) if extra_json else {})
-            d = json.loads(diag) if diag else {}
-            diags.append(d)
-            diag_texts.append(diag or "{}")
+    def diagnostics_rows(self) -> list[tuple[int, str]]:
+        """``(trial_id, diagnostics JSON)`` of every finished trial, by trial id."""
+        return self._db.execute(
+            "SELECT trial_id, diagnostics FROM trials ORDER BY trial_id"
+        ).fetchall()
 
-        frame: dict[str, Any] = {}
-        for name, dtype in BASE_COLUMNS.items():
-            if name == "finished_at":
-                frame[name] = pd.to_datetime(
-                    pd.Series(columns[name], dtype="float64"), unit="s", utc=True
-                ).astype(dtype)
-            else:
-                frame[name] = pd.Series(columns[name], dtype=dtype)
+    def save_space(self, space_config: Mapping[str, Any]) -> None:
+        """Store the resolved search space of the run (``SearchSpace.to_config()``, the budget
+        included), so every reader gets the space the run searched, not a rebuild."""
+        try:
+            text = json.dumps(dict(space_config), default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise AutoDLError(f"search space cannot be written as JSON: {exc}") from None
+        self.save_state(SPACE_STATE, text.encode())
 
-        # TrialResult fields without a column of their own (``latency``): one column each
-        for name in sorted({k for e in extras for k, v in e.items() if v is not None}):
-            if name not in frame and all(_is_scalar(e.get(name)) for e in extras):
-                frame[name] = _typed_series([e.get(name) for e in extras])
-        taken = set(frame) | set(TAIL_COLUMNS)
-        if space is not None:
-            choice_cols = [space.columns(s) for s in specs]
-            names = [c.name for c in space.choices]
-            choice_values = {n: [c[n] for c in choice_cols] for n in names}
-            # keys outside the space (a spec from an older space) still get a column
-            extra = sorted({k for s in specs for k in s} - set(names))
-            choice_values.update({n: [s.get(n) for s in specs] for n in extra})
-            names += extra
-            # the options fix the dtype even when no trial has the decision active
-            options = {c.name: list(c.options) for c in space.choices}
-        else:
-            names = sorted({k for s in specs for k in s})
-            choice_values = {n: [s.get(n) for s in specs] for n in names}
-            options = {}
-        for n in names:
-            col = n if n not in taken and not n.startswith("diag_") else f"choice_{n}"
-            frame[col] = _typed_series(choice_values[n], options.get(n, ()))
-            taken.add(col)
-
-        diag_names = sorted({k for d in diags for k, v in d.items() if _is_scalar(v)})
-        for n in diag_names:
-            frame[f"diag_{n}"] = _typed_series(
-                [d.get(n) if _is_scalar(d.get(n)) else None for d in diags]
-            )
-        frame["diagnostics"] = pd.Series(diag_texts, dtype="str")
-        frame["spec"] = pd.Series(spec_texts, dtype="str")
-        df = pd.DataFrame(frame)
-        df.attrs["environment"] = self.environments()
-        return df
-
-    def _layers_frame(self) -> pandas.DataFrame:
-        import pandas as pd
-
-        rows = self._db.execute("SELECT trial_id, diagnostics FROM trials ORDER BY trial_id")
-        cols: dict[str, list[Any]] = {k: [] for k in _LAYER_DTYPES}
-        for trial_id, text in rows:
-            d = json.loads(text) if text else {}
-            # version-1 stores kept the lists at the top level under other names
-            layers = d.get("layers") or {
-                "block": d.get("block_names", []),
-                "gain": d.get("gains", []),
-                "grad_norm": d.get("grad_norms", []),
-            }
-            for i, name in enumerate(layers.get("block", [])):
-                cols["trial_id"].append(trial_id)
-                cols["layer"].append(i)
-                cols["block"].append(name)
-                for key in ("gain", "grad_norm"):
-                    values = layers.get(key, [])
-                    cols[key].append(values[i] if i < len(values) else None)
-        return pd.DataFrame(
-            {
-                k: pd.Series([math.nan if v is None else v for v in cols[k]], dtype=t)
-                if t == "float64"
-                else pd.Series(cols[k], dtype=t)
-                for k, t in _LAYER_DTYPES.items()
-            }
-        )
-
-    def _space(self) -> Any:
-        config = self.load_config() or {}
-        if config.get("space") is None:
+    def load_space(self) -> Any:
+        """The search space stored with the run; for a run stored before spaces were (0.1),
+        the space config of its settings; None when neither is there or it cannot be built
+        here (a block of a module that is not importable: the frame then has one column per
+        spec key)."""
+        blob = self.load_state(SPACE_STATE)
+        config = json.loads(blob) if blob is not None else (self.load_config() or {}).get("space")
+        if not config:
             return None
         from autodlgym.registry import import_modules
         from autodlgym.searchspace.space import SearchSpace
 
         try:
-            import_modules(config.get("imports") or [])  # the run's own blocks and init laws
-            return SearchSpace.from_config(config["space"])
+            import_modules((self.load_config() or {}).get("imports") or [])  # its own blocks
+            return SearchSpace.from_config(config)
         except AutoDLError as exc:
-            # the trials are still worth reading: fall back to one column per spec key
             warnings.warn(f"the run's search space cannot be rebuilt ({exc})", stacklevel=3)
             return None
 

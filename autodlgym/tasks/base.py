@@ -39,11 +39,11 @@ import dataclasses
 import functools
 import inspect
 import json
-import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from autodlgym.errors import AutoDLError
 from autodlgym.registry import Registry
 from autodlgym.searchspace.constraints import Constraints
 from autodlgym.searchspace.io import IOSpec
+from autodlgym.trial import Fidelity, TrialResult, rung_fidelities
 from autodlgym.utils import did_you_mean
 
 LOSSES = ("cross_entropy", "mse")
@@ -138,6 +139,11 @@ class Task:
                 f"task metric {self.metric!r} is unknown; use one of {', '.join(METRICS)}"
             )
         object.__setattr__(self, "kwargs", tuple(sorted(dict(self.kwargs).items())))
+        if self.table is not None and type(self) is Task:
+            # Task(table=...) as written before the two kinds had classes: a lookup task
+            from autodlgym.tasks.tabular import LookupTask
+
+            object.__setattr__(self, "__class__", LookupTask)
         if isinstance(self.budget, dict):
             object.__setattr__(self, "budget", Constraints(**self.budget))
         if not isinstance(self.budget, Constraints):
@@ -145,10 +151,83 @@ class Task:
                 f"task budget must be a Constraints or a dict of max_params / max_flops, got {self.budget!r}"
             )
 
+    #: ``"trained"``: evaluating a candidate trains it; ``"lookup"``: it is read off a table
+    #: (:class:`~autodlgym.tasks.tabular.LookupTask`). Both kinds answer the same protocol:
+    #: :meth:`evaluate`, :meth:`default_space`, :meth:`default_fidelity`,
+    #: :meth:`default_fidelities`, :meth:`prepare` and :attr:`budget`.
+    kind: ClassVar[str] = "trained"
+
     @property
     def is_tabular(self) -> bool:
-        """Whether evaluating a candidate is a table lookup (no training)."""
-        return self.table is not None
+        """Deprecated (0.2.0): ``task.kind == "lookup"``."""
+        warnings.warn(
+            "Task.is_tabular is deprecated and will be removed in 0.3.0; use "
+            'task.kind == "lookup" (or the task protocol: evaluate, default_space, ...)',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.kind == "lookup"
+
+    # The task protocol ----------------------------------------------------------------------
+    def default_space(self) -> Any:
+        """The search space a run on this task searches unless given one: the default space
+        (a lookup task's table brings its own)."""
+        from autodlgym.searchspace.space import SearchSpace
+
+        return SearchSpace.default()
+
+    def default_fidelity(self) -> Fidelity | None:
+        """The full fidelity of a run that names no ``epochs`` (None: the run's own default,
+        which follows its pruner)."""
+        return None
+
+    def epoch_range(self) -> tuple[int, int] | None:
+        """The ``(min, max)`` epochs a candidate can be evaluated at (None: any number)."""
+        return None
+
+    def default_fidelities(
+        self, full: Fidelity, first_time_limit: float | None = None
+    ) -> list[Fidelity]:
+        """The ladder of fidelities a rung scheduler (``--pruner asha``) climbs up to
+        ``full``, cheapest first: from a third of an epoch (one epoch on a fixed third of the
+        training set), three times more per rung. A ladder of one fidelity means the task
+        cannot be evaluated at lower fidelity, and multi-fidelity search does not apply."""
+        n_train = self.load().sizes()[0]
+        if full.max_train_samples is not None:
+            n_train = min(n_train, full.max_train_samples)
+        return rung_fidelities(full, n_train, first_time_limit=first_time_limit)
+
+    def prepare(self, warm_up: Callable[[], None] | None = None) -> None:
+        """Make what every evaluation needs before the first trial's clock runs: the arrays
+        (and ``warm_up()``, the trainer's one-off costs, for a task that trains)."""
+        if warm_up is not None:
+            warm_up()
+        self.load()
+
+    def evaluate(
+        self,
+        spec: Any,
+        fidelity: Fidelity,
+        seed: int = 0,
+        *,
+        callback: Callable[[int, float], bool | None] | None = None,
+        train: Callable[..., TrialResult] | None = None,
+        **options: Any,
+    ) -> TrialResult:
+        """Score ``spec`` at ``fidelity``: what an executor runs for each trial.
+
+        A trained task calls ``train(spec, task, fidelity, seed, callback=callback,
+        **options)`` (the executor passes :func:`~autodlgym.training.trainer.train_and_score`
+        bound to its device); a lookup task reads the table and ignores ``train``.
+        ``callback(epoch, val_score)`` sees each validation check; returning False ends the
+        trial ``pruned``.
+        """
+        if train is None:
+            raise AutoDLError(
+                f"task {self.name!r} trains its candidates: give evaluate() a trainer, e.g. "
+                "train=autodlgym.train_and_score"
+            )
+        return train(spec, self, fidelity, seed, callback=callback, **options)
 
     @property
     def is_classification(self) -> bool:
@@ -189,7 +268,7 @@ class Task:
         Raises:
             AutoDLError: a tabular task, which has no arrays.
         """
-        if self.is_tabular:
+        if self.table is not None:
             raise AutoDLError(
                 f"task {self.name!r} is a lookup table and has no arrays; evaluate candidates "
                 "with task.lookup().objective_function(spec)"
@@ -270,7 +349,6 @@ def register_task(
             env_name=env_name or camel(name),
         )
         _TASK_CACHE.clear()
-        _register_env_ids(name)
         return make
 
     return deco
@@ -279,15 +357,6 @@ def register_task(
 def camel(name: str) -> str:
     """``my_task`` -> ``MyTask``: the default Gymnasium name of a task."""
     return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
-
-
-def _register_env_ids(name: str) -> None:
-    # the Gymnasium ids of a task registered after ``import autodlgym`` (a plugin, a module
-    # given to --import); gymnasium itself is imported by autodlgym.envs.registration only
-    registration = sys.modules.get("autodlgym.envs.registration")
-    # while that module is still importing, its own pass over the registry does it
-    if registration is not None and hasattr(registration, "register_task_ids"):
-        registration.register_task_ids(name)
 
 
 def list_tasks(tabular: bool | None = None) -> list[tuple[str, str]]:

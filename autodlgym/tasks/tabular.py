@@ -45,19 +45,21 @@ import itertools
 import json
 import math
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from autodlgym.errors import AutoDLError, SpecError
+from autodlgym.results.store import DB_NAME, ResultStore
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks.base import Task, get_task, register_task
-from autodlgym.trial import ERROR, OK, PRUNED, Fidelity, TrialResult
+from autodlgym.trial import ERROR, OK, PRUNED, Fidelity, TrialResult, rung_fidelities
 
 NASBENCH_GRAPH_DATASETS = (
     "cora",
@@ -387,22 +389,23 @@ class RunTable(Blackbox):
     """
 
     def __init__(self, run_dir: str | Path) -> None:
-        from autodlgym.results.store import ResultStore, load_results
-
         self.run_dir = Path(run_dir)
         self.name = f"table:{self.run_dir}"
         with ResultStore(self.run_dir, create=False) as store:
             config = store.load_config() or {}
             trials = store.results()
+            fidelities = store.fidelities()
+            # the space the run searched, as stored with it (a run of 0.1 stored none: its
+            # task's own space then)
+            space = store.load_space()
         if not trials:
             raise AutoDLError(f"run {str(self.run_dir)!r} has no finished trials to look up")
-        epochs = load_results(self.run_dir).set_index("trial_id")["epochs"]
-        if config.get("space"):
-            self.space = SearchSpace.from_config(config["space"])
-        else:
-            self.space = space_of(
-                get_task(config.get("task", "mnist1d"), **(config.get("task_kwargs") or {}))
-            )
+        if space is None:
+            task = get_task(config.get("task", "mnist1d"), **(config.get("task_kwargs") or {}))
+            space = task.default_space()
+        # the run's budget was checked when it ran: a replay answers what it evaluated
+        self.space = space.with_constraints(max_params=None, max_flops=None)
+        epochs = {t: f.epochs for t, f in fidelities.items()}
         self.entries: dict[tuple[str, int], TrialResult] = {}
         self.longest: dict[str, TrialResult] = {}
         self.specs: dict[str, ArchSpec] = {}
@@ -457,12 +460,94 @@ class RunTable(Blackbox):
         return Outcomes(np.array(val), np.array(test), np.array(mass))
 
 
-# Evaluation and the task side ----------------------------------------------------------------
+# The lookup kind of task -------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class LookupTask(Task):
+    """A task whose evaluation is a lookup in its :attr:`table` (a :class:`Blackbox`): the
+    same protocol as a task that trains, answered by the table. It brings its own space, its
+    fidelities are the epochs its table has learning curves for (one fidelity when it has
+    none), and evaluating a candidate needs neither torch nor data."""
+
+    kind: ClassVar[str] = "lookup"
+
+    def default_space(self) -> SearchSpace:
+        return self.lookup().space
+
+    def default_fidelity(self) -> Fidelity:
+        return Fidelity(epochs=self.lookup().default_epochs)
+
+    def epoch_range(self) -> tuple[int, int]:
+        return 1, self.lookup().default_epochs
+
+    def default_fidelities(
+        self, full: Fidelity, first_time_limit: float | None = None
+    ) -> list[Fidelity]:
+        """The table's epochs from 1 up to ``full``, three times more per rung (``[1, 3, 5]``
+        for a table of 5 epochs); ``[full]`` for a table without learning curves."""
+        if self.lookup().max_epochs is None:
+            return [full]
+        return rung_fidelities(full, 1, min_epochs=1)
+
+    def prepare(self, warm_up: Callable[[], None] | None = None) -> None:
+        self.lookup()  # a lookup needs neither torch nor data: no warm-up
+
+    def evaluate(
+        self,
+        spec: Mapping[str, Any],
+        fidelity: Fidelity,
+        seed: int = 0,
+        *,
+        callback: Callable[[int, float], bool | None] | None = None,
+        train: Callable[..., TrialResult] | None = None,
+        **options: Any,
+    ) -> TrialResult:
+        """The table's answer for ``spec`` at ``fidelity.epochs`` (ignored by tables without
+        curves). A ``callback(epoch, val_score)`` sees each epoch of the stored curve in
+        turn, as the trainer's does; returning False ends the trial ``pruned`` with the
+        epochs seen so far. Candidates above the task's ``max_params`` / ``max_latency`` end
+        ``error``. ``train`` and the trainer's ``options`` are ignored."""
+        table = self.lookup()
+        result = table.objective_function(spec, fidelity.epochs, seed)
+        limits = dict(self.kwargs)
+        if result.ok:
+            for option, value in (("max_params", result.params), ("max_latency", result.latency)):
+                limit = limits.get(option)
+                if limit and value is not None and value > limit:
+                    name = option.removeprefix("max_")
+                    return TrialResult.failure(
+                        ERROR, f"{name} {value:g} exceeds the task's {option}={limit:g}"
+                    )
+        if callback is not None and result.ok:
+            for i, point in enumerate(result.curve):
+                keep_going = callback(int(point.get("epoch", i + 1)), float(point["val_score"]))
+                if keep_going is not None and not keep_going:
+                    return dataclasses.replace(
+                        result,
+                        status=PRUNED,
+                        val_score=float(point["val_score"]),
+                        test_score=None,
+                        epochs_run=i + 1,
+                        curve=result.curve[: i + 1],
+                        train_seconds=result.train_seconds * (i + 1) / len(result.curve),
+                        message=f"stopped by the callback after epoch {i + 1}",
+                    )
+        return result
+
+    def outcomes(self, epochs: int | None = None) -> Outcomes:
+        """Every architecture the space reaches in the table, with its sampling mass (what
+        random search's expectation is computed from)."""
+        return self.lookup().outcomes(epochs)
+
+
 def space_of(task: Task) -> SearchSpace:
-    """The search space a task brings: a tabular task's own, else the default space."""
-    if task.is_tabular:
-        return task.lookup().space
-    return SearchSpace.default()
+    """Deprecated (0.2.0): ``task.default_space()``."""
+    warnings.warn(
+        "autodlgym.tasks.tabular.space_of(task) is deprecated and will be removed in 0.3.0; "
+        "use task.default_space()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return task.default_space()
 
 
 def evaluate_lookup(
@@ -472,44 +557,14 @@ def evaluate_lookup(
     seed: int = 0,
     callback: Callable[[int, float], bool | None] | None = None,
 ) -> TrialResult:
-    """Evaluate ``spec`` on a tabular task: what executors run instead of the trainer.
-
-    The table answers at ``fidelity.epochs`` (ignored by tables without curves). A
-    ``callback(epoch, val_score)`` sees each epoch of the stored curve in turn, as the
-    trainer's does; returning False ends the trial ``pruned`` with the epochs seen so far.
-    Candidates above the task's ``max_params`` / ``max_latency`` end ``error``.
-    """
-    table = task.lookup()
-    result = table.objective_function(spec, fidelity.epochs, seed)
-    options = dict(task.kwargs)
-    if result.ok:
-        for option, value in (("max_params", result.params), ("max_latency", result.latency)):
-            limit = options.get(option)
-            if limit and value is not None and value > limit:
-                name = option.removeprefix("max_")
-                return TrialResult.failure(
-                    ERROR, f"{name} {value:g} exceeds the task's {option}={limit:g}"
-                )
-    if callback is not None and result.ok:
-        for i, point in enumerate(result.curve):
-            keep_going = callback(int(point.get("epoch", i + 1)), float(point["val_score"]))
-            if keep_going is not None and not keep_going:
-                curve = result.curve[: i + 1]
-                return dataclasses.replace(
-                    result,
-                    status=PRUNED,
-                    val_score=float(point["val_score"]),
-                    test_score=None,
-                    epochs_run=i + 1,
-                    curve=curve,
-                    train_seconds=result.train_seconds * (i + 1) / len(result.curve),
-                    message=f"stopped by the callback after epoch {i + 1}",
-                )
-    return result
+    """Evaluate ``spec`` on a lookup task (:meth:`LookupTask.evaluate`)."""
+    if task.kind != "lookup":
+        raise AutoDLError(f"task {task.name!r} trains its candidates; it has no lookup table")
+    return task.evaluate(spec, fidelity, seed, callback=callback)
 
 
 def _tabular_task(name: str, description: str, make: Callable[[], Blackbox]) -> Task:
-    return Task(
+    return LookupTask(
         name=name,
         kwargs=(),
         io=None,
@@ -565,8 +620,6 @@ _RUN_DESC = "lookup of a finished autodlgym run: its space, its scores, its curv
 
 @register_task("table", description=_RUN_DESC, prefix=True, arg="RUN_DIR", tabular=True)
 def run_table(run_dir: str, max_params: int = 0) -> Task:
-    from autodlgym.results.store import DB_NAME
-
     path = Path(run_dir).expanduser().resolve()
     if not (path / DB_NAME).is_file():
         raise AutoDLError(

@@ -159,28 +159,16 @@ def test_a_table_task_gets_random_search_band(make_run, trial_result):
     assert "expected best on this table" in build_report(run, table_scores=np.linspace(0, 1, 9))
 
 
-def test_the_band_comes_from_a_task_that_offers_its_table(make_run, trial_result):
-    import dataclasses
+def test_the_band_comes_from_the_lookup_table_of_the_run(tmp_path):
+    from autodlgym import Run, RunConfig, run_search
+    from autodlgym.tasks import get_task
 
-    from autodlgym.analysis.report import _table_scores
-    from autodlgym.tasks.base import TASKS, get_task, register_task
-
-    @dataclasses.dataclass(frozen=True)
-    class TableTask(type(get_task("digits"))):
-        def table_scores(self):
-            return [0.1, 0.4, 0.9]
-
-    @register_task("test-table", description="a lookup table")
-    def _make() -> TableTask:
-        d = get_task("digits")
-        return TableTask(d.name, (), d.io, d.loss, d.metric, loader=d.loader)
-
-    try:
-        np.testing.assert_allclose(_table_scores({"task": "test-table"}), [0.1, 0.4, 0.9])
-        assert _table_scores({"task": "digits"}) is None
-        assert _table_scores({"task": "no-such-task"}) is None
-    finally:
-        TASKS.remove("test-table")
+    run_search(RunConfig(out=str(tmp_path / "t"), task="mnist1d-table", trials=5), progress=False)
+    with Run.open(tmp_path / "t") as run:
+        np.testing.assert_allclose(
+            np.sort(run.table_scores()), np.sort(get_task("mnist1d-table").outcomes(5).val)
+        )
+    assert "expected best on this table" in build_report(tmp_path / "t")
 
 
 def test_compare_writes_one_page_for_several_runs(make_run, trial_result, tmp_path):

@@ -1,0 +1,306 @@
+"""Run: one run directory, opened once, read the same way by every command.
+
+A run directory holds ``results.sqlite`` (:class:`~autodlgym.results.store.ResultStore`):
+the settings the run was made with (a :class:`~autodlgym.runner.RunConfig`), the search space
+it searched *as resolved when it started* (budget included, a table's own space for a lookup
+task), and its trials. :class:`Run` is how everything reads it back, as Optuna's ``Study`` is
+for a study::
+
+    from autodlgym import Run
+
+    with Run.open("runs/demo") as run:
+        run.config.searcher, run.space.cardinality(), run.task.kind
+        df = run.frame()               # one row per trial, one column per decision
+        run.best(5)                    # the five best architectures by validation score
+
+``Run.create(config)`` makes a new run directory (what ``run_search`` does first). Settling a
+config for its task happens in one place, :func:`settle_config`: a lookup task's own
+fidelities decide the epochs and whether a multi-fidelity pruner can run, and the stored
+config says what actually ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autodlgym.errors import AutoDLError
+from autodlgym.registry import import_modules
+from autodlgym.results.store import ResultStore
+from autodlgym.runner import RunConfig
+from autodlgym.searchspace.space import SearchSpace
+from autodlgym.trial import OK, SEARCH
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+    from autodlgym.tasks import Task
+
+
+def settle_config(config: RunConfig, task: Task) -> RunConfig:
+    """``config`` settled for ``task``: what the task's fidelities allow, decided here only.
+
+    - ``epochs`` left to its default: the task's full fidelity when it has one (a table's
+      last epoch), else the config's own default.
+    - epochs outside what the task can be evaluated at: a one-line error.
+    - a multi-fidelity pruner on a task with one fidelity (a table without learning curves):
+      ``--pruner auto`` becomes ``none``; an explicit pruner is refused with a one-line reason.
+
+    Returns ``config`` itself when nothing changes.
+
+    Raises:
+        AutoDLError: epochs the task cannot evaluate at, or a pruner it cannot run.
+    """
+    changes: dict[str, Any] = {}
+    auto_epochs = getattr(config, "_auto_epochs", False)
+    auto_pruner = getattr(config, "_auto_pruner", False)
+    default = task.default_fidelity()
+    if auto_epochs and default is not None and default.epochs != config.epochs:
+        changes["epochs"] = default.epochs
+    epochs = changes.get("epochs", config.epochs)
+    span = task.epoch_range()
+    if span is not None and not span[0] <= epochs <= span[1]:
+        raise AutoDLError(
+            f"--epochs {epochs}: task {task.name!r} can be evaluated at {span[0]} to {span[1]} "
+            f"epochs; give --epochs in that range or leave it out"
+        )
+    if config.pruner != "none":
+        if span is not None and span[0] == span[1]:  # one fidelity: nothing to climb
+            if auto_pruner:
+                changes["pruner"] = "none"
+                changes["checks_per_epoch"] = 1
+            else:
+                raise AutoDLError(
+                    f"--pruner {config.pruner} needs lower fidelities, and task {task.name!r} "
+                    f"has one only (its table holds no learning curves); use --pruner none"
+                )
+    if not changes:
+        return config
+    settled = dataclasses.replace(config, **changes)
+    return settled
+
+
+def make_space(config: RunConfig, task: Task) -> SearchSpace:
+    """The search space a run of ``config`` on ``task`` searches: the config's space, else
+    the task's own (a lookup table's, or the default space), with the budget resolved (flag >
+    space file > task) and bound to the task's inputs."""
+    from autodlgym.searchspace.constraints import resolve_budget
+
+    space = SearchSpace.from_config(config.space) if config.space else task.default_space()
+    return resolve_budget(space, task, config.max_params, config.max_flops)
+
+
+class Run:
+    """A run directory (see the module docstring). Use :meth:`open` or :meth:`create`.
+
+    Attributes:
+        dir: the run directory.
+        store: its :class:`~autodlgym.results.store.ResultStore` (open until :meth:`close`).
+    """
+
+    def __init__(self, store: ResultStore, settings: dict[str, Any] | None) -> None:
+        self.store = store
+        self.dir = store.run_dir
+        self._settings = settings
+
+    # Opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, run_dir: str | Path) -> Run:
+        """The run in ``run_dir``; writes nothing (an older store's schema is upgraded).
+
+        Raises:
+            AutoDLError: no run there, or a file that is not a results store.
+        """
+        path = Path(run_dir)
+        if path.is_file() and path.name == "results.sqlite":
+            path = path.parent  # the store file itself names its run
+        store = ResultStore(path, create=False)
+        try:
+            settings = store.load_config()
+            import_modules((settings or {}).get("imports") or [])  # its blocks, tasks, ...
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, settings)
+
+    @classmethod
+    def create(
+        cls, config: RunConfig, *, task: Task | None = None, space: SearchSpace | None = None
+    ) -> Run:
+        """A new run directory for ``config``: its settings (settled for the task, see
+        :func:`settle_config`) and its resolved space are stored at once.
+
+        ``task`` and ``space``, given together, are what :func:`plan` returned for
+        ``config`` (so a caller that checked the run before making it does not plan twice).
+
+        Raises:
+            AutoDLError: an unknown task or space, a budget nothing fits, or a directory that
+                already holds a run.
+        """
+        if task is None or space is None:
+            config, task, space = plan(config, task)
+        run_dir = Path(config.out)
+        store = ResultStore(run_dir, create=True)
+        try:
+            if store.load_config() is not None or store.n_finished() or store.pending():
+                raise AutoDLError(
+                    f"{run_dir} already holds a run; continue it with --resume or choose another --out"
+                )
+            store.save_config(config.to_dict())
+            store.save_space(space.to_config())
+        except BaseException:
+            store.close()
+            raise
+        run = cls(store, config.to_dict())
+        run.__dict__["task"] = task
+        run.__dict__["space"] = space
+        return run
+
+    # What the run is ---------------------------------------------------------------------
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The stored settings as a plain dict ({} for a store written without settings)."""
+        return dict(self._settings or {})
+
+    @functools.cached_property
+    def config(self) -> RunConfig:
+        """The run's :class:`~autodlgym.runner.RunConfig`, as stored.
+
+        Raises:
+            AutoDLError: the store holds no settings (not made by a search).
+        """
+        if not self._settings:
+            raise AutoDLError(
+                f"{self.dir} holds no search settings; start a run with autodlgym search --out {self.dir}"
+            )
+        return RunConfig.from_dict({**self._settings, "out": str(self.dir)})
+
+    @functools.cached_property
+    def task(self) -> Task:
+        """The run's task, made from its stored name and options.
+
+        Raises:
+            AutoDLError: no settings, or the task cannot be made here (a data file moved, a
+                plugin not installed); the message says which.
+        """
+        from autodlgym.tasks import get_task
+
+        config = self.config
+        return get_task(config.task, **dict(config.task_kwargs))
+
+    @functools.cached_property
+    def space(self) -> SearchSpace:
+        """The search space the run searched: the one stored when it started; for a run made
+        before spaces were stored (0.1), rebuilt once here from its settings and task."""
+        stored = self.store.load_space()
+        if stored is not None and self.store.load_state("space") is not None:
+            return stored
+        if self._settings and (self._settings.get("space") or self._settings.get("task")):
+            try:
+                return make_space(self.config, self.task)
+            except AutoDLError:
+                if stored is not None:
+                    return stored
+                raise
+        if stored is not None:
+            return stored
+        return SearchSpace.default()
+
+    def task_or_none(self) -> Task | None:
+        """:attr:`task`, or None when it cannot be made here (what analysis falls back on)."""
+        try:
+            return self.task
+        except AutoDLError:
+            return None
+
+    # Reading trials ----------------------------------------------------------------------
+    def frame(self, include_pending: bool = False, diagnostics: str = "columns") -> pd.DataFrame:
+        """The trials as a DataFrame, one column per decision of :attr:`space` (see
+        :meth:`ResultStore.to_dataframe <autodlgym.results.store.ResultStore.to_dataframe>`)."""
+        space = self._space_or_none() if diagnostics == "columns" else None
+        return self.store.to_dataframe(include_pending, diagnostics, space=space)
+
+    def curves(self) -> pd.DataFrame:
+        """Learning curves in long form (``trial_id, epoch, train_loss, val_score,
+        seconds``)."""
+        return self.store.curves()
+
+    def best(self, n: int = 1, phase: str = SEARCH) -> pd.DataFrame:
+        """The ``n`` best architectures by validation score: one row each (its best ``ok``
+        trial of ``phase``, the earliest on ties), best first."""
+        df = self.frame()
+        ok = df[(df["phase"] == phase) & (df["status"] == OK) & df["val_score"].notna()]
+        ranked = ok.sort_values(["val_score", "trial_id"], ascending=[False, True], kind="stable")
+        return ranked.drop_duplicates("arch_id").head(int(n))
+
+    def table_scores(self) -> np.ndarray | None:
+        """Every validation score of a lookup task's table at the run's fidelity (what random
+        search's expectation is drawn from); None for a task that trains."""
+        task = self.task_or_none()
+        if task is None or task.kind != "lookup":
+            return None
+        epochs = self.config.epochs if self._settings else None
+        try:
+            return task.outcomes(epochs).val
+        except AutoDLError:
+            return task.outcomes().val
+
+    def _space_or_none(self) -> SearchSpace | None:
+        try:
+            return self.space
+        except AutoDLError:
+            return None  # the frame then has one column per spec key
+
+    # Lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r})"
+
+
+def plan(config: RunConfig, task: Task | None = None) -> tuple[RunConfig, Task, SearchSpace]:
+    """What a new run of ``config`` will be, checked before anything is written: the
+    settled config, its task and its resolved space.
+
+    Raises:
+        AutoDLError: an unknown task or space, a setting the task does not allow, a budget
+            nothing fits.
+    """
+    from autodlgym.searchspace.constraints import cheapest
+    from autodlgym.tasks import get_task
+
+    import_modules(config.imports)  # the user's registrations come first
+    if task is None:
+        task = get_task(config.task, **config.task_kwargs)
+    config = settle_config(config, task)
+    space = make_space(config, task)
+    if space.constraints.active:
+        cheapest(space)  # a budget nothing fits: one line, before anything is written
+    return config, task, space
+
+
+def load_results(
+    run_dir: str | Path, include_pending: bool = False, diagnostics: str = "columns"
+) -> pd.DataFrame:
+    """The trials of a run as a DataFrame: ``Run.open(run_dir).frame(...)`` (see
+    :meth:`ResultStore.to_dataframe <autodlgym.results.store.ResultStore.to_dataframe>`); with
+    ``diagnostics="layers"`` the per-layer diagnostics as a tidy frame instead.
+
+    Safe to call while a search is writing to ``run_dir``. Writes nothing, unless the store
+    has an older schema version, which is upgraded first.
+
+    Raises:
+        AutoDLError: ``run_dir`` holds no autodlgym run.
+    """
+    with Run.open(run_dir) as run:
+        return run.frame(include_pending=include_pending, diagnostics=diagnostics)
