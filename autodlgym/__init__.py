@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "ArchSpec": "autodlgym.searchspace.spec",
@@ -27,6 +27,7 @@ _EXPORTS = {
     "diagnose": "autodlgym.training.diagnostics",
     "Diagnostics": "autodlgym.training.diagnostics",
     "Task": "autodlgym.tasks",
+    "TaskData": "autodlgym.tasks",
     "get_task": "autodlgym.tasks",
     "list_tasks": "autodlgym.tasks",
     "register_task": "autodlgym.tasks",
@@ -40,11 +41,13 @@ _EXPORTS = {
     "load_results": "autodlgym.results.store",
     "leaderboard": "autodlgym.analysis.leaderboard",
     "Searcher": "autodlgym.searchers.base",
+    "SearchContext": "autodlgym.searchers.base",
     "register_searcher": "autodlgym.searchers.base",
     "get_searcher": "autodlgym.searchers.base",
     "list_searchers": "autodlgym.searchers.base",
     "RunConfig": "autodlgym.runner",
     "run_search": "autodlgym.runner",
+    "Run": "autodlgym.run",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -63,7 +66,6 @@ def __dir__() -> list[str]:
     return __all__
 
 
-try:  # register the Gymnasium ids (string entry points: nothing heavy is imported)
-    from autodlgym.envs import registration as _registration  # noqa: F401
-except ImportError:  # pragma: no cover - gymnasium missing: the rest still works
-    pass
+# register the Gymnasium ids: string entry points only, nothing heavy is imported. gymnasium
+# is a dependency; an error here is a bug to see, not to hide.
+from autodlgym.envs import registration as _registration  # noqa: E402, F401

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -635,8 +636,14 @@ class SearchSpace:
 
     @property
     def nvec(self) -> np.ndarray:
-        """Number of options of each decision, in order (as ``MultiDiscrete.nvec``); a copy."""
-        return np.array([len(c.options) for c in self._choices], dtype=np.int64)
+        """Number of options of each decision, in order (as ``MultiDiscrete.nvec``); a copy.
+
+        An ``np.ndarray`` (int64). Calling it, ``space.nvec()``, the form of 0.1.0, still
+        returns the same numbers with a ``DeprecationWarning``; the call form is removed in
+        0.3.0.
+        """
+        counts = np.array([len(c.options) for c in self._choices], dtype=np.int64)
+        return counts.view(_Nvec)
 
     def gymnasium_space(self, seed: int | None = None) -> gymnasium.spaces.MultiDiscrete:
         from gymnasium.spaces import MultiDiscrete
@@ -814,6 +821,70 @@ class SearchSpace:
             if c.doc:
                 lines.append(f"  {'':<24} {c.doc}")
         return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every :class:`_Nvec` in it (one level of tuples, lists, dicts) seen as a
+    plain ``np.ndarray``."""
+    if isinstance(value, _Nvec):
+        return value.view(np.ndarray)
+    if isinstance(value, tuple | list):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Nvec(np.ndarray):
+    """What :attr:`SearchSpace.nvec` returns: an int64 array that can also be called.
+
+    ``nvec`` was a method in 0.1.0 and is a property since; calling the array
+    (``space.nvec()``) is the old form, kept for one minor release with a
+    ``DeprecationWarning``. What numpy computes from it (arithmetic, comparisons, reductions,
+    ``np.*`` functions, indexing, ``copy``, ``astype``) and its pickles are plain
+    ``np.ndarray``; only views (``reshape``, ``.T``) keep the class, harmlessly.
+    """
+
+    def __call__(self) -> np.ndarray:
+        warnings.warn(
+            "SearchSpace.nvec() is deprecated; use the property SearchSpace.nvec (no call), "
+            "an np.ndarray; the call form will be removed in 0.3.0",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return np.array(self.view(np.ndarray))
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if "out" in kwargs:
+            kwargs["out"] = _plain(kwargs["out"])
+        return getattr(ufunc, method)(*_plain(inputs), **kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return super().__array_function__(func, types, _plain(args), _plain(kwargs))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.view(np.ndarray)[key]
+
+    def copy(self, *args: Any, **kwargs: Any) -> np.ndarray:  # type: ignore[override]
+        return self.view(np.ndarray).copy(*args, **kwargs)
+
+    def astype(self, *args: Any, **kwargs: Any) -> np.ndarray:  # type: ignore[override]
+        return self.view(np.ndarray).astype(*args, **kwargs)
+
+    def __reduce__(self) -> Any:  # pickled as a plain array
+        return self.view(np.ndarray).__reduce__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.view(np.ndarray).__reduce_ex__(protocol)
+
+    def __copy__(self) -> np.ndarray:
+        return self.copy()
+
+    def __deepcopy__(self, memo: Any) -> np.ndarray:
+        return self.copy()
+
+    def __repr__(self) -> str:
+        return repr(self.view(np.ndarray))
 
 
 _MISSING = object()
