@@ -38,7 +38,7 @@ _EXPORTS = {
     "SequentialAutoDLEnv": "autodlgym.envs.sequential_env",
     "AutoDLVectorEnv": "autodlgym.envs.vector_env",
     "ResultStore": "autodlgym.results.store",
-    "load_results": "autodlgym.results.store",
+    "load_results": "autodlgym.run",
     "leaderboard": "autodlgym.analysis.leaderboard",
     "Searcher": "autodlgym.searchers.base",
     "SearchContext": "autodlgym.searchers.base",
