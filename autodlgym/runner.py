@@ -431,7 +431,7 @@ class _Search:
                 if "task" in options and not _takes(cls, "task"):
                     measured = Task.from_key(str(options.pop("task")))
                 context = SearchContext(
-                    io=self.task.io, budget=config.trials, score_at_init=init_scorer(measured)
+                    io=self.task.io, trials=config.trials, score_at_init=init_scorer(measured)
                 )
             searcher = make_searcher(
                 config.searcher,

@@ -252,7 +252,7 @@ def test_open_names_what_is_missing(tmp_path):
     with Run.open(tmp_path / "bare") as run:  # a store without settings still reads
         assert run.settings == {} and len(run.frame()) == 0
         with pytest.raises(AutoDLError, match="holds no search settings"):
-            run.config
+            _ = run.config
 
 
 def test_create_stores_config_and_space_and_refuses_a_second_run(tmp_path):

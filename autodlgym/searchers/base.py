@@ -10,7 +10,7 @@ Searchers are found by name in the registry (``@register_searcher("name")``), th
 ``autodlgym.searchers`` entry-point group, or as ``package.module:Class``.
 
 A searcher sees the space and, if its ``__init__`` takes a ``context`` keyword, a
-:class:`SearchContext`: the task's inputs, the budget, and a way to score specs at
+:class:`SearchContext`: the task's inputs, the number of trials, and a way to score specs at
 initialisation. It never imports environments, trainers or tasks.
 """
 
@@ -67,13 +67,14 @@ class SearchContext:
 
     Attributes:
         io: the task's inputs and outputs, or None when unknown.
-        budget: the evaluations the search will get (``--trials``), or None.
+        trials: the evaluations the search will get (``--trials``), or None ("budget" is
+            the word for cost limits only).
         score_at_init: scores specs at initialisation on the run's task (what the zero-cost
             pre-screen ranks by), or None.
     """
 
     io: IOSpec | None = None
-    budget: int | None = None
+    trials: int | None = None
     score_at_init: InitScorer | None = None
 
 
