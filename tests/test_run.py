@@ -70,6 +70,17 @@ def kind_run(request, tmp_path_factory):
     return kind, root / "run", task
 
 
+def _copy_run(run_dir: Path, to: Path) -> Path:
+    """A copy of a run's store (SQLite's online backup), for tests that write to a run."""
+    to.mkdir()
+    src = sqlite3.connect(run_dir / "results.sqlite")
+    dst = sqlite3.connect(to / "results.sqlite")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return to
+
+
 def _search_frame(run_dir: Path):
     df = load_results(run_dir)
     return df[df["phase"] == SEARCH]
@@ -154,14 +165,7 @@ def test_the_leaderboard_ranks_by_the_task_space(kind_run):
 
 def test_retrain_evaluates_the_best_at_full_fidelity(kind_run, tmp_path):
     kind, run_dir, task = kind_run
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    # retrain writes to the run: work on a copy so the other tests see the search alone
-    src = sqlite3.connect(run_dir / "results.sqlite")
-    dst = sqlite3.connect(copy / "results.sqlite")
-    src.backup(dst)
-    src.close()
-    dst.close()
+    copy = _copy_run(run_dir, tmp_path / "copy")  # retrain writes: the others see the search
     view = retrain(copy, top=1, seeds=1)
     assert len(view) == 1
     df = load_results(copy)
@@ -177,13 +181,7 @@ def test_retrain_evaluates_the_best_at_full_fidelity(kind_run, tmp_path):
 
 def test_resume_continues_with_the_stored_space(kind_run, tmp_path):
     kind, run_dir, task = kind_run
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    src = sqlite3.connect(run_dir / "results.sqlite")
-    dst = sqlite3.connect(copy / "results.sqlite")
-    src.backup(dst)
-    src.close()
-    dst.close()
+    copy = _copy_run(run_dir, tmp_path / "copy")
     before = Run.open(copy)
     space_before = before.space.to_config()
     before.close()
