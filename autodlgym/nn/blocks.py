@@ -24,10 +24,10 @@ may set ``hidden_widths``, the widths of its hidden layers in the order the sign
 output width. Write nonlinearities as modules (``nn.Sigmoid()``, not ``torch.sigmoid``) so the
 diagnostics see their pre-activations. docs/blocks.md lists each built-in block's paper and
 what differs from it.
-Factories use torch's global generator only; :func:`~autodlgym.searchspace.init.apply_init`
+Factories use torch's global generator only; :func:`~autodlgym.nn.init.apply_init`
 re-initialises every weight afterwards. A block that cannot be built for a shape raises
 :class:`~autodlgym.errors.SpecError` with one line. Layers may be tagged with
-:func:`~autodlgym.searchspace.init.mark` (gain, per-gate gains, zero-init of a residual
+:func:`~autodlgym.nn.init.mark` (gain, per-gate gains, zero-init of a residual
 branch's last layer).
 
 ``reads`` says what the factory is given, and how every state is adapted to it, so that every
@@ -54,7 +54,9 @@ after a wide sequence stays small; a state with more than 4096 channels is poole
 position.
 
 Built-in blocks (``reads`` in brackets; every block ends with the spec's norm, activation and
-dropout unless noted):
+dropout unless noted). Each is a class here and a row of the table in
+:mod:`autodlgym.searchspace.builtins` (its name, ``reads``, the stage decisions it uses, a line
+for listings), which registers it without importing this module:
 
 * ``mlp`` [vector]: Linear(width).
 * ``highway`` [vector] (Srivastava et al., 2015): ``y = t * act(W x) + (1 - t) * x`` with gate
@@ -112,8 +114,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autodlgym.errors import SpecError
-from autodlgym.searchspace.init import mark
-from autodlgym.searchspace.registry import READS, register_block  # noqa: F401 - READS re-exported
+from autodlgym.nn.init import mark
+
+# re-exported: a user's block module may import the decorator from here
+from autodlgym.searchspace.registry import READS, register_block  # noqa: F401
 
 Shape = tuple[int, ...]
 BlockFactory = Callable[[Shape, "BlockContext"], nn.Module]
@@ -619,37 +623,3 @@ class WaveNetBlock(nn.Module):
         f, g = self.conv(F.pad(x, (self.left_pad, 0))).chunk(2, dim=1)
         z = self.post(self.filter_act(f) * self.gate_act(g))
         return self.shortcut(x) + self.res(z), self.skip(z)
-
-
-# Registration ----------------------------------------------------------------------------
-# One line per block: its name, what it reads, the stage decisions it uses (each of those is
-# active in a space exactly for the blocks that use it) and a line for listings.
-def _builtin(name: str, cls: type[nn.Module], reads: str, uses: tuple[str, ...], doc: str) -> None:
-    def factory(in_shape: Shape, ctx: BlockContext) -> nn.Module:
-        return cls(in_shape, ctx)
-
-    factory.__name__ = f"{name}_block"
-    factory.__doc__ = doc
-    register_block(name, reads=reads, uses=uses, doc=doc)(factory)
-
-
-_builtin("mlp", MLPBlock, "vector", (), "fully connected layer")
-_builtin("conv", ConvBlock, "spatial", ("kernel", "dilation"), "convolution (kernel, dilation)")
-_builtin("residual", ResidualBlock, "spatial", ("kernel", "dilation"), "two-conv residual block")
-_builtin("highway", HighwayBlock, "vector", ("gate_bias",), "gated highway layer")
-_builtin(
-    "dense", DenseBlock, "spatial", ("kernel", "growth"), "DenseNet block (growth), transition"
-)
-_builtin("inception", InceptionBlock, "spatial", (), "parallel 1/3/5 convs and pool branch")
-_builtin("se", SEBlock, "spatial", ("kernel", "reduction"), "conv with squeeze-excitation")
-_builtin("attention", AttentionBlock, "sequence", ("heads",), "pre-norm transformer layer (heads)")
-_builtin(
-    "recurrent",
-    RecurrentBlock,
-    "sequence",
-    ("cell", "bidirectional"),
-    "rnn/gru/lstm/minimal cell, bidirectional",
-)
-_builtin(
-    "wavenet", WaveNetBlock, "sequence", ("kernel",), "dilated causal gated conv, residual and skip"
-)

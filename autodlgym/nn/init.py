@@ -1,7 +1,8 @@
 """Initialisation laws, zero-init of residual branches and chrono init of gated cells.
 
 A law is a function ``law(weight, gain) -> None`` that fills one weight tensor in place (under
-``torch.no_grad``) with the ``torch.nn.init`` functions. Register one with::
+``torch.no_grad``) with the ``torch.nn.init`` functions. Register one with
+:func:`~autodlgym.searchspace.registry.register_init`::
 
     @register_init("my_law")
     def my_law(weight: torch.Tensor, gain: float) -> None:
@@ -51,7 +52,9 @@ import torch
 from torch import nn
 
 from autodlgym.errors import SpecError
-from autodlgym.searchspace.registry import INIT_LAWS, register_init
+
+# register_init re-exported: a user's module may import the decorator from here
+from autodlgym.searchspace.registry import INIT_LAWS, register_init  # noqa: F401
 
 InitLaw = Callable[[torch.Tensor, float], None]
 
@@ -111,33 +114,30 @@ def _fan_in(w: torch.Tensor) -> int:
 
 
 # Built-in laws ---------------------------------------------------------------------------
-@register_init("glorot_uniform")
+# Registered by name, with their metadata, in autodlgym/searchspace/builtins.py (so that a space
+# lists them without torch); the registry imports them from here when one is first applied.
 def glorot_uniform(weight: torch.Tensor, gain: float) -> None:
     """U[-a, a], a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     nn.init.xavier_uniform_(weight, gain=gain)
 
 
-@register_init("glorot_normal")
 def glorot_normal(weight: torch.Tensor, gain: float) -> None:
     """N(0, gain^2 * 2 / (fan_in + fan_out))."""
     nn.init.xavier_normal_(weight, gain=gain)
 
 
-@register_init("he_uniform")
 def he_uniform(weight: torch.Tensor, gain: float) -> None:
     """U[-a, a], a = gain * sqrt(3 / fan_in) (He et al., 2015), for any activation's gain."""
     nn.init.kaiming_uniform_(weight, nonlinearity="linear")
     weight.mul_(gain)
 
 
-@register_init("he_normal")
 def he_normal(weight: torch.Tensor, gain: float) -> None:
     """N(0, gain^2 / fan_in)."""
     nn.init.kaiming_normal_(weight, nonlinearity="linear")
     weight.mul_(gain)
 
 
-@register_init("lecun_normal")
 def lecun_normal(weight: torch.Tensor, gain: float) -> None:
     """Truncated normal (at 2 std) with variance 1 / fan_in (LeCun et al., 1998).
 
@@ -150,13 +150,11 @@ def lecun_normal(weight: torch.Tensor, gain: float) -> None:
     nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
 
 
-@register_init("orthogonal")
 def orthogonal(weight: torch.Tensor, gain: float) -> None:
     """A (semi-)orthogonal matrix times gain (Saxe et al., 2014); conv kernels flattened."""
     nn.init.orthogonal_(weight, gain=gain)
 
 
-@register_init("torch_default", keeps_torch_init=True)
 def torch_default(weight: torch.Tensor, gain: float) -> None:
     """Keep torch's own initialisation (weights and biases)."""
 

@@ -2,7 +2,7 @@
 
 The network is ``stages -> head``. Stage ``I`` (1 to ``n_stages``) is an optional
 ``stageI.downsample`` followed by ``stageI.depth`` blocks of type ``stageI.block`` with
-``stageI.width`` (see :mod:`autodlgym.searchspace.blocks` for blocks and the state kinds they
+``stageI.width`` (see :mod:`autodlgym.nn.blocks` for blocks and the state kinds they
 read). Decisions missing from the spec (a user space may remove them) take these defaults:
 ``n_stages`` 1, ``connections`` chain, ``activation`` relu, ``norm`` none, ``dropout`` 0,
 ``init`` torch_default, ``zero_init_residual`` False, ``head_pool`` avg; per stage ``block``
@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autodlgym.errors import AutoDLError, SpecError
-from autodlgym.searchspace.blocks import (
+from autodlgym.nn.blocks import (
     Adapter,
     BlockContext,
     Shape,
@@ -67,7 +67,7 @@ from autodlgym.searchspace.blocks import (
     make_conv,
     state_kind,
 )
-from autodlgym.searchspace.init import apply_init, chrono_init_, mark
+from autodlgym.nn.init import apply_init, chrono_init_, mark
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.spec import ArchSpec
@@ -418,6 +418,42 @@ def _make_unit(name: str, in_shape: Shape, ctx: BlockContext) -> BlockUnit:
             f"{where} returns a state of shape {out_shape}; blocks must return 1 to 3 positive sizes"
         )
     return BlockUnit(name, adapter, block, out_shape)
+
+
+def measure_unit(
+    name: str, in_shape: Shape, **ctx: Any
+) -> tuple[Shape, list[tuple[int, int]], int, int]:
+    """Build block ``name`` on the meta device (no memory, no initialisation) and count it:
+    what :mod:`autodlgym.searchspace.cost` uses for a block without a cost formula.
+
+    Args:
+        name: a registered block.
+        in_shape: the state it reads, already adapted to its ``reads`` (so the adapter in
+            front of it is the identity).
+        ctx: the fields of its :class:`~autodlgym.nn.blocks.BlockContext`.
+
+    Returns:
+        ``(out_shape, tensors, flops, activations)``: the state shape it returns, each
+        parameter as ``(size of dim 0, numel)``, the forward FLOPs of one example
+        (``FlopCounterMode``) and the elements of its output.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        # an adapted shape is a fixed point of the adapter _make_unit puts in front
+        unit = _make_unit(name, in_shape, BlockContext(**ctx))
+    unit.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        y = unit.block(torch.zeros(1, *in_shape, device="meta"))
+    y = y[0] if isinstance(y, tuple) else y
+    tensors = [(int(p.shape[0]) if p.dim() else 0, p.numel()) for p in unit.parameters()]
+    return (
+        tuple(int(s) for s in unit.out_shape),
+        tensors,
+        int(counter.get_total_flops()),
+        int(y.numel()),
+    )
 
 
 def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
