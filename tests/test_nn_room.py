@@ -2,6 +2,8 @@
 
 The built-in blocks and init laws are declared to their registries as data (names, ``reads``,
 ``uses``, docs); their code is imported from ``autodlgym.nn`` only when a network is built.
+The old module paths ``autodlgym.searchspace.blocks`` / ``build`` / ``init`` are deprecated
+aliases for one release.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ TORCH_FREE = textwrap.dedent(
     from autodlgym import IOSpec, SearchSpace
     from autodlgym.searchspace.cost import estimate_cost
     from autodlgym.searchspace.registry import BLOCKS, INIT_LAWS
+    import autodlgym.searchspace.blocks, autodlgym.searchspace.build, autodlgym.searchspace.init
 
     space = SearchSpace.default()
     spec = space.sample(0)
@@ -105,3 +108,17 @@ def test_a_declared_entry_is_imported_only_when_asked_for(tmp_path, monkeypatch)
         reg.add("a", other, n=2)
     assert not reg.is_declared("a") and reg.get("a") is other and reg.meta("a") == {"n": 2}
     sys.modules.pop("heavy_things", None)
+
+
+@pytest.mark.parametrize("old", ["blocks", "build", "init"])
+def test_the_old_module_paths_warn_and_hand_back_the_nn_objects(old):
+    alias = importlib.import_module(f"autodlgym.searchspace.{old}")
+    new = importlib.import_module(f"autodlgym.nn.{old}")
+    name = {"blocks": "BlockContext", "build": "build_model", "init": "apply_init"}[old]
+    message = f"autodlgym.searchspace.{old} is deprecated; import from autodlgym.nn.{old}"
+    with pytest.warns(DeprecationWarning, match=message):
+        assert getattr(alias, name) is getattr(new, name)
+    with pytest.warns(DeprecationWarning, match="removed in 0.3.0"):
+        exec(f"from autodlgym.searchspace.{old} import {name}", {})
+    with pytest.raises(AttributeError):
+        alias.no_such_name  # noqa: B018

@@ -1,0 +1,29 @@
+"""Deprecated: the init laws moved to :mod:`autodlgym.nn.init`; this path is removed in 0.3.0.
+
+Reading a name from this old path warns with a ``DeprecationWarning`` and hands back the
+object of :mod:`autodlgym.nn.init`. Importing the path itself imports neither that module nor
+torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):  # module probes (__path__, __all__...): not forwarded
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("autodlgym.nn.init"), name)
+    warnings.warn(
+        "autodlgym.searchspace.init is deprecated; import from autodlgym.nn.init "
+        "(removed in 0.3.0)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(n for n in dir(importlib.import_module("autodlgym.nn.init")) if n[:2] != "__")
