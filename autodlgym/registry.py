@@ -55,7 +55,8 @@ class Registry(Generic[T]):
 
     Args:
         kind: what an entry is, for messages (``"block"``, ``"task"``...).
-        lazy_module: module whose import registers the built-ins (None: none).
+        lazy_module: module whose import registers the built-ins, or that holds the
+            ``declared`` ones (None: no built-ins).
         group: the entry-point group of plugins (None: no plugins).
         adopt: ``adopt(name, obj)`` registers an entry-point object that did not register
             itself (default: :meth:`add` with no metadata).

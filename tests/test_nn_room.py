@@ -8,6 +8,7 @@ aliases for one release.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -122,3 +123,19 @@ def test_the_old_module_paths_warn_and_hand_back_the_nn_objects(old):
         exec(f"from autodlgym.searchspace.{old} import {name}", {})
     with pytest.raises(AttributeError):
         alias.no_such_name  # noqa: B018
+
+
+def test_no_searchspace_module_imports_torch():
+    """Not even lazily: what needs torch (building, measuring a block) is in autodlgym.nn."""
+    found = []
+    for path in sorted((ROOT / "autodlgym" / "searchspace").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            found += [f"{path.name}:{node.lineno}" for n in names if n.split(".")[0] == "torch"]
+    assert not found

@@ -98,6 +98,6 @@ def block_decisions(blocks: Iterable[str]) -> set[str]:
 
 
 def loaded_blocks() -> list[str]:
-    """Blocks registered so far (built-ins, from Python, plugins already loaded)."""
-    BLOCKS.names()
+    """Blocks registered so far (built-ins, from Python, plugins already loaded); imports
+    nothing."""
     return list(BLOCKS._entries)
