@@ -115,9 +115,9 @@ def export_model(
     """
     import torch
 
+    from autodlgym.nn.build import build_model
     from autodlgym.retrain import model_path, train_and_keep
     from autodlgym.run import Run
-    from autodlgym.searchspace.build import build_model
     from autodlgym.searchspace.spec import ArchSpec
 
     out = Path(out)

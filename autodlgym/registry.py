@@ -4,7 +4,11 @@ Entries are registered with a decorator (``@BLOCKS.register("conv", reads="spati
 overwriting an entry warns. Each registry has three sources, looked up in this order:
 
 1. built-ins: ``lazy_module`` names the module whose import registers them, so the registry
-   itself stays importable without torch;
+   itself stays importable without torch. A registry may also be given its built-ins as
+   ``declared``: each name with its metadata and the attribute of ``lazy_module`` that holds
+   it; then names, metadata and origins are known without importing anything, and
+   ``lazy_module`` is imported only when a declared entry itself is asked for (so a search
+   space knows the blocks' ``reads`` and ``uses`` without torch);
 2. entries registered from Python (a user's module, e.g. one named with ``--import``);
 3. plugins: the entry points of ``group`` (``autodlgym.blocks``, ``autodlgym.tasks``,
    ``autodlgym.init_laws``, ``autodlgym.searchers``). A plugin is loaded only when its name is
@@ -23,7 +27,7 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -36,15 +40,29 @@ T = TypeVar("T")
 BUILTIN = "built-in"
 
 
+class _Declared:
+    """The entry of a declared built-in until it is first asked for: the attribute of the
+    registry's ``lazy_module`` that holds it."""
+
+    __slots__ = ("attr",)
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+
 class Registry(Generic[T]):
     """Named entries with metadata, built-ins imported lazily, plugins from entry points.
 
     Args:
         kind: what an entry is, for messages (``"block"``, ``"task"``...).
-        lazy_module: module whose import registers the built-ins (None: none).
+        lazy_module: module whose import registers the built-ins, or that holds the
+            ``declared`` ones (None: no built-ins).
         group: the entry-point group of plugins (None: no plugins).
         adopt: ``adopt(name, obj)`` registers an entry-point object that did not register
             itself (default: :meth:`add` with no metadata).
+        declared: the built-ins by name, in order: ``(attribute of lazy_module, metadata)``.
+            Given, ``lazy_module`` is not imported to list the registry, only by :meth:`get`
+            of a declared name (its attribute is the entry).
     """
 
     def __init__(
@@ -53,6 +71,7 @@ class Registry(Generic[T]):
         lazy_module: str | None = None,
         group: str | None = None,
         adopt: Callable[[str, Any], Any] | None = None,
+        declared: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
     ) -> None:
         self.kind = kind
         self.group = group
@@ -60,16 +79,33 @@ class Registry(Generic[T]):
         self._meta: dict[str, dict[str, Any]] = {}
         self._origin: dict[str, str] = {}
         self._lazy_module = lazy_module
-        self._loaded = lazy_module is None
+        self._loaded = lazy_module is None or declared is not None
         self._loading_origin: str | None = None  # set while a plugin loads
         self._adopt = adopt
         self._listeners: list[Callable[[str], None]] = []
+        self._declared: set[str] = set()  # declared built-ins not replaced since
+        for name, (attr, meta) in (declared or {}).items():
+            if lazy_module is None:
+                raise ValueError(f"{kind} {name!r} is declared, but the registry has no module")
+            self._entries[name] = _Declared(attr)  # type: ignore[assignment]
+            self._meta[name] = dict(meta)
+            self._origin[name] = BUILTIN
+            self._declared.add(name)
 
     # Sources -----------------------------------------------------------------------------
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
             importlib.import_module(self._lazy_module)  # registers the built-ins
+
+    def _resolve(self, name: str) -> T:
+        """The object of a declared built-in, imported from ``lazy_module`` on first use."""
+        entry = self._entries[name]
+        if isinstance(entry, _Declared):
+            module = importlib.import_module(self._lazy_module)
+            entry = getattr(module, entry.attr)
+            self._entries[name] = entry
+        return entry
 
     def plugins(self) -> dict[str, EntryPoint]:
         """Entry points of this registry's group by name (not loaded). Read afresh each time:
@@ -127,6 +163,7 @@ class Registry(Generic[T]):
             )
         self._entries[name] = obj
         self._meta[name] = meta
+        self._declared.discard(name)
         module = getattr(obj, "__module__", None) or "python"
         builtin = module.split(".")[0] == "autodlgym"
         self._origin[name] = self._loading_origin or (BUILTIN if builtin else module)
@@ -144,6 +181,12 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
         self._meta.pop(name, None)
         self._origin.pop(name, None)
+        self._declared.discard(name)
+
+    def is_declared(self, name: str) -> bool:
+        """Whether ``name`` is a declared built-in that nothing has replaced (see ``declared``);
+        imports nothing."""
+        return name in self._declared
 
     # Lookup ------------------------------------------------------------------------------
     def get(self, name: str) -> T:
@@ -159,7 +202,7 @@ class Registry(Generic[T]):
             if ep is None:
                 raise self.unknown(name)
             self._load_plugin(name, ep)
-        return self._entries[name]
+        return self._resolve(name)
 
     def unknown(self, name: Any, hint: str = "") -> AutoDLError:
         """The error for a name that is not registered: the closest names and every name."""
@@ -169,14 +212,22 @@ class Registry(Generic[T]):
             f"choose one of: {', '.join(known)}{hint}"
         )
 
+    def _known(self, name: str) -> None:
+        """Load ``name``'s plugin if need be, without importing a declared built-in."""
+        self._load()
+        if name not in self._entries:
+            self.get(name)
+
     def meta(self, name: str) -> dict[str, Any]:
-        self.get(name)
+        """The metadata ``name`` was registered with (a declared built-in's is known without
+        importing it)."""
+        self._known(name)
         return self._meta[name]
 
     def origin(self, name: str) -> str:
         """``"built-in"`` (defined in autodlgym), ``"plugin module:attr"``, or the module that
         defines an entry registered from Python."""
-        self.get(name)
+        self._known(name)
         return self._origin[name]
 
     def names(self) -> list[str]:

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from autodlgym.searchspace.build import build_model, configure_trainable
+from autodlgym.nn.build import build_model, configure_trainable
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.training.diagnostics import diagnose

@@ -51,7 +51,7 @@ def main() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from autodlgym.searchspace.build import build_model
+    from autodlgym.nn.build import build_model
 
     ios = [io, IOSpec("image", (1, 8, 8), 10), IOSpec("vector", (40,), 10)]
     worst: dict[str, float] = defaultdict(float)

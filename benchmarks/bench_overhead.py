@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from autodlgym.searchspace.build import build_model, configure_trainable
+from autodlgym.nn.build import build_model, configure_trainable
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.tasks import get_task
 from autodlgym.training.diagnostics import diagnose

@@ -56,7 +56,7 @@ def in_memory_outputs(run: Path, model_dir: Path, x: np.ndarray) -> np.ndarray:
     """The outputs of the model autodlgym builds from the run's kept weights."""
     import torch
 
-    from autodlgym.searchspace.build import build_model
+    from autodlgym.nn.build import build_model
 
     meta = json.loads((model_dir / "model.json").read_text())
     spec = ArchSpec.from_json((model_dir / "spec.json").read_text())

@@ -79,6 +79,21 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("autodlgym.results.leaderboard", "autodlgym.analysis.leaderboard"): (
         "deprecated alias of the old import path, kept for one release; it warns on use"
     ),
+    ("autodlgym.searchspace.blocks", "autodlgym.nn.blocks"): "deprecated alias, removed in 0.3.0",
+    ("autodlgym.searchspace.build", "autodlgym.nn.build"): "deprecated alias, removed in 0.3.0",
+    ("autodlgym.searchspace.init", "autodlgym.nn.init"): "deprecated alias, removed in 0.3.0",
+    # the registries declare the built-ins' names and metadata without torch; a built-in's
+    # class or law is imported from nn only when it is asked for, to build a network
+    ("autodlgym.searchspace.registry", "autodlgym.nn.blocks"): (
+        "lazy_module of the built-in blocks, imported by BLOCKS.get"
+    ),
+    ("autodlgym.searchspace.registry", "autodlgym.nn.init"): (
+        "lazy_module of the built-in init laws, imported by INIT_LAWS.get"
+    ),
+    ("autodlgym.searchspace.cost", "autodlgym.nn.build"): (
+        "a block without a cost formula (a user's) is measured by building it on the meta "
+        "device; imported only then"
+    ),
 }
 
 #: keywords whose literal string value names a module that gets imported

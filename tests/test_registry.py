@@ -185,7 +185,7 @@ def test_entry_points_register_a_block_a_task_and_an_init_law(plugin):
     import torch
 
     from autodlgym import SearchSpace, build_model, get_task, list_tasks
-    from autodlgym.searchspace.init import apply_init
+    from autodlgym.nn.init import apply_init
     from autodlgym.searchspace.registry import BLOCKS, INIT_LAWS
 
     assert {"gatedconv"} <= set(BLOCKS.names()) and "half_normal" in INIT_LAWS

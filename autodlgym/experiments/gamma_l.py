@@ -6,7 +6,7 @@ per-layer gain of a ReLU stack by s exactly (ReLU is positively homogeneous), so
 activation norm after L layers is s^L; a tanh stack follows s^L while its units stay in the
 linear regime and saturates instead of exploding. The per-layer gains and gradient norms come
 from :func:`~autodlgym.training.diagnostics.diagnose` on models built from ``gamma_l.yaml``;
-the scaled laws are registered with :func:`~autodlgym.searchspace.init.register_init`.
+the scaled laws are registered with :func:`~autodlgym.searchspace.registry.register_init`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _scaled(law, scale: float, weight, gain: float) -> None:
 
 def register_scaled_laws() -> None:
     """Register ``<law>_x0.5`` and ``<law>_x2``: the correct laws with weights scaled by s."""
-    from autodlgym.searchspace.init import INIT_LAWS, register_init
+    from autodlgym.searchspace.registry import INIT_LAWS, register_init
 
     for law in CORRECT.values():
         for s in SCALES:
@@ -50,8 +50,8 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
     import pandas as pd
     import torch
 
-    from autodlgym.searchspace.build import build_model
-    from autodlgym.searchspace.init import apply_init
+    from autodlgym.nn.build import build_model
+    from autodlgym.nn.init import apply_init
     from autodlgym.searchspace.io import IOSpec
     from autodlgym.training.diagnostics import diagnose
 

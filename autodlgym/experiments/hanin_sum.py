@@ -38,8 +38,8 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
     import pandas as pd
     import torch
 
-    from autodlgym.searchspace.build import build_model
-    from autodlgym.searchspace.init import apply_init
+    from autodlgym.nn.build import build_model
+    from autodlgym.nn.init import apply_init
     from autodlgym.searchspace.io import IOSpec
     from autodlgym.tasks import get_task
     from autodlgym.training.diagnostics import diagnose

@@ -3,7 +3,7 @@
 Rahaman et al. (2019) fit f(x) = sum_k A_k sin(2 pi k x + phi_k) on [0, 1] with a ReLU MLP
 and watch the network's Fourier spectrum during training: each frequency's amplitude is
 learned in order of frequency, low first. Here an MLP spec of ``deep_mlp.yaml`` (4 blocks of
-256 units, He init) is built with :func:`~autodlgym.searchspace.build.build_model` for a
+256 units, He init) is built with :func:`~autodlgym.nn.build.build_model` for a
 1-input, 1-output regression and trained full-batch with Adam; every few steps the spectrum
 of its predictions on a grid is compared with the target's.
 """
@@ -25,8 +25,8 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
     import pandas as pd
     import torch
 
-    from autodlgym.searchspace.build import build_model
-    from autodlgym.searchspace.init import apply_init
+    from autodlgym.nn.build import build_model
+    from autodlgym.nn.init import apply_init
     from autodlgym.searchspace.io import IOSpec
 
     steps, every, width = (300, 30, 128) if quick else (4000, 50, 256)

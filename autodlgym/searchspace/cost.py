@@ -2,7 +2,7 @@
 
 A :class:`Cost` holds the parameter count, the trainable parameter count, the forward FLOPs of
 one example and the activation memory of one example's forward pass. It is computed from
-per-layer formulas that follow the builder (:mod:`autodlgym.searchspace.build`) shape by shape:
+per-layer formulas that follow the builder (:mod:`autodlgym.nn.build`) shape by shape:
 state shapes through downsampling, adapters, blocks, connections and the head. No module is
 built and torch is not imported, so a spec costs well under a millisecond and searchers can
 reject over-budget candidates before anything trains.
@@ -15,9 +15,9 @@ Conventions (the ones ``torch.utils.flop_counter.FlopCounterMode`` uses):
   an Elman RNN, per direction): what torch's counter sees of an LSTM on a meta device, where
   the cell is not fused. ``tests/searchspace/test_cost.py`` checks every block kind against
   ``FlopCounterMode`` over a meta-device forward of the built model.
-* Parameters are exact: the same tensors :func:`~autodlgym.searchspace.build.build_model`
+* Parameters are exact: the same tensors :func:`~autodlgym.nn.build.build_model`
   creates. Trainable parameters follow
-  :func:`~autodlgym.searchspace.build.configure_trainable` (``head``: the readout only;
+  :func:`~autodlgym.nn.build.configure_trainable` (``head``: the readout only;
   ``fraction_<p>``: ``max(1, round(p * rows))`` rows of every tensor outside the head).
 * Activation memory is float32 bytes of the tensors one example's forward pass writes
   (layer outputs, gates, attention scores): what autograd can keep for the backward pass, so
@@ -27,10 +27,11 @@ Conventions (the ones ``torch.utils.flop_counter.FlopCounterMode`` uses):
   recurrent stages, whose gates the formula counts as an unfused cell writes them; fused
   kernels keep less, the backward pass needs more).
 
-Blocks registered by users (:func:`~autodlgym.searchspace.blocks.register_block`) without a
-formula are measured once per input shape and context: built on the meta device (no memory,
-no initialisation) and run under ``FlopCounterMode``; a formula can be added with
-:func:`register_cost`.
+Blocks registered by users (:func:`~autodlgym.searchspace.registry.register_block`) without
+a formula are measured once per input shape and context: built on the meta device (no memory,
+no initialisation) and run under ``FlopCounterMode``, by
+:func:`~autodlgym.nn.build.measure_unit`, which is imported (with torch) only then; a formula can
+be added with :func:`register_cost`.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autodlgym.errors import SpecError
+from autodlgym.searchspace import builtins
 from autodlgym.searchspace.io import IOSpec
+from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.spec import ArchSpec
 
 Shape = tuple[int, ...]
 
-# Mirrors of the builder's constants (blocks.py / build.py import torch; this module must not).
+# Mirrors of the builder's constants (nn/blocks.py and nn/build.py import torch; this module
+# must not).
 VECTOR_CAP = 4096
 DENSE_LAYERS = 3
 SE_REDUCTION = 16
@@ -87,7 +91,7 @@ class Cost:
 @dataclass(frozen=True)
 class UnitContext:
     """What a block's cost formula knows: the block's width, norm, index in its stage, stage
-    number and all of its stage's decisions (as :class:`~autodlgym.searchspace.blocks.BlockContext`
+    number and all of its stage's decisions (as :class:`~autodlgym.nn.blocks.BlockContext`
     gives its factory)."""
 
     width: int
@@ -339,7 +343,7 @@ def _recurrent(s: Shape, ctx: UnitContext) -> UnitCost:
 
 
 def _wavenet_dilation(index: int, kernel: int, length: int) -> int:
-    """Mirror of :func:`~autodlgym.searchspace.blocks.wavenet_dilation`: doubling dilations
+    """Mirror of :func:`~autodlgym.nn.blocks.wavenet_dilation`: doubling dilations
     that start again at 1 before the causal padding would reach the sequence length."""
     reach = max(1, int(kernel) - 1)
     cycle = 1
@@ -445,29 +449,11 @@ def _downsample(u: UnitCost, kind: str, shape: Shape) -> Shape:
 
 # Units: formula, or a measurement on the meta device ---------------------------------------------
 def _block_reads(name: str) -> str:
-    if name in _BUILTIN_READS and _formula_is_current(name):
-        return _BUILTIN_READS[name]
-    from autodlgym.searchspace.registry import BLOCKS
-
     if name not in BLOCKS:
         raise SpecError(
             f"block {name!r} is not registered; known blocks: {', '.join(BLOCKS.names())}"
         )
     return BLOCKS.meta(name).get("reads", "any")
-
-
-_BUILTIN_READS = {
-    "mlp": "vector",
-    "highway": "vector",
-    "conv": "spatial",
-    "residual": "spatial",
-    "dense": "spatial",
-    "inception": "spatial",
-    "se": "spatial",
-    "attention": "sequence",
-    "recurrent": "sequence",
-    "wavenet": "sequence",
-}
 
 
 def _unit(name: str, in_shape: Shape, ctx: UnitContext) -> UnitCost:
@@ -488,41 +474,26 @@ def _unit(name: str, in_shape: Shape, ctx: UnitContext) -> UnitCost:
 def _formula_is_current(name: str) -> bool:
     """A built-in formula describes the built-in block; a user block registered under the same
     name replaces it (then it is measured)."""
-    from autodlgym.searchspace.registry import BLOCKS
-
-    if name not in _BUILTIN_READS:
-        return True
-    entry = BLOCKS._entries.get(name)
-    if entry is None:  # blocks.py not imported yet: the built-in is what will be registered
-        return True
-    return getattr(entry, "__module__", "") == "autodlgym.searchspace.blocks"
+    return name not in builtins.BLOCKS or BLOCKS.is_declared(name)
 
 
 def _measure_unit(name: str, in_shape: Shape, ctx: UnitContext) -> UnitCost:
-    """Build one block on the meta device and count its parameters and FLOPs."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    """Build one block on the meta device and count its parameters and FLOPs (the only use of
+    torch here, for a block without a formula)."""
+    from autodlgym.nn.build import measure_unit
 
-    from autodlgym.searchspace.blocks import BlockContext
-    from autodlgym.searchspace.build import _make_unit
-
-    bctx = BlockContext(
-        ctx.width, ctx.activation, ctx.norm, ctx.dropout, ctx.index, ctx.stage, ctx.options
+    out_shape, tensors, flops, activations = measure_unit(
+        name,
+        in_shape,
+        width=ctx.width,
+        activation=ctx.activation,
+        norm=ctx.norm,
+        dropout=ctx.dropout,
+        index=ctx.index,
+        stage=ctx.stage,
+        options=ctx.options,
     )
-    with torch.device("meta"):
-        # an adapted shape is a fixed point of the adapter _make_unit puts in front
-        unit = _make_unit(name, in_shape, bctx)
-    unit.eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        y = unit.block(torch.zeros(1, *in_shape, device="meta"))
-    y = y[0] if isinstance(y, tuple) else y
-    out = UnitCost(tuple(int(s) for s in unit.out_shape))
-    for p in unit.parameters():
-        out.tensors.append((int(p.shape[0]) if p.dim() else 0, p.numel()))
-    out.flops = int(counter.get_total_flops())
-    out.activations = int(y.numel())
-    return out
+    return UnitCost(out_shape, list(tensors), flops, activations)
 
 
 # The whole network -----------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Registries of the search space's building blocks and init laws, and their decorators.
 
-Kept free of torch: the built-in blocks and laws register themselves when ``blocks.py`` /
-``init.py`` are first needed. Plugins come from the ``autodlgym.blocks`` and
-``autodlgym.init_laws`` entry-point groups (see :mod:`autodlgym.registry`).
+Kept free of torch: the built-in blocks and laws are declared from the table in
+:mod:`autodlgym.searchspace.builtins` (names, ``reads``, ``uses``, docs), so listing them and
+reading their registrations imports nothing; their torch code (:mod:`autodlgym.nn.blocks`,
+:mod:`autodlgym.nn.init`) is imported when an entry itself is asked for, to build a network.
+Plugins come from the ``autodlgym.blocks`` and ``autodlgym.init_laws`` entry-point groups (see
+:mod:`autodlgym.registry`).
 
 A block's registration is all the space needs to know about it: its name becomes a ``block``
 option, and ``uses`` names the stage decisions it reads (``kernel``, ``dilation``, ...), which
@@ -16,8 +19,9 @@ from typing import Any
 
 from autodlgym.errors import SpecError
 from autodlgym.registry import Registry
+from autodlgym.searchspace import builtins
 
-#: what a block factory reads; see :mod:`autodlgym.searchspace.blocks`.
+#: what a block factory reads; see :mod:`autodlgym.nn.blocks`.
 READS = ("any", "vector", "spatial", "sequence")
 
 
@@ -29,19 +33,26 @@ def _adopt_init(name: str, obj: Any) -> None:
     register_init(name)(obj)
 
 
-#: name -> block factory; see :mod:`autodlgym.searchspace.blocks` for the contract.
+#: name -> block factory; see :mod:`autodlgym.nn.blocks` for the contract. The built-ins'
+#: classes are imported from there when first asked for.
 BLOCKS: Registry = Registry(
     "block",
-    lazy_module="autodlgym.searchspace.blocks",
+    lazy_module="autodlgym.nn.blocks",
     group="autodlgym.blocks",
     adopt=_adopt_block,
+    declared={
+        name: (b.cls, {"reads": b.reads, "uses": b.uses, "doc": b.doc})
+        for name, b in builtins.BLOCKS.items()
+    },
 )
-#: name -> init law; see :mod:`autodlgym.searchspace.init`.
+#: name -> init law; see :mod:`autodlgym.nn.init`. The built-in laws are imported from there
+#: when first asked for.
 INIT_LAWS: Registry = Registry(
     "init law",
-    lazy_module="autodlgym.searchspace.init",
+    lazy_module="autodlgym.nn.init",
     group="autodlgym.init_laws",
     adopt=_adopt_init,
+    declared=builtins.INIT_LAWS,
 )
 
 
@@ -53,7 +64,7 @@ def register_block(
     Args:
         name: the name used as a ``block`` option in search spaces.
         reads: ``"vector"``, ``"spatial"``, ``"sequence"`` or ``"any"``: the state kind the
-            factory receives (see :mod:`autodlgym.searchspace.blocks`).
+            factory receives (see :mod:`autodlgym.nn.blocks`).
         uses: the stage decisions the block reads from ``ctx`` (e.g. ``("kernel",)``); in a
             space, each is active exactly when the stage's block is one that uses it.
         doc: one line shown in listings.
@@ -87,6 +98,6 @@ def block_decisions(blocks: Iterable[str]) -> set[str]:
 
 
 def loaded_blocks() -> list[str]:
-    """Blocks registered so far (built-ins, from Python, plugins already loaded)."""
-    BLOCKS.names()  # loads the built-ins
+    """Blocks registered so far (built-ins, from Python, plugins already loaded); imports
+    nothing."""
     return list(BLOCKS._entries)

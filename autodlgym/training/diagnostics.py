@@ -230,7 +230,7 @@ def diagnose(
     """Measure a model at initialisation on one batch (about 64 examples is plenty).
 
     Args:
-        model: an :class:`~autodlgym.searchspace.build.AutoDLNet` (or any module; without
+        model: an :class:`~autodlgym.nn.build.AutoDLNet` (or any module; without
             ``blocks`` its Linear/Conv layers are measured).
         batch: inputs ``(B, *shape)``; moved to the model's device.
         targets: class labels (cross_entropy) or regression targets (mse); None draws random
@@ -369,7 +369,7 @@ class _InitScorer:
             raise AutoDLError(
                 f"{name!r} is not a diagnostic; choose one of {', '.join(sorted(SCALARS))}"
             )
-        from autodlgym.searchspace.build import build_model
+        from autodlgym.nn.build import build_model
 
         x, y = self._batch(int(seed), int(batch))
         out = []

@@ -248,7 +248,7 @@ def _run(
     so far)."""
     import torch
 
-    from autodlgym.searchspace.build import build_model, configure_trainable
+    from autodlgym.nn.build import build_model, configure_trainable
 
     spec = spec if isinstance(spec, ArchSpec) else ArchSpec(spec)
     data = _device_data(task, dev)
@@ -421,7 +421,7 @@ def warm_up() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    import autodlgym.searchspace.build  # noqa: F401
+    import autodlgym.nn.build  # noqa: F401
     import autodlgym.training.diagnostics  # noqa: F401
 
     with torch.no_grad(), FlopCounterMode(display=False):

@@ -119,7 +119,7 @@ def test_diagnostics_read_back_under_one_scheme_and_as_a_tidy_layer_frame(tmp_pa
     import torch
 
     from autodlgym.errors import AutoDLError
-    from autodlgym.searchspace.build import build_model
+    from autodlgym.nn.build import build_model
     from autodlgym.searchspace.io import IOSpec
     from autodlgym.training.diagnostics import diagnose
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autodlgym.searchspace.blocks import (
+from autodlgym.nn.blocks import (
     SE_REDUCTION,
     AttentionBlock,
     BlockContext,
@@ -23,8 +23,8 @@ from autodlgym.searchspace.blocks import (
     sinusoidal_positions,
     wavenet_dilation,
 )
-from autodlgym.searchspace.build import LP_EPS, Downsample, build_model, dense_input_shape
-from autodlgym.searchspace.init import apply_init
+from autodlgym.nn.build import LP_EPS, Downsample, build_model, dense_input_shape
+from autodlgym.nn.init import apply_init
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec

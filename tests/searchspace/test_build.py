@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autodlgym.errors import AutoDLError, SpecError
-from autodlgym.searchspace.blocks import BlockContext, register_block
-from autodlgym.searchspace.build import (
+from autodlgym.nn.blocks import BlockContext, register_block
+from autodlgym.nn.build import (
     CONNECTIONS,
     DOWNSAMPLES,
     HEAD_POOLS,
@@ -188,7 +188,7 @@ def test_downsampling_halves_positions_and_skips_vectors(kind, modality):
 
 
 def test_lp_and_lse_pooling_values():
-    from autodlgym.searchspace.build import Downsample
+    from autodlgym.nn.build import Downsample
 
     x = torch.tensor([[[3.0, 4.0, 1.0, 1.0]]])
     lp = Downsample("lp", (1, 4))(x)

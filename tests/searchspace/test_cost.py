@@ -11,8 +11,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from autodlgym.errors import SpecError
-from autodlgym.searchspace.blocks import BlockContext, register_block
-from autodlgym.searchspace.build import build_model, configure_trainable
+from autodlgym.nn.blocks import BlockContext, register_block
+from autodlgym.nn.build import build_model, configure_trainable
 from autodlgym.searchspace.cost import Cost, estimate_cost
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.registry import BLOCKS

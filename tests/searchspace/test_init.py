@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from autodlgym.errors import AutoDLError
-from autodlgym.searchspace.build import build_model
-from autodlgym.searchspace.init import (
+from autodlgym.nn.build import build_model
+from autodlgym.nn.init import (
     SECOND_MOMENT_GAINS,
     activation_gain,
     apply_init,

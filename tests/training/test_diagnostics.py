@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from autodlgym.errors import AutoDLError
-from autodlgym.searchspace.build import build_model, configure_trainable
+from autodlgym.nn.build import build_model, configure_trainable
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.space import SearchSpace

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from autodlgym.execution.local import LocalExecutor
+from autodlgym.nn import blocks
 from autodlgym.results.store import ResultStore
-from autodlgym.searchspace import blocks
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.training import trainer
 from autodlgym.training.trainer import amp_dtype_for, train_and_score
@@ -53,7 +53,7 @@ def _vm_rss_mb() -> float:
 #: by the trial without raising the resident set, so "before" would not be a clean baseline.
 _PEAK_SCRIPT = """
 import gc, json, sys
-from autodlgym.searchspace.build import build_model
+from autodlgym.nn.build import build_model
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import get_task
 from autodlgym.training.trainer import train_and_score

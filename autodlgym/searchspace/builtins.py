@@ -1,0 +1,72 @@
+"""The built-in blocks and init laws as data: what a search space needs to know of them.
+
+A block's row gives its name (a ``block`` option), the class in :mod:`autodlgym.nn.blocks`
+that builds it, the state kind it reads, the stage decisions it uses (each is active in a space
+exactly for the blocks that use it) and a line for listings. An init law's row gives its name,
+the function in :mod:`autodlgym.nn.init` and its metadata. :mod:`autodlgym.searchspace.registry`
+declares them from here, so building a space, sampling it and costing a built-in spec know
+every built-in without importing torch; the torch code is imported when a network is built.
+
+A new built-in block is a class in ``nn/blocks.py`` and a row here (a new decision it reads also
+goes in the stage template of ``searchspace/config.py``); a new built-in law is a function in
+``nn/init.py`` and a row here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class BuiltinBlock(NamedTuple):
+    """One built-in block: see the module docstring."""
+
+    cls: str
+    reads: str
+    uses: tuple[str, ...]
+    doc: str
+
+
+#: name -> block, in the order the default space offers them
+BLOCKS: dict[str, BuiltinBlock] = {
+    "mlp": BuiltinBlock("MLPBlock", "vector", (), "fully connected layer"),
+    "conv": BuiltinBlock(
+        "ConvBlock", "spatial", ("kernel", "dilation"), "convolution (kernel, dilation)"
+    ),
+    "residual": BuiltinBlock(
+        "ResidualBlock", "spatial", ("kernel", "dilation"), "two-conv residual block"
+    ),
+    "highway": BuiltinBlock("HighwayBlock", "vector", ("gate_bias",), "gated highway layer"),
+    "dense": BuiltinBlock(
+        "DenseBlock", "spatial", ("kernel", "growth"), "DenseNet block (growth), transition"
+    ),
+    "inception": BuiltinBlock(
+        "InceptionBlock", "spatial", (), "parallel 1/3/5 convs and pool branch"
+    ),
+    "se": BuiltinBlock(
+        "SEBlock", "spatial", ("kernel", "reduction"), "conv with squeeze-excitation"
+    ),
+    "attention": BuiltinBlock(
+        "AttentionBlock", "sequence", ("heads",), "pre-norm transformer layer (heads)"
+    ),
+    "recurrent": BuiltinBlock(
+        "RecurrentBlock",
+        "sequence",
+        ("cell", "bidirectional"),
+        "rnn/gru/lstm/minimal cell, bidirectional",
+    ),
+    "wavenet": BuiltinBlock(
+        "WaveNetBlock", "sequence", ("kernel",), "dilated causal gated conv, residual and skip"
+    ),
+}
+
+#: name -> (function in autodlgym.nn.init, metadata), in the order they are listed
+INIT_LAWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "glorot_uniform": ("glorot_uniform", {}),
+    "glorot_normal": ("glorot_normal", {}),
+    "he_uniform": ("he_uniform", {}),
+    "he_normal": ("he_normal", {}),
+    "lecun_normal": ("lecun_normal", {}),
+    "orthogonal": ("orthogonal", {}),
+    # the law leaves weights and biases as torch made them
+    "torch_default": ("torch_default", {"keeps_torch_init": True}),
+}
