@@ -350,7 +350,8 @@ def build_report(
         board = board.assign(arch=[ArchSpec.from_json(s).summary() for s in board["spec"]])
         cols = ["rank", "trial_id", "val_score", "test_score", "status", "n_evals", "epochs"]
         cols += ["epochs_run", "rung", "params", "flops", "train_seconds", "arch", "arch_id"]
-        board = board[[c for c in cols if c in board.columns]]
+        # columns the run does not record (FLOPs of a table's rows) are left out
+        board = board[[c for c in cols if c in board.columns and board[c].notna().any()]]
     parts.append(
         _section(
             "top",
