@@ -31,7 +31,7 @@ from autodlgym.registry import import_modules
 from autodlgym.results.store import ResultStore
 from autodlgym.runner import RunConfig
 from autodlgym.searchspace.space import SearchSpace
-from autodlgym.trial import OK, SEARCH
+from autodlgym.trial import SEARCH
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -229,12 +229,15 @@ class Run:
         return self.store.curves()
 
     def best(self, n: int = 1, phase: str = SEARCH) -> pd.DataFrame:
-        """The ``n`` best architectures by validation score: one row each (its best ``ok``
-        trial of ``phase``, the earliest on ties), best first."""
+        """The ``n`` best architectures by validation score, best first: one row each, its
+        trial of ``phase`` at the highest fidelity it reached with its best score there (the
+        earliest on ties), of the trials with a usable score (``ok``, or ``stopped`` by the
+        search's deadline with the score it reached). Columns: the frame's, and ``n_evals``,
+        ``rung`` and ``stopped`` (see :func:`autodlgym.results.ranking.by_architecture`)."""
+        from autodlgym.results.ranking import best_architectures
+
         df = self.frame()
-        ok = df[(df["phase"] == phase) & (df["status"] == OK) & df["val_score"].notna()]
-        ranked = ok.sort_values(["val_score", "trial_id"], ascending=[False, True], kind="stable")
-        return ranked.drop_duplicates("arch_id").head(int(n))
+        return best_architectures(df[df["phase"] == phase], n)
 
     def table_scores(self) -> np.ndarray | None:
         """Every validation score of a lookup task's table at the run's fidelity (what random

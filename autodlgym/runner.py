@@ -235,6 +235,9 @@ class SearchSummary:
 
     run_dir: Path
     finished: int
+    #: the run's best architecture (``Run.best()``): its trial at the highest fidelity it
+    #: reached with its best validation score there, of the trials with a usable score (``ok``,
+    #: or ``stopped`` by the deadline with the score it reached); None before the first
     best_trial_id: int | None
     best_val_score: float | None
     stopped_by: str  # "trials", "time", "interrupt"
@@ -249,6 +252,18 @@ class SearchSummary:
         from autodlgym.results.store import load_results
 
         return load_results(self.run_dir)
+
+
+def _best_architecture(store: ResultStore) -> tuple[int, float] | None:
+    """``(trial_id, val_score)`` of the search's best architecture, as ``Run.best()`` ranks
+    it, or None."""
+    from autodlgym.results.ranking import best_architectures
+
+    df = store.to_dataframe()
+    best = best_architectures(df[df["phase"] == SEARCH], 1)
+    if best.empty:
+        return None
+    return int(best["trial_id"].iloc[0]), float(best["val_score"].iloc[0])
 
 
 def _takes(cls: type, name: str) -> bool:
@@ -652,7 +667,7 @@ class _Search:
                         self.searcher.close()
                 finally:
                     if self.store is not None:
-                        self.best = self.store.best(phase=SEARCH)
+                        self.best = _best_architecture(self.store)
                         self.store.close()
 
     def summary(self, stopped_by: str) -> SearchSummary:

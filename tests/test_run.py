@@ -197,14 +197,33 @@ def test_resume_continues_with_the_stored_space(kind_run, tmp_path):
 
 # Settling a config for its task -----------------------------------------------------------------
 def test_asha_climbs_the_epochs_of_a_table(tmp_path):
-    run_search(
+    summary = run_search(
         RunConfig(out=str(tmp_path / "r"), task="mnist1d-table", trials=60, pruner="asha"),
         progress=False,
     )
     with Run.open(tmp_path / "r") as run:
         assert run.config.pruner == "asha" and run.config.epochs == 5
-        epochs = run.frame()["epochs"]
+        df = run.frame()
+        best = run.best(60)
+    epochs = df["epochs"]
     assert set(epochs) == {1, 3, 5} and (epochs == 1).sum() > (epochs == 5).sum() > 0
+    # the rankings: one row per architecture, at the highest epochs it reached, with its best
+    # score there; the summary's best is the leaderboard's first row and Run.best's
+    board = leaderboard(tmp_path / "r", top=None)
+    ok = df[df["status"] == OK]
+    assert board["arch_id"].is_unique and set(board["arch_id"]) == set(ok["arch_id"])
+    for row in board.itertuples():
+        trials = ok[ok["arch_id"] == row.arch_id]
+        top = trials["epochs"].max()
+        assert row.epochs == top and row.rung == [1, 3, 5].index(top)
+        assert row.val_score == trials.loc[trials["epochs"] == top, "val_score"].max()
+        assert row.n_evals == (df["arch_id"] == row.arch_id).sum()
+    assert board["val_score"].is_monotonic_decreasing
+    assert len(board) < len(ok)  # promoted architectures were evaluated more than once
+    assert (board["n_evals"] > 1).any() and (board["rung"] == 2).any()
+    assert summary.best_trial_id == board["trial_id"].iloc[0] == best["trial_id"].iloc[0]
+    assert summary.best_val_score == board["val_score"].iloc[0]
+    assert best["trial_id"].tolist() == board["trial_id"].tolist()
 
 
 def test_a_pruner_on_a_table_without_curves_is_refused_or_dropped(tmp_path):

@@ -201,11 +201,15 @@ def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path):
     assert len(curves) == row.epochs_run
     assert row.val_score == curves.val_score.iloc[-1]  # the last score it reached
     assert 0 < row.train_seconds < 3.0
+    # the summary's best counts it, with the score it reached
+    assert (summary.best_trial_id, summary.best_val_score) == (0, row.val_score)
     # a resume with a larger budget goes on; the stopped trial is kept, not reused
     summary = run_search(RunConfig(out=cfg.out, time_budget=6.0), resume=True, progress=False)
     df = load_results(cfg.out)
     assert summary.stopped_by == "time" and list(df.trial_id) == [0, 1]
     assert list(df.status) == ["stopped", "stopped"] and pd.isna(df.reused_from).all()
+    best = df.sort_values(["val_score", "trial_id"], ascending=[False, True]).iloc[0]
+    assert (summary.best_trial_id, summary.best_val_score) == (best.trial_id, best.val_score)
 
 
 def test_progress_counts_time_and_shows_trials_in_flight(tmp_path, tiny_space_config, capsys):

@@ -20,6 +20,8 @@ import pandas as pd
 from autodlgym.analysis._figures import empty_figure, new_axes
 from autodlgym.analysis.leaderboard import _require, best_so_far
 from autodlgym.errors import AutoDLError
+from autodlgym.results.ranking import usable
+from autodlgym.trial import SEARCH, STOPPED
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -39,7 +41,8 @@ def anytime(df: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per trial in ``trial_id`` order: the columns of
         :func:`~autodlgym.analysis.leaderboard.best_so_far` (``n_trials``, ``trial_id``,
-        ``status``, ``val_score``, ``best_val_score``, ``best_trial_id``) plus ``seconds``
+        ``status``, ``val_score``, ``best_val_score``, ``best_trial_id``, ``best_stopped``:
+        ``stopped`` trials count with the score they reached) plus ``seconds``
         (the trial's training + evaluation seconds; failures count what they spent) and
         ``compute_seconds`` (their running sum).
     """
@@ -141,7 +144,8 @@ def plot_anytime(
         ax: draw into these axes instead of a new figure.
 
     Returns:
-        The figure; with no ``ok`` trial, an empty figure (and a warning).
+        The figure (trials stopped by the search's deadline ringed: they count with the
+        score they reached); with no usable trial, an empty figure (and a warning).
     """
     info = _anytime_info(df, x, table_scores)
     title = "Best validation score so far"
@@ -150,8 +154,14 @@ def plot_anytime(
         return empty_figure(title, "no trial finished ok: nothing to plot", ax)
     ax = new_axes(ax)
     xs = c[info.x].to_numpy()
-    ok = c["status"] == "ok"
-    ax.scatter(xs[ok], c["val_score"][ok], s=8, alpha=0.35, color="#0072B2", label="trial")
+    scored = usable(c).to_numpy()
+    ax.scatter(xs[scored], c["val_score"][scored], s=8, alpha=0.35, color="#0072B2", label="trial")
+    stopped = scored & (c["status"] == STOPPED).to_numpy()
+    if stopped.any():
+        ax.scatter(
+            xs[stopped], c["val_score"][stopped], s=40, facecolors="none", edgecolors="#000000",
+            label="stopped at the deadline",
+        )  # fmt: skip
     ax.step(xs, c["best_val_score"], where="post", color="#D55E00", lw=2, label="best so far")
     if info.band is not None:
         b = info.band
@@ -174,7 +184,9 @@ def _load_run(run: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]
     from autodlgym.run import Run
 
     with Run.open(run) as opened:
-        return opened.frame(), opened.settings
+        df = opened.frame()
+        # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
+        return df[df["phase"] == SEARCH].reset_index(drop=True), opened.settings
 
 
 def compare_anytime(
@@ -189,8 +201,9 @@ def compare_anytime(
 
     Returns:
         ``run`` (label: the directory name, made unique), ``searcher``, ``seed``, ``task``,
-        ``x`` (the grid value) and ``best_val_score`` (the best ``ok`` score reached by that
-        point; NaN before the first ``ok`` trial and past the end of a shorter run).
+        ``x`` (the grid value) and ``best_val_score`` (the best usable score reached by that
+        point, stopped trials included; NaN before the first and past the end of a shorter
+        run).
 
     Raises:
         AutoDLError: no run given, a directory without a run, runs of different tasks.

@@ -16,14 +16,22 @@ import numpy as np
 import pandas as pd
 
 from autodlgym.errors import AutoDLError
+from autodlgym.results.ranking import annotate, by_architecture, usable
 from autodlgym.results.store import BASE_COLUMNS, TAIL_COLUMNS
-from autodlgym.trial import OK, TrialResult
+from autodlgym.trial import OK, SEARCH, STOPPED, TrialResult
 
 #: Columns a leaderboard shows first, in this order (those present).
 MAIN_COLUMNS = (
-    "rank", "trial_id", "val_score", "test_score", "status", "params", "flops", "train_seconds",
-    "epochs", "arch_id",
+    "rank", "trial_id", "val_score", "test_score", "status", "stopped", "n_evals", "epochs",
+    "rung", "params", "flops", "train_seconds", "arch_id",
 )  # fmt: skip
+
+#: ``leaderboard(status=SCORED)``, the default: the trials with a usable score (``ok``, or
+#: ``stopped`` by the search's deadline, with a finite validation score; see
+#: :func:`autodlgym.results.ranking.usable`)
+SCORED = "scored"
+#: what one row of a leaderboard stands for
+PER = ("spec", "trial")
 
 #: Columns where smaller is better; ``leaderboard(by=...)`` ranks them ascending by default.
 LOWER_IS_BETTER = frozenset(
@@ -37,7 +45,7 @@ _NOT_CHOICES = (
     frozenset(BASE_COLUMNS)
     | frozenset(TAIL_COLUMNS)
     | {f.name for f in dataclasses.fields(TrialResult)}
-    | {"rank"}
+    | {"rank", "n_evals", "rung", "stopped"}
 )
 
 
@@ -67,36 +75,67 @@ def leaderboard(
     df_or_run_dir: pd.DataFrame | str | os.PathLike[str],
     top: int | None = 10,
     by: str = "val_score",
-    status: str | Sequence[str] | None = OK,
+    status: str | Sequence[str] | None = SCORED,
     ascending: bool | None = None,
+    per: str = "spec",
 ) -> pd.DataFrame:
-    """The best trials, ranked.
+    """The best architectures (or trials), ranked.
 
     Args:
         df_or_run_dir: a results frame, or a run directory to load one from.
         top: keep this many rows (None: all).
         by: the column to rank by.
-        status: keep trials with this status (or any of these); None keeps every trial.
+        status: the trials that count: ``"scored"`` (:data:`SCORED`, the default) those with
+            a usable score: ``ok``, or ``stopped`` by the search's deadline with the finite
+            validation score it reached; a status or several; None: every trial.
         ascending: rank smaller values first. None: ascending for :data:`LOWER_IS_BETTER`
             columns, descending otherwise.
+        per: ``"spec"`` (default): one row per architecture, of the search's trials that
+            count (retrained evaluations are left out): its trials at the highest fidelity it
+            reached (by ``epochs``, then ``max_train_samples``) and among those the one with
+            its best validation score, the earliest on ties (whatever ``by`` ranks).
+            ``"trial"``: one row per trial that counts.
 
     Returns:
         A new frame with a 1-based ``rank`` column; the ``by`` column and
-        :data:`MAIN_COLUMNS` first, then the decision columns, then the rest. Ties keep trial
-        order; missing values rank last. ``attrs["environment"]`` is the run's (what each
-        session ran on), as :func:`~autodlgym.results.store.load_results` gives it.
+        :data:`MAIN_COLUMNS` first, then the decision columns, then the rest. Besides the
+        frame's columns: ``stopped`` (bool: the trial was stopped by the search's deadline;
+        it ranks with the score it reached), ``n_evals`` (the trials of that architecture,
+        whatever their status) and ``rung`` (the index of the trial's fidelity among the
+        distinct fidelities of the frame, low to high; 0 when there is one). Ties keep
+        trial order; missing values rank last. ``attrs["environment"]`` is the run's (what
+        each session ran on), as :func:`~autodlgym.results.store.load_results` gives it.
+
+    Raises:
+        AutoDLError: a column that is missing, ``top < 1``, an unknown ``per``.
     """
     df = _frame(df_or_run_dir)
     _require(df, by, "trial_id")
     if top is not None and top < 1:
         raise AutoDLError(f"top must be a positive number of rows, got {top}")
-    if status is not None:
+    if per not in PER:
+        raise AutoDLError(f"per must be {' or '.join(map(repr, PER))}, got {per!r}")
+    environment = df.attrs.get("environment", [])
+    if per == "spec":
+        _require(df, "arch_id", "val_score")
+        if "phase" in df.columns:
+            df = df[df["phase"] == SEARCH]
+    if status is None:
+        counts = pd.Series(True, index=df.index)
+    elif isinstance(status, str) and status == SCORED:
+        _require(df, "status", "val_score")
+        counts = usable(df)
+    else:
         _require(df, "status")
         wanted = [status] if isinstance(status, str) else list(status)
-        df = df[df["status"].isin(wanted)]
+        counts = df["status"].isin(wanted)
+    if per == "spec":
+        rows = by_architecture(df, keep=counts)
+    else:
+        rows = annotate(df)[counts.to_numpy(dtype=bool)]
     if ascending is None:
         ascending = by in LOWER_IS_BETTER
-    ranked = df.sort_values(
+    ranked = rows.sort_values(
         [by, "trial_id"], ascending=[ascending, True], na_position="last", kind="stable"
     )
     if top is not None:
@@ -110,27 +149,32 @@ def leaderboard(
     choices = [c for c in choice_columns(ranked) if c not in first]
     rest = [c for c in ranked.columns if c not in first and c not in choices]
     out = ranked[first + choices + rest]
-    out.attrs["environment"] = df.attrs.get("environment", [])
+    out.attrs["environment"] = environment
     return out
 
 
 def best_so_far(df: pd.DataFrame) -> pd.DataFrame:
-    """Anytime performance: the best ``ok`` validation score after each trial.
+    """Anytime performance: the best usable validation score after each trial.
+
+    A score is usable when its trial finished ``ok`` or was ``stopped`` by the search's
+    deadline with a finite score (:func:`~autodlgym.results.ranking.usable`): a stopped
+    trial counts with the score it reached.
 
     Returns:
         One row per trial in ``trial_id`` order with ``n_trials`` (1, 2, ...), ``trial_id``,
-        ``status``, ``val_score``, ``best_val_score`` (running maximum over ``ok`` trials,
+        ``status``, ``val_score``, ``best_val_score`` (running maximum over usable scores,
         NaN before the first) and ``best_trial_id`` (the trial that holds it; earliest on
-        ties). ``best_val_score`` never decreases.
+        ties), ``best_stopped`` (that trial was stopped). ``best_val_score`` never decreases.
     """
     _require(df, "trial_id", "status", "val_score")
     d = df.sort_values("trial_id", kind="stable").reset_index(drop=True)
-    scores = d["val_score"].astype("float64").where(d["status"] == OK)
+    scores = d["val_score"].astype("float64").where(usable(d))
     best = scores.cummax().ffill()  # cummax leaves NaN where a trial failed
     # a trial takes the title only by beating the best so far: on ties the earlier keeps it
     previous = best.shift(1)
     improved = scores.notna() & (previous.isna() | (scores > previous))
     best_id = d["trial_id"].astype("Int64").where(improved).ffill()
+    stopped = (d["status"] == STOPPED).astype("boolean").where(improved).ffill()
     return pd.DataFrame(
         {
             "n_trials": np.arange(1, len(d) + 1, dtype=np.int64),
@@ -139,6 +183,7 @@ def best_so_far(df: pd.DataFrame) -> pd.DataFrame:
             "val_score": d["val_score"].astype("float64").to_numpy(),
             "best_val_score": best.to_numpy(),
             "best_trial_id": best_id.astype("Int64").array,
+            "best_stopped": stopped.astype("boolean").array,
         }
     )
 

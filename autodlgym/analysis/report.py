@@ -26,7 +26,7 @@ import pandas as pd
 
 from autodlgym.analysis._figures import figure_data_uri
 from autodlgym.errors import AutoDLError
-from autodlgym.trial import OK, SEARCH
+from autodlgym.trial import OK, SEARCH, STOPPED
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -152,20 +152,39 @@ def _header(
         from autodlgym.results.environment import describe
 
         items.append(("ran on", describe(sessions).removeprefix("environment: ")))
-    ok = df[(df["status"] == OK) & df["val_score"].notna()] if len(df) else df
+    from autodlgym.analysis.leaderboard import leaderboard
+    from autodlgym.results.ranking import rungs
+
+    board = leaderboard(df, top=1) if len(df) else df
     best_html = '<p class="empty">No trial finished ok: there is no best architecture.</p>'
-    if len(ok):
-        best = ok.sort_values(["val_score", "trial_id"], ascending=[False, True]).iloc[0]
+    if len(board):
+        best = board.iloc[0]
         spec = ArchSpec.from_json(best["spec"])
+        stopped_txt = ""
+        if best["stopped"]:
+            ran = best.get("epochs_run")
+            ran_txt = "" if pd.isna(ran) else f" after {int(ran)} of {int(best['epochs'])} epochs"
+            stopped_txt = f" (stopped by the search's time budget{ran_txt})"
         test = best.get("test_score")
         test_txt = "" if pd.isna(test) else f", test score {test:.4f}"
         params = best.get("params")
         params_txt = "" if pd.isna(params) else f", {int(params):,} parameters"
+        fidelity_txt = ""
+        top_rung = int(rungs(df).max())
+        if top_rung > 0:  # several fidelities: say which one the best was trained at
+            samples = best.get("max_train_samples")
+            on = "" if pd.isna(samples) else f" on {int(samples):,} examples"
+            fidelity_txt = (
+                f", {int(best['epochs'])} epochs{on} (rung {int(best['rung'])} of 0-{top_rung})"
+            )
+        evals = int(best["n_evals"])
+        evals_txt = f", {evals} evaluations of this architecture" if evals > 1 else ""
         items.append(
             (
                 "best",
                 f"trial {int(best['trial_id'])}: validation score {best['val_score']:.4f}"
-                f"{test_txt}{params_txt}; {spec.summary()}",
+                f"{stopped_txt}{test_txt}{params_txt}{fidelity_txt}{evals_txt}; "
+                f"{spec.summary()}",
             )
         )
         best_html = (
@@ -296,7 +315,11 @@ def build_report(
         front = front[front["on_front"]].drop(columns="on_front")
         if costs[0] in ("params", "flops"):
             front["cost"] = front["cost"].round().astype("Int64")
-        pareto_body += f"<h3>Specs on the front (validation score vs {costs[0]})</h3>"
+        front.insert(3, "status", np.where(front.pop("stopped"), STOPPED, OK))
+        pareto_body += (
+            f"<h3>Specs on the front (validation score vs {costs[0]}; one row per "
+            "architecture, at the highest fidelity it reached)</h3>"
+        )
         pareto_body += _table(front.rename(columns={"cost": costs[0]}), "")
     parts.append(_section("pareto", "Pareto fronts", pareto_body))
     corr = diagnostic_correlations(df)
@@ -325,12 +348,19 @@ def build_report(
     board = leaderboard(df, top=top) if len(df) else pd.DataFrame()
     if len(board):
         board = board.assign(arch=[ArchSpec.from_json(s).summary() for s in board["spec"]])
-        cols = ["rank", "trial_id", "val_score", "test_score", "params", "flops"]
-        cols += ["train_seconds", "epochs_run", "arch", "arch_id"]
-        board = board[[c for c in cols if c in board.columns]]
+        cols = ["rank", "trial_id", "val_score", "test_score", "status", "n_evals", "epochs"]
+        cols += ["epochs_run", "rung", "params", "flops", "train_seconds", "arch", "arch_id"]
+        # columns the run does not record (FLOPs of a table's rows) are left out
+        board = board[[c for c in cols if c in board.columns and board[c].notna().any()]]
     parts.append(
         _section(
-            "top", f"Top {top} trials", _table(board, "No trial finished ok: nothing to rank.")
+            "top",
+            f"Top {top} architectures",
+            "<p>One row per architecture: its trial at the highest fidelity it reached, with "
+            "its best validation score there; <code>n_evals</code> counts its trials. A "
+            "trial stopped by the search's time budget ranks with the score it reached "
+            "(status <code>stopped</code>).</p>"
+            + _table(board, "No trial finished ok: nothing to rank."),
         )
     )
     fail_body = _table(failure_summary(df) if len(df) else pd.DataFrame(), "No trials yet.")
@@ -384,7 +414,9 @@ def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.Da
 
     Returns:
         ``(html, summary)``: the page, and one row per run with ``run``, ``searcher``,
-        ``seed``, ``trials``, ``ok``, ``best_val_score`` and ``compute_seconds``.
+        ``seed``, ``trials``, ``ok``, ``stopped`` (trials stopped by the search's time budget:
+        they count with the score they reached), ``best_val_score`` and ``compute_seconds``
+        (the search's trials; retrained evaluations are left out).
     """
     from autodlgym.analysis.anytime import _load_run, _task_label, anytime, plot_compare
 
@@ -403,6 +435,7 @@ def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.Da
                 "seed": config.get("seed"),
                 "trials": len(df),
                 "ok": int((df["status"] == OK).sum()) if len(df) else 0,
+                "stopped": int((df["status"] == STOPPED).sum()) if len(df) else 0,
                 "best_val_score": float(a["best_val_score"].iloc[-1]) if len(a) else np.nan,
                 "compute_seconds": float(a["compute_seconds"].iloc[-1]) if len(a) else 0.0,
             }

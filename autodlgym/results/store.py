@@ -507,13 +507,15 @@ class ResultStore:
         return {int(t): Fidelity.from_key(f) for t, f in rows}
 
     def best(self, phase: str | None = None) -> tuple[int, float] | None:
-        """``(trial_id, val_score)`` of the best ``ok`` trial (of ``phase`` when given;
-        earliest on ties), or None."""
+        """``(trial_id, val_score)`` of the best trial with a usable score (``ok``, or
+        ``stopped`` by the search's deadline with the finite score it reached; of ``phase``
+        when given; earliest on ties), or None."""
         where = f" AND {_phase_clause(phase)}" if phase else ""
         row = self._db.execute(
-            "SELECT trial_id, val_score FROM trials WHERE status = ? AND val_score IS NOT NULL"
-            f"{where} ORDER BY val_score DESC, trial_id LIMIT 1",
-            (OK,),
+            # scores are stored finite or NULL (_result_values)
+            "SELECT trial_id, val_score FROM trials WHERE status IN (?, ?)"
+            f" AND val_score IS NOT NULL{where} ORDER BY val_score DESC, trial_id LIMIT 1",
+            (OK, STOPPED),
         ).fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
 

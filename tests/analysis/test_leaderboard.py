@@ -21,7 +21,7 @@ from autodlgym.analysis.leaderboard import (
 )
 from autodlgym.errors import AutoDLError
 from autodlgym.results.store import ResultStore, load_results
-from autodlgym.trial import ERROR, NAN, OK, Fidelity, TrialResult
+from autodlgym.trial import ERROR, NAN, OK, RETRAIN, STOPPED, Fidelity, TrialResult
 
 SCORES = [0.3, None, 0.9, 0.5, None, 0.9, 0.1]
 STATUSES = [OK, NAN, OK, OK, ERROR, OK, OK]
@@ -50,15 +50,18 @@ def test_leaderboard_ranks_ok_trials_by_validation_score(run, space):
     main = [c for c in MAIN_COLUMNS if c in board.columns]
     assert list(board.columns[: len(main)]) == main
     assert list(board.columns[len(main) : len(main) + len(space)]) == space.names
-    assert set(board.columns) == set(load_results(run).columns) | {"rank"}
+    added = {"rank", "n_evals", "rung", "stopped"}
+    assert set(board.columns) == set(load_results(run).columns) | added
+    assert board["n_evals"].tolist() == [1, 1, 1] and board["rung"].tolist() == [0, 0, 0]
+    assert not board["stopped"].any()
 
 
 def test_leaderboard_options(run):
     df = load_results(run)
-    everything = leaderboard(df, top=None, status=None)
+    everything = leaderboard(df, top=None, status=None, per="trial")
     assert len(everything) == len(df)
     assert everything["trial_id"].tolist()[-2:] == [1, 4]  # missing scores rank last
-    failures = leaderboard(df, top=None, status=[NAN, ERROR])
+    failures = leaderboard(df, top=None, status=[NAN, ERROR], per="trial")
     assert failures["trial_id"].tolist() == [1, 4]
     smallest = leaderboard(df, top=2, by="params")  # fewer parameters rank first
     assert smallest["trial_id"].tolist() == [6, 5] and list(smallest.columns[:3]) == [
@@ -71,7 +74,89 @@ def test_leaderboard_options(run):
         leaderboard(df, by="accuracy")
     with pytest.raises(AutoDLError, match="top"):
         leaderboard(df, top=0)
+    with pytest.raises(AutoDLError, match="per must be"):
+        leaderboard(df, per="model")
     assert df.equals(load_results(run))  # the input is left alone
+
+
+# Ranking by architecture at its highest fidelity ------------------------------------------
+def test_the_leaderboard_has_one_row_per_architecture_at_its_highest_fidelity(ranked_run, direct):
+    run, ids = ranked_run
+    df = load_results(run)
+    board = leaderboard(run, top=None)
+    assert board["arch_id"].is_unique
+    assert board["rank"].tolist() == [1, 2, 3, 4]
+    # E stopped at 0.90 above every ok trial; A's 0.65 at 3 epochs, not its 0.80 at 1; B's
+    # 0.50 on the whole training set, not its 0.70 on 100 examples; D failed, F was pruned
+    assert board["arch_id"].tolist() == [ids[k] for k in "EACB"]
+    assert board["trial_id"].tolist() == [6, 5, 2, 1]
+    assert board["val_score"].tolist() == [0.90, 0.65, 0.55, 0.50]
+    assert board["n_evals"].tolist() == [1, 3, 1, 2]
+    assert board["epochs"].tolist() == [3, 3, 3, 1]
+    assert board["rung"].tolist() == [2, 2, 2, 1]  # fidelities: 1 on 100, 1, 3 epochs
+    assert board["stopped"].tolist() == [True, False, False, False]
+    assert board["status"].tolist() == ["stopped", "ok", "ok", "ok"]
+    expected = direct(df)
+    got = board[expected.columns].astype({"epochs": "int64"})
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    # the chosen trial's own columns come with it
+    by_id = df.set_index("trial_id")
+    assert board["test_score"].isna().tolist() == [True, False, False, False]
+    assert board["test_score"].iloc[1] == by_id.loc[5, "test_score"]
+    assert board["params"].tolist() == by_id.loc[[6, 5, 2, 1], "params"].tolist()
+    main = [c for c in MAIN_COLUMNS if c in board.columns]
+    assert list(board.columns[: len(main)]) == main
+    assert leaderboard(df, top=2).equals(board.head(2))
+
+
+def test_the_trial_view_ranks_every_scored_trial(ranked_run):
+    run, ids = ranked_run
+    df = load_results(run)
+    board = leaderboard(df, top=None, per="trial")
+    scored = df[df["status"].isin([OK, STOPPED])].sort_values(
+        ["val_score", "trial_id"], ascending=[False, True]
+    )
+    assert board["trial_id"].tolist() == scored["trial_id"].tolist() == [6, 0, 8, 5, 3, 2, 1]
+    counts = df["arch_id"].value_counts()
+    assert board["n_evals"].tolist() == [counts[a] for a in scored["arch_id"]]
+    assert board["rung"].tolist() == [2, 1, 0, 2, 2, 2, 1]
+    assert board["stopped"].tolist() == [True] + [False] * 6
+    assert leaderboard(df, top=None, status=OK, per="trial")["trial_id"].tolist() == [
+        0, 8, 5, 3, 2, 1,
+    ]  # fmt: skip
+
+
+def test_leaderboard_status_and_by_options_rank_architectures(ranked_run):
+    run, ids = ranked_run
+    df = load_results(run)
+    # every trial counts: F's pruned 0.95 stands for F; D, with no score, ranks last
+    everything = leaderboard(df, top=None, status=None)
+    assert everything["trial_id"].tolist() == [7, 6, 5, 2, 1, 4]
+    assert everything["arch_id"].tolist() == [ids[k] for k in "FEACBD"]
+    assert everything["n_evals"].tolist() == [1, 1, 3, 1, 2, 1]
+    ok_only = leaderboard(df, top=None, status=OK)
+    assert ok_only["trial_id"].tolist() == [5, 2, 1]
+    # by another column: each architecture still stands by its best score, ranked by params
+    cheapest = leaderboard(df, top=None, by="params")
+    assert cheapest["trial_id"].tolist() == [1, 5, 2, 6]
+    assert cheapest["params"].tolist() == [500, 1000, 2000, 3000]
+    # retrained evaluations are not the search's: B's row is then its one search trial
+    retrained = df.assign(phase=np.where(df["trial_id"] == 1, RETRAIN, df["phase"]))
+    board = leaderboard(retrained, top=None).set_index("arch_id")
+    assert board.loc[ids["B"], "trial_id"] == 8 and board.loc[ids["B"], "n_evals"] == 1
+    assert board.loc[ids["B"], "rung"] == 0  # 1 epoch on 100 examples, the lowest
+    assert len(leaderboard(retrained, top=None, per="trial")) == 7  # a view of every trial
+
+
+def test_best_so_far_counts_stopped_trials(ranked_run):
+    run, _ = ranked_run
+    df = load_results(run)
+    curve = best_so_far(df)
+    scores = df["val_score"].where(df["status"].isin([OK, STOPPED]))
+    assert curve["best_val_score"].tolist() == scores.cummax().ffill().tolist()
+    assert curve["best_val_score"].tolist() == [0.8] * 6 + [0.9] * 3
+    assert curve["best_trial_id"].tolist() == [0] * 6 + [6] * 3
+    assert curve["best_stopped"].tolist() == [False] * 6 + [True] * 3
 
 
 def test_best_so_far_on_a_run(run):
@@ -83,11 +168,12 @@ def test_best_so_far_on_a_run(run):
 
 @given(
     trials=st.lists(
-        st.tuples(st.sampled_from([OK, OK, NAN, "pruned"]), st.floats(0, 1)), max_size=30
+        st.tuples(st.sampled_from([OK, OK, NAN, "pruned", STOPPED]), st.floats(0, 1)),
+        max_size=30,
     ),
     order=st.randoms(use_true_random=False),
 )
-def test_best_so_far_is_the_running_maximum_of_ok_scores(trials, order):
+def test_best_so_far_is_the_running_maximum_of_ok_and_stopped_scores(trials, order):
     ids = list(range(len(trials)))
     order.shuffle(ids)  # rows in any order: the view sorts by trial id
     df = pd.DataFrame(
@@ -103,14 +189,17 @@ def test_best_so_far_is_the_running_maximum_of_ok_scores(trials, order):
     seen = best[~np.isnan(best)]
     assert (np.diff(seen) >= 0).all()  # monotone
     for n in range(len(trials)):
-        prefix = [s for status, s in trials[: n + 1] if status == OK]
+        prefix = [s for status, s in trials[: n + 1] if status in (OK, STOPPED)]
         if not prefix:
             assert math.isnan(best[n]) and pd.isna(curve["best_trial_id"].iloc[n])
             continue
         assert best[n] == max(prefix)
         holder = int(curve["best_trial_id"].iloc[n])
-        assert trials[holder] == (OK, max(prefix))
-        assert holder == min(i for i in range(n + 1) if trials[i] == (OK, max(prefix)))
+        assert trials[holder][0] in (OK, STOPPED) and trials[holder][1] == max(prefix)
+        assert holder == min(
+            i for i in range(n + 1) if trials[i][0] in (OK, STOPPED) and trials[i][1] == max(prefix)
+        )
+        assert curve["best_stopped"].iloc[n] == (trials[holder][0] == STOPPED)
 
 
 def test_choice_effects_by_hand():

@@ -39,7 +39,7 @@ from autodlgym.analysis.pareto import available_costs, pareto_front, plot_pareto
 from autodlgym.errors import AutoDLError
 from autodlgym.results.store import ResultStore, load_results
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import ERROR, FAILURES, NAN, OK, OOM, PRUNED, TIMEOUT
+from autodlgym.trial import ERROR, FAILURES, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT
 
 
 def _frames(run):
@@ -62,6 +62,24 @@ def test_anytime_tracks_the_best_ok_score_and_the_compute_spent(make_run, trial_
     assert a["best_trial_id"].tolist() == [0, 0, 2, 2, 2]
     spent = np.cumsum([r.train_seconds + r.eval_seconds for r in results])
     np.testing.assert_allclose(a["compute_seconds"], spent)
+
+
+def test_anytime_counts_stopped_trials_with_the_score_they_reached(make_run, trial_result):
+    results = [
+        trial_result(OK, 0.5),
+        trial_result(STOPPED, 0.8, epochs=1),
+        trial_result(OK, 0.7),
+        trial_result(STOPPED, None),  # stopped before its first score: nothing to count
+    ]
+    df, _ = _frames(make_run(results))
+    a = anytime(df)
+    assert a["best_val_score"].tolist() == [0.5, 0.8, 0.8, 0.8]
+    assert a["best_trial_id"].tolist() == [0, 1, 1, 1]
+    assert a["best_stopped"].tolist() == [False, True, True, True]
+    labels = plot_anytime(df).axes[0].get_legend_handles_labels()[1]
+    assert "stopped at the deadline" in labels
+    long = compare_anytime({"r": df}, "trials")
+    assert long["best_val_score"].tolist() == [0.5, 0.8, 0.8, 0.8]
 
 
 def test_random_search_band_is_the_exact_distribution_of_the_best_draw():
@@ -200,6 +218,38 @@ def test_pareto_front_matches_a_brute_force_dominance_check(make_run, trial_resu
     spec = json.loads(df.set_index("trial_id").loc[on.index[0], "spec"])
     assert on["arch"].iloc[0] == ArchSpec(spec).summary()
     assert available_costs(df) == ["params", "flops", "train_seconds"]
+
+
+def test_pareto_front_has_one_point_per_architecture(ranked_run, direct):
+    run, ids = ranked_run
+    df, _ = _frames(run)
+    expected = direct(df).set_index("arch_id")
+    front = pareto_front(df, "params")
+    assert front["arch_id"].is_unique and set(front["arch_id"]) == set(expected.index)
+    pts = front.set_index("arch_id")
+    for col in ("trial_id", "val_score", "stopped", "n_evals", "epochs", "rung"):
+        assert pts[col].tolist() == expected.loc[pts.index, col].tolist(), col
+    by_id = df.set_index("trial_id")
+    assert pts["cost"].tolist() == by_id.loc[pts["trial_id"], "params"].tolist()
+    for a in pts.index:  # brute-force dominance over the architectures' points
+        dominated = any(
+            pts.loc[b, "cost"] <= pts.loc[a, "cost"]
+            and pts.loc[b, "val_score"] >= pts.loc[a, "val_score"]
+            and (
+                pts.loc[b, "cost"] < pts.loc[a, "cost"]
+                or pts.loc[b, "val_score"] > pts.loc[a, "val_score"]
+            )
+            for b in pts.index
+        )
+        assert pts.loc[a, "on_front"] == (not dominated), a
+    assert sorted(pts.index[pts["on_front"]]) == sorted(ids[k] for k in "BAE")
+    assert pts.loc[ids["E"], "stopped"] and pts.loc[ids["E"], "on_front"]
+    # the stopped trial is drawn (ringed) with the others
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot_pareto(df, "params")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "stopped at the deadline (1)" in labels and "front (3)" in labels
 
 
 # Init diagnostics ----------------------------------------------------------------------------

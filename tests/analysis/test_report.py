@@ -3,6 +3,7 @@ searcher, a run where every trial failed, the command line, and a real browser."
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -153,6 +154,83 @@ def test_the_header_tells_what_was_searched(make_run, trial_result, space):
         build_report(run, top=0)
 
 
+class _Tables(HTMLParser):
+    """The tables of a piece of a page, as lists of rows of cell texts (header row first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+
+def _tables(page: str, section: str) -> list[list[dict[str, str]]]:
+    """The tables of a section of a report, one dict per row (header -> cell text)."""
+    start = page.index(f'id="{section}"')
+    end = page.index("</section>", start)
+    parser = _Tables()
+    parser.feed(page[start:end])
+    return [[dict(zip(t[0], row)) for row in t[1:]] for t in parser.tables]
+
+
+def test_the_header_and_top_table_rank_architectures_and_mark_stopped_trials(ranked_run, direct):
+    from autodlgym.searchspace.spec import ArchSpec
+
+    run, ids = ranked_run
+    with ResultStore(run, create=False) as store:
+        df = store.to_dataframe()
+    expected = direct(df)
+    page = html.unescape(build_report(run))
+    # the best is E's trial 6, stopped at 0.90 above every ok trial; no test score
+    spec = ArchSpec.from_json(df.set_index("trial_id").loc[6, "spec"])
+    assert (
+        "trial 6: validation score 0.9000 (stopped by the search's time budget after 2 of 3 "
+        f"epochs), 3,000 parameters, 3 epochs (rung 2 of 0-2); {spec.summary()}"
+    ) in page
+    assert f"best spec (arch_id {ids['E']})" in page
+    (top,) = _tables(page, "top")
+    assert [int(r["trial_id"]) for r in top] == expected["trial_id"].tolist() == [6, 5, 2, 1]
+    assert [r["arch_id"] for r in top] == expected["arch_id"].tolist()
+    assert [float(r["val_score"]) for r in top] == expected["val_score"].tolist()
+    assert [r["status"] for r in top] == ["stopped", "ok", "ok", "ok"]
+    assert [int(r["n_evals"]) for r in top] == expected["n_evals"].tolist() == [1, 3, 1, 2]
+    assert [int(r["rung"]) for r in top] == expected["rung"].tolist()
+    assert [int(r["epochs"]) for r in top] == expected["epochs"].tolist()
+    assert [int(r["epochs_run"]) for r in top] == [2, 3, 3, 1]
+    # the front of score against params, one row per architecture:
+    # B (500, 0.50), A (1000, 0.65), C (2000, 0.55: dominated by A), E (3000, 0.90)
+    front = _tables(page, "pareto")[0]
+    assert [int(r["trial_id"]) for r in front] == [1, 5, 6]
+    assert [r["arch_id"] for r in front] == [ids[k] for k in "BAE"]
+    assert [r["status"] for r in front] == ["ok", "ok", "stopped"]
+    assert [int(r["params"]) for r in front] == [500, 1000, 3000]
+
+
+def test_a_run_of_one_fidelity_names_no_rung_in_the_header(make_run, trial_result):
+    run = make_run([trial_result(OK, 0.4), trial_result("stopped", 0.7, epochs=1)])
+    page = html.unescape(build_report(run))
+    assert "trial 1: validation score 0.7000 (stopped by the search's time budget after 1 of" in (
+        page
+    )
+    assert "rung" not in page[: page.index('id="anytime"')]
+
+
 def test_a_table_task_gets_random_search_band(make_run, trial_result):
     run = make_run([trial_result(OK, v) for v in (0.2, 0.5)])
     assert "expected best on this table" not in build_report(run)
@@ -174,8 +252,11 @@ def test_the_band_comes_from_the_lookup_table_of_the_run(tmp_path):
 def test_compare_writes_one_page_for_several_runs(make_run, trial_result, tmp_path):
     a = make_run([trial_result(OK, v) for v in (0.2, 0.6)], seed=0, name="a")
     b = make_run([trial_result(OK, v) for v in (0.5, 0.3)], seed=1, name="b")
-    path, summary = write_comparison([a, b], tmp_path / "cmp.html")
-    assert summary["best_val_score"].tolist() == [0.6, 0.5]
+    c = make_run([trial_result(OK, 0.4), trial_result("stopped", 0.8, epochs=1)], seed=2, name="c")
+    path, summary = write_comparison([a, b, c], tmp_path / "cmp.html")
+    # a stopped trial counts with the score it reached
+    assert summary["best_val_score"].tolist() == [0.6, 0.5, 0.8]
+    assert summary["ok"].tolist() == [2, 2, 1] and summary["stopped"].tolist() == [0, 0, 1]
     p = _parse(path.read_text(encoding="utf-8"))
     assert p.ids == ["summary", "anytime", "runs"] and len(p.images) == 2
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c2.html")]) == 0

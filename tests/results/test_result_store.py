@@ -173,7 +173,7 @@ def test_lookup_finds_the_first_reusable_evaluation(tmp_path, space, make_result
         assert store.to_dataframe()["reused_from"].tolist()[3] == 2
 
 
-def test_best_is_the_highest_ok_score_earliest_on_ties(tmp_path, space, fidelity):
+def test_best_is_the_highest_ok_or_stopped_score_earliest_on_ties(tmp_path, space, fidelity):
     with ResultStore(tmp_path) as store:
         store.append(0, space.sample(0), fidelity, 0, TrialResult(ERROR, val_score=None))
         assert store.best() is None
@@ -182,6 +182,10 @@ def test_best_is_the_highest_ok_score_earliest_on_ties(tmp_path, space, fidelity
         store.append(3, space.sample(3), fidelity, 0, TrialResult("pruned", val_score=0.9))
         store.append(4, space.sample(4), fidelity, 0, TrialResult(OK, val_score=0.75))
         assert store.best() == (2, 0.75)
+        # a trial stopped by the deadline counts with the score it reached
+        store.append(5, space.sample(5), fidelity, 0, TrialResult("stopped", val_score=0.8))
+        store.append(6, space.sample(6), fidelity, 0, TrialResult("stopped", val_score=None))
+        assert store.best() == (5, 0.8)
 
 
 def test_state_blobs(tmp_path):
