@@ -23,9 +23,10 @@ Each trial becomes a finished Optuna trial:
   left out (``max_train_samples``: it trained on the whole training set).
 
 Numbers are written at the precision they were measured with (:func:`measured`): the trainer
-scores in float32, so a score that is exactly a float32 is written as the shortest decimal that
-reads back as that float32 (0.56, not 0.5600000023841858); any other score (a table's, an R^2
-computed in float64) is written as stored. Seconds are written to the microsecond.
+scores in float32, so a score that is exactly a float32 is written to the 6 significant digits
+a float32 holds (0.56, not 0.5600000023841858; 0.0833333, not 0.0833333358168602); any other
+score (a table's, an R^2 computed in float64) is written as stored. Seconds are written to the
+microsecond; counts (params, FLOPs) exactly.
 
 Statuses map as the Optuna searchers tell them: ``ok`` -> COMPLETE, ``pruned`` -> PRUNED,
 every failure -> FAIL. A trial ``stopped`` by the search's time budget keeps the score it
@@ -158,14 +159,16 @@ def objectives_of(config: Mapping[str, Any]) -> list[str]:
 
 def measured(value: float) -> float:
     """``value`` at the precision it was measured with: a float32 (what the trainer scores
-    in) as the shortest decimal that reads back as that float32, any other value unchanged."""
+    in) rounded to the 6 significant decimal digits a float32 holds
+    (``np.finfo(np.float32).precision``; 0.5600000023841858 is 0.56), any other value
+    unchanged (a float64 measurement, such as a table's score)."""
     import numpy as np
 
     v = float(value)
     single = np.float32(v)
     if not np.isfinite(single) or float(single) != v:
-        return v  # not a float32: a float64 measurement, written as it is
-    return float(str(single))
+        return v
+    return float(f"{v:.{np.finfo(np.float32).precision}g}")
 
 
 def rung_levels(df: pd.DataFrame) -> list[tuple[int, float]]:

@@ -115,13 +115,16 @@ def test_statuses_values_metric_names_and_stopped_trials(run_dir, tmp_path):
     assert stopped.value == df.val_score[2] == 0.604
     assert stopped.user_attrs["stopped"] is True and stopped.user_attrs["status"] == STOPPED
     assert all("stopped" not in t.user_attrs for i, t in enumerate(study.trials) if i != 2)
-    # the float32 score is written as the decimal it is, 0.56, not 0.5600000023841858
+    # the float32 score is written at a float32's 6 digits, 0.56, not 0.5600000023841858
     assert df.val_score[1] == F32 != 0.56
     assert study.trials[1].value == 0.56 and study.trials[4].value == 0.56
     assert study.best_trial.number == 2  # the stopped trial's 0.604 is the best reached
     for t, row in zip(study.trials, df.itertuples()):
         curve = curves[curves.trial_id == row.trial_id]
-        want = {int(e): float(str(np.float32(v))) for e, v in zip(curve.epoch, curve.val_score)}
+        want = {
+            int(e): float(f"{v:.6g}") if float(np.float32(v)) == v else v
+            for e, v in zip(curve.epoch, curve.val_score)
+        }
         assert t.intermediate_values == want
 
 
@@ -147,8 +150,8 @@ def test_user_attrs_are_the_frames_values(run_dir, tmp_path):
             assert a[name] == round(row[name], 6)
         if np.isnan(row["test_score"]):
             assert "test_score" not in a
-        else:  # float32 test score: its shortest decimal
-            assert a["test_score"] == float(str(np.float32(row["test_score"]))) == 0.53
+        else:  # float32 test score: the 6 significant digits a float32 holds
+            assert a["test_score"] == float(f"{row['test_score']:.6g}") == 0.53
         m = row["max_train_samples"]  # none: the whole training set, and no attribute
         assert a.get("max_train_samples") == (None if pd.isna(m) else int(m))
         level = (int(row["epochs"]), a.get("max_train_samples", math.inf))
@@ -164,13 +167,14 @@ def test_no_rung_without_asha(make_run, trial_result, tmp_path):
 
 
 def test_measured_keeps_what_was_measured():
-    for v in (0.56, 0.604, 0.1, 1 / 3, 0.9876543):
+    assert np.finfo(np.float32).precision == 6
+    for v, want in ((0.56, 0.56), (1 / 12, 0.0833333), (0.18333334, 0.183333), (0.1, 0.1),
+                    (1 / 3, 0.333333), (0.9876543, 0.987654), (1.0, 1.0)):  # fmt: skip
         single = float(np.float32(v))
-        # a float32 score reads as its shortest decimal, which is the same float32
-        assert measured(single) == float(str(np.float32(v)))
-        assert np.float32(measured(single)) == np.float32(single)
-    assert measured(float(np.float32(0.56))) == 0.56
+        assert measured(single) == want
+        # at most half a unit in the 6th significant digit away
+        assert abs(measured(single) - single) <= 0.5 * 10 ** (math.floor(math.log10(single)) - 5)
     # a float64 value that is no float32 is kept as it is
-    for v in (0.604, 1 / 3, 0.123456789012):
+    for v in (0.604, 1 / 3, 0.7613333333333333, 0.123456789012):
         assert float(np.float32(v)) != v and measured(v) == v
-    assert measured(1.0) == 1.0 and math.isnan(measured(math.nan))
+    assert math.isnan(measured(math.nan))
