@@ -99,6 +99,12 @@ class TrialResult:
     ``latency`` is the inference latency in seconds where the task measures one (tabular
     benchmarks such as NAS-Bench-Graph record it), else None.
 
+    Seconds: ``train_seconds`` is the time spent in training steps and ``eval_seconds`` the
+    time spent scoring. A failed trial (nan, oom, timeout, error, worker_lost) records its
+    whole wall time, from its start to its failure, as ``train_seconds`` + ``eval_seconds``
+    (building, FLOP counting and diagnostics included), so a trial ended by a limit of N s
+    records more than N s and a run's compute adds up.
+
     Memory: ``peak_rss_mb`` is the training process's peak resident set (MiB) during this trial
     (Linux ``VmHWM``, reset when the trial starts; it includes what the process held before,
     such as torch and the task's data; None where it cannot be reset per trial).

@@ -1,15 +1,37 @@
 """Any run as an Optuna study, so ``optuna-dashboard`` and ``optuna.importance`` read it.
 
-Each trial becomes a finished Optuna trial: its parameters and distributions are what
-:meth:`SearchSpace.suggest` would have suggested for its spec (the encoding the Optuna
-searchers use, so a study exported from a ``tpe`` run matches the one it searched with); its
-values are ``val_score`` (and the searcher's other objectives when it searched several); its
-intermediate values are the per-epoch validation scores of the store's ``curves`` table,
-keyed by epoch (single-objective runs; Optuna keeps none for several objectives); its
-user attributes carry ``arch_id``, ``status``, ``trial_id`` and the failure message.
+Each trial becomes a finished Optuna trial:
+
+- parameters and distributions: what :meth:`SearchSpace.suggest` would have suggested for its
+  spec (the encoding the Optuna searchers use, so a study exported from a ``tpe`` run matches
+  the one it searched with);
+- values: ``val_score`` (and the searcher's other objectives when it searched several), with
+  the study's metric names set to the objectives' names and ``val_score`` maximised, the
+  costs minimised;
+- intermediate values: the per-epoch validation scores of the store's ``curves`` table, keyed
+  by epoch (single-objective runs; Optuna keeps none for several objectives);
+- start and completion times: the trial completed when the store recorded it
+  (``finished_at``) and started its ``train_seconds + eval_seconds`` before that, so the
+  dashboard's timeline shows when each trial ran and for how long. A trial reused from an
+  earlier evaluation of the same spec ran for no time (it starts when it completes). Times
+  are naive local times, as Optuna's own trials have;
+- user attributes: ``trial_id``, ``arch_id``, ``status``, ``message``, ``test_score``,
+  ``params``, ``flops``, ``train_seconds``, ``eval_seconds``, ``epochs`` and
+  ``max_train_samples`` (its fidelity), ``epochs_run``, ``rung`` (the index of its fidelity
+  among the run's rungs, for a run under ``--pruner asha``), ``latency`` (tasks that measure
+  it), ``reused_from`` and ``stopped`` (see below). An attribute the trial has no value for is
+  left out (``max_train_samples``: it trained on the whole training set).
+
+Numbers are written at the precision they were measured with (:func:`measured`): the trainer
+scores in float32, so a score that is exactly a float32 is written to the 6 significant digits
+a float32 holds (0.56, not 0.5600000023841858; 0.0833333, not 0.0833333358168602); any other
+score (a table's, an R^2 computed in float64) is written as stored. Seconds are written to the
+microsecond; counts (params, FLOPs) exactly.
 
 Statuses map as the Optuna searchers tell them: ``ok`` -> COMPLETE, ``pruned`` -> PRUNED,
-every failure -> FAIL.
+every failure -> FAIL. A trial ``stopped`` by the search's time budget keeps the score it
+reached: it is COMPLETE with that value and a ``stopped: True`` attribute (FAIL when it was
+stopped before its first validation check).
 """
 
 from __future__ import annotations
@@ -22,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
-from autodlgym.trial import SEARCH
+from autodlgym.trial import OK, PRUNED, SEARCH, STOPPED
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -135,23 +157,61 @@ def objectives_of(config: Mapping[str, Any]) -> list[str]:
     return [str(o) for o in objectives] or ["val_score"]
 
 
+def measured(value: float) -> float:
+    """``value`` at the precision it was measured with: a float32 (what the trainer scores
+    in) rounded to the 6 significant decimal digits a float32 holds
+    (``np.finfo(np.float32).precision``; 0.5600000023841858 is 0.56), any other value
+    unchanged (a float64 measurement, such as a table's score)."""
+    import numpy as np
+
+    v = float(value)
+    single = np.float32(v)
+    if not np.isfinite(single) or float(single) != v:
+        return v
+    return float(f"{v:.{np.finfo(np.float32).precision}g}")
+
+
+def rung_levels(df: pd.DataFrame) -> list[tuple[int, float]]:
+    """The distinct fidelities of a run's trials as ``(epochs, max_train_samples)``, lowest
+    first: ordered by epochs, then training examples (the whole training set last). Under
+    ``--pruner asha`` these are the rungs the trials reached; a trial's rung is the index of
+    its own fidelity here."""
+    if "epochs" not in df.columns or "max_train_samples" not in df.columns:
+        return []
+    return sorted({_level(e, m) for e, m in zip(df["epochs"], df["max_train_samples"])})
+
+
+def _level(epochs: Any, max_train_samples: Any) -> tuple[int, float]:
+    import pandas as pd
+
+    e = 0 if pd.isna(epochs) else int(epochs)
+    m = float("inf") if pd.isna(max_train_samples) else int(max_train_samples)
+    return e, m
+
+
 def frozen_trials(
     df: pd.DataFrame,
     space: SearchSpace,
     curves: pd.DataFrame | None = None,
     objectives: list[str] | None = None,
     encoding: str = "categorical",
+    rungs: list[tuple[int, float]] | None = None,
 ) -> list[optuna.trial.FrozenTrial]:
     """The trials of a results frame as finished Optuna trials (see the module docstring).
 
-    Trials whose spec is not in ``space`` are left out. A trial ``ok`` but missing one of its
-    objective values (a cost the trainer did not record) becomes FAIL.
+    ``rungs`` (:func:`rung_levels` of the run's trials, for a run under ``--pruner asha``)
+    gives each trial its ``rung`` attribute. Trials whose spec is not in ``space`` are left
+    out. A trial ``ok`` or ``stopped`` but missing one of its objective values (a cost the
+    trainer did not record) becomes FAIL. A frame without ``finished_at`` gives trials that
+    start and complete now.
     """
+    import datetime
     import json
     import math
 
     import numpy as np
     import optuna
+    import pandas as pd
     from optuna.trial import TrialState
 
     objectives = objectives or ["val_score"]
@@ -162,39 +222,102 @@ def frozen_trials(
         steps = curves["epoch"].fillna(order.astype("float64"))
         keep = np.isfinite(curves["val_score"].to_numpy(dtype="float64"))
         for tid, step, v in zip(curves["trial_id"][keep], steps[keep], curves["val_score"][keep]):
-            by_trial.setdefault(int(tid), {})[int(step)] = float(v)
+            by_trial.setdefault(int(tid), {})[int(step)] = measured(v)
     encode = _Encoder(space, encoding)
     cols = {o: df[o].astype("float64").to_numpy() for o in objectives if o in df.columns}
+    rung_of = {level: i for i, level in enumerate(rungs or [])}
+    now = datetime.datetime.now()
     out = []
-    for i, (tid, status, arch_id, spec_text, message) in enumerate(
-        zip(df["trial_id"], df["status"], df["arch_id"], df["spec"], df["message"])
-    ):
-        pd_ = encode(json.loads(spec_text))
+    for i, row in enumerate(df.to_dict("records")):
+        pd_ = encode(json.loads(row["spec"]))
         if pd_ is None:
             continue
         params, dists = pd_
+        status = str(row["status"])
         values = None
         state = TrialState.FAIL
-        if status == "ok":
-            vals = [cols[o][i] if o in cols else math.nan for o in objectives]
+        if status in (OK, STOPPED):
+            vals = [_objective(o, cols[o][i]) if o in cols else math.nan for o in objectives]
             if all(math.isfinite(v) for v in vals):
                 values, state = vals, TrialState.COMPLETE
-        elif status == "pruned":
+        elif status == PRUNED:
             state = TrialState.PRUNED
-        attrs = {"trial_id": int(tid), "arch_id": str(arch_id), "status": str(status)}
-        if message:
-            attrs["message"] = str(message)
-        out.append(
-            optuna.trial.create_trial(
-                state=state,
-                values=values,
-                params=params,
-                distributions=dists,
-                user_attrs=attrs,
-                intermediate_values=by_trial.get(int(tid), {}),
-            )
+        trial = optuna.trial.create_trial(
+            state=state,
+            values=values,
+            params=params,
+            distributions=dists,
+            user_attrs=_attrs(row, rung_of),
+            intermediate_values=by_trial.get(int(row["trial_id"]), {}),
         )
+        finished = row.get("finished_at")
+        if finished is None or pd.isna(finished):
+            trial.datetime_start = trial.datetime_complete = now
+        else:
+            complete = datetime.datetime.fromtimestamp(pd.Timestamp(finished).timestamp())
+            reused = not pd.isna(row.get("reused_from", None))
+            seconds = 0.0 if reused else _seconds(row)
+            trial.datetime_complete = complete
+            trial.datetime_start = complete - datetime.timedelta(seconds=seconds)
+        out.append(trial)
     return out
+
+
+#: user attributes copied from the frame as they are (ints) or at their precision (floats)
+_INT_ATTRS = ("params", "flops", "epochs", "max_train_samples", "epochs_run", "reused_from")
+_SCORE_ATTRS = ("test_score", "latency")
+_SECONDS_ATTRS = ("train_seconds", "eval_seconds")
+
+
+def _objective(name: str, value: float) -> float:
+    if name.endswith("_seconds"):
+        return round(float(value), 6)
+    if name in ("params", "trainable_params", "flops"):
+        return float(value)  # counts: exact
+    return measured(value)
+
+
+def _seconds(row: Mapping[str, Any]) -> float:
+    """The trial's training + evaluation seconds, to the microsecond (missing parts: 0)."""
+    import math
+
+    total = 0.0
+    for col in _SECONDS_ATTRS:
+        v = row.get(col)
+        if v is not None and math.isfinite(float(v)):
+            total += float(v)
+    return round(max(total, 0.0), 6)
+
+
+def _attrs(row: Mapping[str, Any], rung_of: Mapping[tuple[int, float], int]) -> dict[str, Any]:
+    import pandas as pd
+
+    attrs: dict[str, Any] = {
+        "trial_id": int(row["trial_id"]),
+        "arch_id": str(row["arch_id"]),
+        "status": str(row["status"]),
+    }
+    if row.get("message"):
+        attrs["message"] = str(row["message"])
+    for name in _INT_ATTRS:
+        v = row.get(name)
+        if v is not None and not pd.isna(v):
+            attrs[name] = int(v)
+    for name in _SCORE_ATTRS:
+        v = row.get(name)
+        if v is not None and not pd.isna(v):
+            attrs[name] = measured(v)
+    for name in _SECONDS_ATTRS:
+        v = row.get(name)
+        if v is not None and not pd.isna(v):
+            attrs[name] = round(float(v), 6)
+    if rung_of and "epochs" in row:
+        level = _level(row["epochs"], row.get("max_train_samples"))
+        if level in rung_of:
+            attrs["rung"] = rung_of[level]
+    if row["status"] == STOPPED:
+        attrs["stopped"] = True
+    return attrs
 
 
 def export_optuna(
@@ -230,7 +353,9 @@ def export_optuna(
     if path.exists():
         raise AutoDLError(f"{str(path)!r} already exists; remove it or give another --out")
     objectives = objectives_of(config)
-    trials = frozen_trials(df, space, curves, objectives)
+    # rungs: under asha only (another run's fidelities are one, or a retrain's)
+    rungs = rung_levels(df) if config.get("pruner") == "asha" else None
+    trials = frozen_trials(df, space, curves, objectives, rungs=rungs)
     left_out = len(df) - len(trials)
     if left_out:
         warnings.warn(
@@ -245,8 +370,7 @@ def export_optuna(
     storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
     directions = ["maximize"] + ["minimize"] * (len(objectives) - 1)
     study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=directions)
-    if len(objectives) > 1:
-        study.set_metric_names(objectives)
+    study.set_metric_names(objectives)
     study.set_user_attr("task", str(config.get("task", "")))
     study.set_user_attr("searcher", str(config.get("searcher", "")))
     study.set_user_attr("run_dir", str(Path(run_dir).resolve()))

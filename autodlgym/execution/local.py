@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -46,6 +47,7 @@ def run_job(
     model is built and torch is not imported).
     ``progress(epochs_done, steps_done)`` is called about twice a second while it trains.
     """
+    start = time.perf_counter()
     try:
         from autodlgym.searchspace.spec import ArchSpec
         from autodlgym.tasks import get_task
@@ -75,7 +77,9 @@ def run_job(
         )
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         result = TrialResult.failure(
-            ERROR, f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1)
+            ERROR,
+            f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1),
+            train_seconds=time.perf_counter() - start,  # what it ran before failing
         )
     result.worker = worker or f"pid{os.getpid()}"
     return result

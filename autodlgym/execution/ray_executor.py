@@ -292,6 +292,8 @@ class RayExecutor(Executor):
         self._idle: collections.deque[_Slot] = collections.deque()
         self._running: dict[Any, _Slot] = {}  # ObjectRef of a run -> slot running it
         self._deaths: collections.Counter[int] = collections.Counter()  # trial_id -> deaths
+        # trial_id -> seconds its dead workers ran it, over every attempt
+        self._lost_seconds: collections.Counter[int] = collections.Counter()
         self._next_poll = 0.0
         self._slots: list[_Slot] = []
         self._next_index = 0
@@ -457,6 +459,7 @@ class RayExecutor(Executor):
             if result is None:
                 continue  # worker died; the job went back to the front of the queue
             self._deaths.pop(job.trial_id, None)
+            self._lost_seconds.pop(job.trial_id, None)
             if job.prune and self._worker_reporter is not None:
                 self._worker_reporter.finish(job.trial_id, result)
             finished.append((job, result))
@@ -548,7 +551,9 @@ class RayExecutor(Executor):
                     f"ended from the driver {DEADLINE_GRACE:g} s after the search's time "
                     "budget ran out; its worker was replaced",
                 )
-            result.train_seconds = seconds
+            # the seconds it ran (and ran before on workers that died)
+            result.train_seconds = seconds + self._lost_seconds.pop(job.trial_id, 0.0)
+            self._deaths.pop(job.trial_id, None)
             result.epochs_run = int(epochs)
             result.steps_run = steps
             result.worker = f"w{slot.index}"
@@ -582,12 +587,16 @@ class RayExecutor(Executor):
                 notify(where[0], where[1], where[2])
 
     def _collect(self, ref: Any, slot: _Slot, job: TrialJob) -> TrialResult | None:
-        """The result of a finished run, or None after requeueing the job of a dead worker."""
+        """The result of a finished run, or None after requeueing the job of a dead worker.
+
+        A failure made here records the seconds the driver saw the trial run (every attempt
+        of a ``worker_lost`` one) as its ``train_seconds``."""
         try:
             result = ray.get(ref)
         except WORKER_DEATHS as exc:
             self._replace(slot)
             self._deaths[job.trial_id] += 1
+            self._lost_seconds[job.trial_id] += time.monotonic() - slot.started
             deaths = self._deaths[job.trial_id]
             if deaths <= self.max_retries:
                 self._queue.appendleft(job)
@@ -598,10 +607,15 @@ class RayExecutor(Executor):
                 f"the worker died {deaths} time(s) running this trial, the last time with "
                 f"{type(exc).__name__}: {_first_line(exc, last=False)}",
                 worker=f"w{slot.index}",
+                train_seconds=self._lost_seconds.pop(job.trial_id),
             )
         except ray.exceptions.RayError as exc:  # the call failed, the worker lives on
             self._idle.append(slot)
-            return TrialResult.failure(ERROR, f"{type(exc).__name__}: {_first_line(exc)}")
+            return TrialResult.failure(
+                ERROR,
+                f"{type(exc).__name__}: {_first_line(exc)}",
+                train_seconds=time.monotonic() - slot.started,
+            )
         self._idle.append(slot)
         return result
 

@@ -24,7 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
-from autodlgym.trial import ERROR, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT, Fidelity, TrialResult
+from autodlgym.trial import (
+    ERROR,
+    FAILURES,
+    NAN,
+    OK,
+    OOM,
+    PRUNED,
+    STOPPED,
+    TIMEOUT,
+    Fidelity,
+    TrialResult,
+)
 from autodlgym.utils import as_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,8 +167,11 @@ def train_and_score(
     Returns:
         A TrialResult. Scores are higher-is-better (accuracy or R^2); ``val_score`` is the last
         check's, ``test_score`` is measured once at the end for reporting. Failures (nan, oom,
-        timeout, error) have None scores and keep the curve of the checks they finished, the
-        seconds they trained, ``epochs_run`` (whole epochs) and ``steps_run``.
+        timeout, error) have None scores and keep the curve of the checks they finished,
+        ``epochs_run`` (whole epochs) and ``steps_run``; their ``train_seconds`` +
+        ``eval_seconds`` is the trial's whole wall time (building, FLOP counting,
+        diagnostics, training and evaluation: a trial ended by a limit of N s records more
+        than N s), where an ``ok`` trial's ``train_seconds`` counts its training steps only.
         ``peak_rss_mb`` / ``peak_gpu_mb`` are this trial's peaks (see :func:`_peak_memory_mb`).
         After an ``oom`` the memory is released (garbage collected, CUDA cache emptied) before
         returning, so the same process can train the next trial.
@@ -202,10 +216,10 @@ def train_model(
     )
     rss_reset = _reset_peak_memory(dev)
     model = None
+    clock = _Clock(fidelity.time_limit, deadline, progress)
     try:
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
-            clock = _Clock(fidelity.time_limit, deadline, progress)
             model = _run(spec, task, fidelity, seed, dev, callback, diagnostics, amp, result,
                          clock, as_int("checks_per_epoch", checks_per_epoch, minimum=1))  # fmt: skip
     except _NonFinite as exc:
@@ -218,6 +232,10 @@ def train_model(
         result.test_score = None
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         _fail(result, OOM if _is_oom(exc) else ERROR, f"{type(exc).__name__}: {exc}")
+    if result.status in FAILURES:
+        # a failed trial's time all went somewhere (building, FLOP counting, diagnostics,
+        # training, an evaluation cut short): train + eval seconds are its whole wall time
+        result.train_seconds = max(result.train_seconds, clock.elapsed() - result.eval_seconds)
     # Measured before memory is released: the peak is the trial's, OOM included.
     result.peak_rss_mb, result.peak_gpu_mb = _peak_memory_mb(dev, rss_reset)
     if result.status == OOM:

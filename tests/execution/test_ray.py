@@ -259,6 +259,7 @@ def test_killed_worker_is_replaced_and_its_trial_ends_worker_lost(free_cpus, spe
     assert len(killed) == 2  # the first run and its one retry
     assert results[0].status == "worker_lost"
     assert "died 2 time(s)" in results[0].message
+    assert results[0].train_seconds > 0  # the seconds its two dead workers ran it
     assert results[1].status == "ok"
 
 

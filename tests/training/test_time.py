@@ -36,6 +36,9 @@ def test_timed_out_trial_records_its_seconds_epochs_and_scores(spec):
     assert result.val_score is None and result.test_score is None
     # it trained for most of its limit, and says so
     assert 0.3 < result.train_seconds <= wall
+    # and its seconds are its whole time: it ran past the 1.5 s limit
+    assert result.train_seconds + result.eval_seconds > 1.5
+    assert result.eval_seconds > 0  # its validation checks, measured as they ran
     assert result.epochs_run >= 1 and result.epochs_run == len(result.curve)
     assert [p["epoch"] for p in result.curve] == list(range(1, result.epochs_run + 1))
     assert all(0 <= p["val_score"] <= 1 for p in result.curve)
@@ -109,3 +112,35 @@ def test_progress_is_called_while_training(spec):
     )
     assert len(calls) >= 2
     assert all(b[0] > a[0] and b[1] > a[1] for a, b in zip(calls, calls[1:]))
+
+
+def test_a_timeout_before_training_records_the_seconds_it_ran(spec, monkeypatch):
+    """A trial ended by its limit while counting FLOPs spent its time there: the store must
+    not be told 0 s (the compute report sums these)."""
+    import autodlgym.training.trainer as trainer
+
+    count = trainer._count_flops
+
+    def slow_count(*args, **kwargs):
+        time.sleep(0.3)
+        return count(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_count_flops", slow_count)
+    result = train_and_score(spec, "digits", Fidelity(epochs=1, time_limit=0.1), seed=0)
+    assert result.status == TIMEOUT and "while counting FLOPs" in result.message
+    assert result.steps_run == 0 and result.curve == [] and result.eval_seconds == 0.0
+    # it reached its 0.1 s limit, and the FLOP count alone took 0.3 s
+    assert result.train_seconds > 0.1 and result.train_seconds >= 0.3
+
+
+def test_an_error_records_the_seconds_spent_before_it(spec, monkeypatch):
+    import autodlgym.searchspace.build as build
+
+    def broken(*args, **kwargs):
+        time.sleep(0.2)
+        raise RuntimeError("this block cannot be built")
+
+    monkeypatch.setattr(build, "build_model", broken)
+    result = train_and_score(spec, "digits", Fidelity(epochs=1), seed=0)
+    assert result.status == "error" and "cannot be built" in result.message
+    assert result.train_seconds >= 0.2 and result.eval_seconds == 0.0
