@@ -184,7 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-retries", type=int, help="retries of a trial whose Ray worker died (default 2)"
     )
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shown = s.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw the progress bar even when stderr is not a terminal (default: a bar in a "
+        "terminal, else a plain line per tenth of the trials and at least once a minute)",
+    )
+    shown.add_argument("--no-progress", action="store_true", help="no progress display")
     _add_budget(s)
 
     e = sub.add_parser(
@@ -386,33 +393,44 @@ def cmd_search(args: argparse.Namespace) -> int:
         config = RunConfig(out=args.out, **kw)
         _describe_task(config.task, config.task_kwargs)
         summary_call = dict(config=config)
+    from autodlgym.progress import plural, progress_style
+
     try:
-        summary = run_search(**summary_call, progress=not args.no_progress)
+        with progress_style("bar" if args.progress else "auto"):
+            summary = run_search(**summary_call, progress=not args.no_progress)
     except SearchInterrupted as exc:
         s = exc.summary
         print(
-            f"interrupted: {s.finished} trials recorded in {s.run_dir}; continue with "
+            f"interrupted: {plural(s.finished, 'trial')} recorded in {s.run_dir}; continue with "
             f"autodlgym search --out {s.run_dir} --resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    best = (
-        "none ok"
-        if summary.best_val_score is None
-        else f"{summary.best_val_score:.4f} (trial {summary.best_trial_id})"
-    )
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
-    rejected = f"; {summary.rejected} over-budget candidates skipped" if summary.rejected else ""
-    print(
-        f"{summary.finished} trials in {summary.run_dir}"
-        + (f" ({counts} this session)" if counts else "")
-        + f"; best val score {best}; stopped by {summary.stopped_by} after "
-        f"{summary.seconds:.1f} s{rejected}"
-    )
+    print(_search_summary(summary))
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
     return 0
+
+
+def _search_summary(summary: Any) -> str:
+    """``300 trials in R (298 ok, 2 error this session); best val score 0.8100 (trial 69);
+    stopped by trials after 14.9 s``."""
+    from autodlgym.progress import plural
+
+    best = (
+        "no ok trial yet"
+        if summary.best_val_score is None
+        else f"best val score {summary.best_val_score:.4f} (trial {summary.best_trial_id})"
+    )
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
+    skipped = summary.rejected
+    rejected = f"; {plural(skipped, 'over-budget candidate')} skipped" if skipped else ""
+    return (
+        f"{plural(summary.finished, 'trial')} in {summary.run_dir}"
+        + (f" ({counts} this session)" if counts else "")
+        + f"; {best}; stopped by {summary.stopped_by} after {summary.seconds:.1f} s{rejected}"
+    )
 
 
 def _finished_trials(run_dir: str) -> int | None:

@@ -1,0 +1,190 @@
+"""What a search looks like in a terminal, a pipe and a log: a bar in a terminal (at 80
+columns too), plain lines in a pipe."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autodlgym.cli import main
+from autodlgym.errors import AutoDLError
+from autodlgym.progress import (
+    SearchProgress,
+    epochs_text,
+    plural,
+    progress_style,
+    short_seconds,
+    shorten,
+)
+from autodlgym.trial import ERROR, OK, TrialResult
+
+CLI = [sys.executable, "-m", "autodlgym.cli"]
+TABLE_TASK = "nasbench-graph:cora"  # a lookup table: hundreds of trials in seconds
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+# The progress display, piece by piece ---------------------------------------------------------
+def test_counts_and_epochs_read_naturally():
+    assert plural(1, "trial") == "1 trial" and plural(0, "trial") == "0 trials"
+    assert plural(2, "trial") == "2 trials"
+    assert epochs_text(0.2143, 2) == "0.2/2" and epochs_text(1.0, 3) == "1/3"
+    assert epochs_text(2.99, 3) == "2.9/3"  # never more than trained
+    assert short_seconds(4.7) == "4s" and short_seconds(65) == "1m05s"
+    assert shorten("conv x2 (64) > gru x1 (32)", 16) == "conv x2 (64)…"
+    assert len(shorten("links=0-1-2-3 op1=sage", 10)) == 10
+
+
+def test_status_shows_trials_in_flight_compactly():
+    bar = SearchProgress(True, trials=None, time_budget=60, file=io.StringIO(), style="lines")
+    assert bar.status() == "0 trials · no ok trial yet"
+    bar.started(12, "conv x2 (32)", epochs=3)
+    bar.trained(12, 1.0, 100)
+    bar.started(13, "links=0-1-2-3 op1=sage", epochs=1)  # a lookup: reports no training
+    status = bar.status()
+    assert "#12 conv x2 (32) e1/3 0s" in status
+    assert "#13 links=0-1-2-3 op1=sage 0s" in status and "e0" not in status
+    bar.ended(12, TrialResult(OK, val_score=0.9))
+    bar.ended(13, TrialResult.failure(ERROR, "boom"))
+    assert bar.status() == "2 trials · best 0.9000 · 1 failed"
+    bar.close()
+
+
+@pytest.mark.parametrize("width", [30, 44, 60, 200])
+def test_status_fits_the_room_it_is_given(width):
+    bar = SearchProgress(True, trials=300, time_budget=None, file=io.StringIO(), style="lines")
+    bar.ended(0, TrialResult(OK, val_score=0.81))
+    for i in range(1, 6):
+        bar.started(i, "residual x2 (64) > attention x1 (32)", epochs=20)
+        bar.trained(i, 2.5)
+    text = bar.status(width)
+    assert len(text) <= width
+    if width >= 44:
+        assert re.search(r"#1 \S.* e2\.5/20 0s", text) and "more" in text
+    if width == 200:
+        assert text.endswith("+2 more")  # three shown, the rest counted
+
+
+def test_lines_in_a_pipe_every_tenth_of_the_trials():
+    log = io.StringIO()
+    progress = SearchProgress(True, trials=300, time_budget=None, file=log)  # not a terminal
+    assert progress.style == "lines" and progress.bar is None
+    for i in range(300):
+        progress.started(i, "mlp x1 (16)", epochs=1)
+        ok = i % 50 != 7
+        result = TrialResult(OK, val_score=i / 1000) if ok else TrialResult.failure(ERROR, "x")
+        progress.ended(i, result)
+    progress.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 10
+    assert lines[0] == "trial 30/300 · best 0.0290 (#29) · 1 failed · 0:00 elapsed"
+    assert lines[-1].startswith("trial 300/300 · best 0.2990 (#299) · 6 failed")
+
+
+def test_a_chosen_bar_counts_time_when_there_is_a_time_budget():
+    log = io.StringIO()
+    with progress_style("bar"):
+        progress = SearchProgress(True, trials=None, time_budget=900, file=log)
+    progress.started(3, "conv x1 (8)", epochs=2)
+    progress.ended(3, TrialResult(OK, val_score=0.5))
+    progress.close()
+    drawn = log.getvalue()
+    assert "\r" in drawn and "/15:00 |" in drawn and "left · 1 trial · best 0.5000" in drawn
+    with pytest.raises(AutoDLError, match="progress style"):
+        with progress_style("fancy"):
+            pass
+
+
+# A search as a person sees it ------------------------------------------------------------------
+def _in_pty(argv: list[str], columns: int, cwd: Path) -> str:
+    """Run the CLI in a pseudo-terminal ``columns`` wide; everything it drew."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(
+        [*CLI, *argv], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=_env()
+    )
+    os.close(slave)
+    out = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+    finally:
+        proc.wait(timeout=300)
+        os.close(master)
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a POSIX pseudo-terminal")
+def test_the_bar_fits_80_columns_and_shows_trials_in_flight(tmp_path):
+    argv = ["search", "--task", TABLE_TASK, "--trials", "50", "--out", "run"]
+    drawn = _in_pty(argv, 80, tmp_path)
+    pieces = [p for p in re.split(r"[\r\n]", drawn) if "|" in p]
+    assert pieces, drawn
+    assert max(len(p.rstrip()) for p in pieces) <= 80
+    bars = [re.search(r"\|([^|]*)\|", p).group(1) for p in pieces]
+    assert {len(b) for b in bars} == {10}  # a usable bar that keeps its width
+    in_flight = [p for p in pieces if re.search(r" · #\d+ \S", p)]
+    assert in_flight, pieces[:5]
+    # table lookups report no training: no epoch counter, just the seconds
+    assert all(re.search(r"#\d+ \S+( \S+)* \d+s$", p.rstrip()) for p in in_flight), in_flight[:3]
+    assert not any(re.search(r" e\d", p) for p in in_flight)
+    assert "no ok trial yet" in drawn and "trials | best" not in drawn
+    assert "50 trials in run" in drawn
+
+
+def test_a_piped_search_writes_plain_lines(tmp_path):
+    argv = ["search", "--task", TABLE_TASK, "--trials", "300", "--out", "run"]
+    r = subprocess.run(
+        [*CLI, *argv], capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=600
+    )
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and len(r.stderr.encode()) < 2000, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 10
+    assert all(
+        re.fullmatch(r"trial \d+/300 · best 0\.\d{4} \(#\d+\) · \d+:\d\d elapsed", x) for x in lines
+    )
+    assert r.stdout.startswith("300 trials in run (300 ok this session); best val score 0.")
+
+
+def test_the_summary_line_says_when_no_trial_is_ok():
+    from autodlgym.cli import _search_summary
+    from autodlgym.runner import SearchSummary
+
+    s = SearchSummary(Path("r"), 1, None, None, "trials", 1.0, {"error": 1}, rejected=1)
+    assert _search_summary(s) == (
+        "1 trial in r (1 error this session); no ok trial yet; stopped by trials after 1.0 s; "
+        "1 over-budget candidate skipped"
+    )
