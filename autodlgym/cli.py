@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--csv", help="also write all trials to this CSV file")
     lb.add_argument("--parquet", help="also write all trials to this Parquet file")
     lb.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column (each decision, metric and timing), however wide; by default the "
+        f"table fits {BOARD_WIDTH} columns with the spec summarised in one",
+    )
+    lb.add_argument(
         "--retrained",
         action="store_true",
         help="rank the specs re-evaluated by autodlgym retrain by mean validation score",
@@ -557,9 +563,8 @@ def _one_spec(path: Path, name: str, line: int | None) -> str:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from autodlgym.analysis.leaderboard import export, leaderboard
+    from autodlgym.progress import plural
     from autodlgym.run import load_results
 
     if not Path(args.run).is_dir():
@@ -587,43 +592,192 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         export(df, args.csv)
     if args.parquet:
         export(df, args.parquet)
+    width = None if args.wide else BOARD_WIDTH
+    if not len(df):
+        print(f"no trials in {args.run} yet: a search records each trial as it finishes")
+        return 0
     board = leaderboard(df, top=args.top, by=args.by)
     if len(board):
         from autodlgym.searchspace.spec import ArchSpec
 
         board = board.assign(arch=[ArchSpec.from_json(s).summary() for s in board["spec"]])
-    counts = df["status"].value_counts().to_dict() if len(df) else {}
-    print(
-        f"{len(df)} trials in {args.run}: "
-        + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet")
-    )
+    counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
+    print(f"{plural(len(df), 'trial')} in {args.run}: {counts}")  # the path whole, however long
     from autodlgym.results.environment import describe
 
-    print(describe(df.attrs.get("environment", [])))
+    print(_wrap(describe(df.attrs.get("environment", [])), width))
     if len(board):
-        cols = [
-            c
-            for c in (
-                "rank",
-                "trial_id",
-                "val_score",
-                "test_score",
-                "params",
-                "latency",
-                "train_seconds",
-                "init",
-                "arch",
-            )
-            if c in board.columns
-        ]
-        shown = board[cols].copy()
-        if "train_seconds" in shown:  # seconds to one decimal (three significant under 1 s)
-            shown["train_seconds"] = [_seconds(v) for v in shown["train_seconds"]]
-        with pd.option_context("display.width", 200, "display.max_colwidth", 80):
-            print(shown.to_string(index=False))
+        print(format_board(board, by=args.by, width=width))
+    else:
+        from autodlgym.analysis.leaderboard import failure_summary
+
+        print("no trial finished ok, so none is ranked; by status:")
+        print(format_failures(failure_summary(df), width=width))
     if n_retrained:
         print(f"{n_retrained} retrained evaluations: autodlgym leaderboard {args.run} --retrained")
     return 0
+
+
+#: the leaderboard's default width in columns (``--wide`` lifts it)
+BOARD_WIDTH = 100
+#: columns of the default leaderboard, in this order (those present and not empty); ``arch``
+#: is the spec summary
+BOARD_COLUMNS = (
+    "rank", "trial_id", "val_score", "test_score", "n_evals", "rung", "epochs", "params",
+    "latency", "train_seconds", "init", "arch",
+)  # fmt: skip
+#: what to give up first when the default leaderboard is too wide (the summary shrinks too)
+_BOARD_OPTIONAL = ("init", "latency", "epochs", "train_seconds", "rung", "n_evals", "test_score")
+#: columns a --wide leaderboard leaves to --csv (JSON of the whole spec or diagnostics)
+_NOT_PRINTED = ("spec", "diagnostics")
+#: headers shorter than the column names
+_HEADERS = {"trial_id": "trial", "train_seconds": "train_s"}
+_SCORES = ("val_score", "test_score", "train_loss")
+_COUNTS = ("params", "trainable_params", "flops")
+_SECONDS = ("train_seconds", "eval_seconds", "latency")
+
+
+def _wrap(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    import textwrap
+
+    return textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def _count(value: int) -> str:
+    """A count in 4 characters or so: 812, 62.8k, 1.63M, 2.1G."""
+    v = abs(value)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return str(value)
+
+
+def _cell(column: str, value: Any, exact: bool = False) -> str:
+    """A value as the leaderboard prints it: scores to 4 decimals, counts short (``exact``:
+    in full), seconds rounded; blank when missing."""
+    import math
+    import numbers
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value)) if exact or column not in _COUNTS else _count(int(value))
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if column in _SCORES or column.endswith("_score"):
+            return f"{v:.4f}"
+        if column in _SECONDS:
+            return _seconds(v)
+        if column in _COUNTS:  # a count held as float
+            return str(int(v)) if exact else _count(int(v))
+        return f"{v:.4g}"
+    return str(value)
+
+
+def _is_number(values: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def format_board(board: Any, by: str = "val_score", width: int | None = BOARD_WIDTH) -> str:
+    """A leaderboard frame as text: numbers right-aligned, words left-aligned.
+
+    With ``width`` (default :data:`BOARD_WIDTH`) the :data:`BOARD_COLUMNS` present (and the
+    ranking column), empty ones left out, fitted to ``width`` characters: optional columns
+    give way, then the spec summary (``arch``) is shortened. ``width=None``: every column
+    but the spec and diagnostics JSON, in full.
+    """
+    if width is None:
+        columns = [c for c in board.columns if c not in _NOT_PRINTED]
+        if "arch" in columns:  # the summary closes the table
+            columns = [c for c in columns if c != "arch"] + ["arch"]
+        return _table(board, columns, exact=True)
+    wanted = list(BOARD_COLUMNS)
+    if by not in wanted:
+        wanted.insert(2, by)
+    columns = [c for c in wanted if c in board.columns and _shows(board, c)]
+    min_arch = 16
+
+    def room() -> int:  # what the summary may take beside the other columns
+        others = [c for c in columns if c != "arch"]
+        return width - sum(_col_width(board, c) for c in others) - 2 * len(others)
+
+    while "arch" in columns and room() < min_arch:
+        droppable = [c for c in _BOARD_OPTIONAL if c in columns and c != by]
+        if not droppable:
+            break
+        columns.remove(droppable[0])
+    return _table(board, columns, arch_width=max(room(), min_arch) if "arch" in columns else None)
+
+
+def _shows(board: Any, column: str) -> bool:
+    """False for a column with nothing to say: every value missing, or every one zero (the
+    training time of table lookups)."""
+    values = board[column]
+    if values.isna().all():
+        return False
+    if column in ("rank", "trial_id") or not _is_number(values):
+        return True
+    return not (values.fillna(0) == 0).all()
+
+
+def _col_width(board: Any, column: str) -> int:
+    header = _HEADERS.get(column, column)
+    return max([len(header), *(len(_cell(column, v)) for v in board[column])])
+
+
+def _table(
+    board: Any, columns: list[str], exact: bool = False, arch_width: int | None = None
+) -> str:
+    from autodlgym.progress import shorten
+
+    head = [_HEADERS.get(c, c) for c in columns]
+    body = [
+        [_cell(c, v, exact) for c, v in zip(columns, row)]
+        for row in board[columns].itertuples(index=False)
+    ]
+    if arch_width is not None and "arch" in columns:
+        i = columns.index("arch")
+        for row in body:
+            row[i] = shorten(row[i], arch_width, "~")
+    right = [_is_number(board[c]) for c in columns]
+    rows = [head, *body]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = []
+    for r in rows:
+        cells = [f"{v:>{w}}" if num else f"{v:<{w}}" for v, w, num in zip(r, widths, right)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_failures(summary: Any, width: int | None = BOARD_WIDTH) -> str:
+    """:func:`~autodlgym.analysis.leaderboard.failure_summary` as text, its messages cut to
+    ``width``."""
+    from autodlgym.progress import shorten
+
+    rows = [("status", "trials", "share", "messages")]
+    for r in summary.itertuples(index=False):
+        rows.append((str(r.status), str(r.count), f"{r.share:.0%}", str(r.examples)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    for status, count, share, msg in rows:
+        line = f"{status:<{widths[0]}}  {count:>{widths[1]}}  {share:>{widths[2]}}  "
+        if width is not None:
+            msg = shorten(msg, max(10, width - len(line)), "~")
+        lines.append((line + msg).rstrip())
+    return "\n".join(lines)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

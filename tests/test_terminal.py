@@ -1,5 +1,8 @@
-"""What a search looks like in a terminal, a pipe and a log: a bar in a terminal (at 80
-columns too), plain lines in a pipe."""
+"""What a search and the leaderboard look like in a terminal, a pipe and a log.
+
+The progress display: a bar in a terminal (at 80 columns too), plain lines in a pipe; the
+leaderboard: 100 columns unless --wide.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from autodlgym.cli import main
+from autodlgym.cli import BOARD_WIDTH, format_board, main
 from autodlgym.errors import AutoDLError
 from autodlgym.progress import (
     SearchProgress,
@@ -39,6 +43,15 @@ def _env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory) -> Path:
+    """A finished run of 40 table lookups."""
+    out = tmp_path_factory.mktemp("table") / "run"
+    args = ["search", "--task", TABLE_TASK, "--searcher", "tpe", "--trials", "40"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    return out
 
 
 # The progress display, piece by piece ---------------------------------------------------------
@@ -188,3 +201,91 @@ def test_the_summary_line_says_when_no_trial_is_ok():
         "1 trial in r (1 error this session); no ok trial yet; stopped by trials after 1.0 s; "
         "1 over-budget candidate skipped"
     )
+
+
+# The leaderboard ---------------------------------------------------------------------------------
+def test_the_leaderboard_fits_100_columns(table_run, capsys, tmp_path):
+    from autodlgym import load_results
+
+    code, out, _ = run(capsys, "leaderboard", str(table_run), "--csv", str(tmp_path / "all.csv"))
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= BOARD_WIDTH
+    header = next(i for i, line in enumerate(lines) if line.startswith("rank"))
+    table = lines[header:]
+    assert len(table) == 11 and "val_score" in table[0] and "arch" in table[0]
+    for row in table[1:]:
+        assert re.match(r"\s*\d+\s+\d+\s+0\.\d{4}\s+0\.\d{4}\s", row), row
+    start = table[0].index("arch")  # the summaries are left-aligned under their header
+    assert all(row[start] != " " and row[start - 1] == " " for row in table[1:])
+    df = load_results(table_run)
+    assert list(pd.read_csv(tmp_path / "all.csv").columns) == list(df.columns)  # all of them
+
+
+def test_wide_shows_every_column(table_run, capsys):
+    from autodlgym import load_results
+    from autodlgym.analysis.leaderboard import choice_columns
+
+    code, out, _ = run(capsys, "leaderboard", str(table_run), "--wide", "--top", "3")
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("rank"))
+    names = header.split()
+    for column in [*choice_columns(load_results(table_run)), "arch_id", "flops", "seed"]:
+        assert column in names, column
+    assert "spec" not in names  # the JSON stays in --csv
+
+
+def test_the_leaderboard_prints_columns_it_does_not_know():
+    board = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "trial_id": [7, 3],
+            "val_score": [0.81, 0.793667],
+            "test_score": [0.95, None],
+            "n_evals": [3, 1],
+            "rung": [2, 0],
+            "params": [1629959, 812],
+            "arch": ["conv x2 (64) > " * 8, "mlp x1 (16)"],
+            "arch_id": ["83b94f2397c597d7", "bb562755fce847ec"],
+        }
+    )
+    text = format_board(board)
+    header, first, second = text.splitlines()
+    assert header.split()[:7] == [
+        "rank",
+        "trial",
+        "val_score",
+        "test_score",
+        "n_evals",
+        "rung",
+        "params",
+    ]
+    assert max(len(line) for line in text.splitlines()) <= BOARD_WIDTH
+    assert "0.8100" in first and "0.9500" in first and "1.63M" in first and "0.7937" in second
+    assert first.rstrip().endswith("~") or first.rstrip().endswith("…")
+    wide = format_board(board, width=None)
+    assert "83b94f2397c597d7" in wide and "1629959" in wide and "~" not in wide
+
+
+def test_an_empty_run_and_an_all_failed_run_say_so(tmp_path, capsys, space, fidelity):
+    from autodlgym.results.store import ResultStore
+
+    empty, failed = tmp_path / "empty", tmp_path / "failed"
+    ResultStore(empty).close()
+    code, out, _ = run(capsys, "leaderboard", str(empty))
+    assert (
+        code == 0
+        and out == f"no trials in {empty} yet: a search records each trial as it finishes\n"
+    )
+    rng = __import__("numpy").random.default_rng(0)
+    with ResultStore(failed) as store:
+        for i in range(3):
+            result = TrialResult.failure(ERROR, f"RuntimeError: shapes do not match ({i % 2})")
+            store.append(i, space.sample(rng), fidelity, 0, result)
+    code, out, _ = run(capsys, "leaderboard", str(failed))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"3 trials in {failed}: 3 error"
+    assert "no trial finished ok, so none is ranked" in out
+    assert not any(line.startswith("rank") for line in lines)  # no empty table
+    assert re.search(r"^error\s+3\s+100%\s+RuntimeError: shapes do not match", out, re.M)
