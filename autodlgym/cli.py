@@ -3,7 +3,8 @@
 ``autodlgym search | eval | leaderboard | retrain | export | predict | report | compare |
 export-optuna | bench | tasks | searchers | space show | space sample``.
 Bad input prints one line, ``autodlgym: error: ...``, and exits with code 2; nothing already
-recorded is lost. Heavy libraries are imported only by the subcommand that needs them.
+recorded is lost. So does a damaged results store, named. A command that reads a run takes its
+directory or the directory's ``results.sqlite``. Heavy libraries are imported only by the subcommand that needs them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -220,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_budget(e)
 
     lb = sub.add_parser("leaderboard", parents=[common], help="the best trials of a run")
-    lb.add_argument("run", help="run directory")
+    lb.add_argument("run", help="run directory (or its results.sqlite)")
     lb.add_argument("--top", type=int, default=10, help="how many trials to show (default 10)")
     lb.add_argument("--by", default="val_score", help="column to rank by (default val_score)")
     lb.add_argument("--csv", help="also write all trials to this CSV file")
@@ -240,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt = sub.add_parser(
         "retrain", parents=[common], help="train the best specs of a run with several seeds"
     )
-    rt.add_argument("run", help="run directory")
+    rt.add_argument("run", help="run directory (or its results.sqlite)")
     rt.add_argument("--top", type=int, default=3, help="how many specs (default 3)")
     rt.add_argument("--seeds", type=int, default=3, help="seeds per spec (default 3)")
     rt.add_argument("--epochs", type=int, help="final fidelity (default: the search's epochs)")
@@ -249,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser(
         "export", parents=[common], help="write a trial's trained model, preprocessing and program"
     )
-    ex.add_argument("run", help="run directory")
+    ex.add_argument("run", help="run directory (or its results.sqlite)")
     ex.add_argument("--trial", type=int, required=True, help="trial id (see the leaderboard)")
     ex.add_argument("--out", required=True, help="directory to write")
     ex.add_argument("--epochs", type=int, help="train (or reuse weights) at this many epochs")
@@ -265,20 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "report", parents=[common], help="one self-contained HTML page of a run's figures"
     )
-    rp.add_argument("run", help="run directory")
+    rp.add_argument("run", help="run directory (or its results.sqlite)")
     rp.add_argument("--out", help="HTML file to write (default RUN/report.html)")
     rp.add_argument("--top", type=int, default=10, help="rows of the top-k table (default 10)")
 
     cp = sub.add_parser(
         "compare", parents=[common], help="anytime curves of several runs of one task, one page"
     )
-    cp.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    cp.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run directories (or their results.sqlite)"
+    )
     cp.add_argument("--out", default="compare.html", help="HTML file (default compare.html)")
 
     ex = sub.add_parser(
         "export-optuna", parents=[common], help="write a run as an Optuna study (optuna-dashboard)"
     )
-    ex.add_argument("run", help="run directory")
+    ex.add_argument("run", help="run directory (or its results.sqlite)")
     ex.add_argument("--out", help="SQLite file to write (default RUN/optuna-export.db)")
 
     b = sub.add_parser(
@@ -567,8 +571,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from autodlgym.progress import plural
     from autodlgym.run import load_results
 
-    if not Path(args.run).is_dir():
-        raise AutoDLError(f"run directory {args.run!r} does not exist")
     if args.top < 1:
         raise AutoDLError(f"--top must be positive, got {args.top}")
     df = load_results(args.run)
@@ -934,6 +936,60 @@ COMMANDS = {
 }
 
 
+#: commands that read runs given as ``run`` (or ``runs``)
+_READS_RUNS = ("leaderboard", "retrain", "export", "report", "compare", "export-optuna")
+_STORE_FILE = "results.sqlite"
+
+
+def _run_dir(text: str) -> str:
+    """A run given as its directory or as its results.sqlite: the directory."""
+    path = Path(text)
+    if path.is_file():
+        if path.name == _STORE_FILE:
+            return str(path.parent)
+        raise AutoDLError(
+            f"{text!r} is a file, not a run directory; give the directory that holds "
+            f"{_STORE_FILE} (or that file)"
+        )
+    if not path.exists():
+        raise AutoDLError(f"run directory {text!r} does not exist")
+    return text
+
+
+def _run_paths(args: argparse.Namespace) -> None:
+    """Every command that reads a run takes its directory or its results.sqlite."""
+    if args.command in _READS_RUNS:
+        if getattr(args, "run", None) is not None:
+            args.run = _run_dir(args.run)
+        if getattr(args, "runs", None) is not None:
+            args.runs = [_run_dir(r) for r in args.runs]
+    elif args.command == "search" and args.out is not None:
+        out = Path(args.out)
+        if out.name == _STORE_FILE and out.is_file():
+            args.out = str(out.parent)
+
+
+def _damaged(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str | None:
+    """The one-line error for a damaged results store met after it opened (None when
+    ``exc`` is not about a damaged database): names the store of the command's runs that
+    SQLite's check finds damaged."""
+    from autodlgym.results.store import is_damaged, store_damage, unreadable_store
+
+    if not is_damaged(exc):
+        return None
+    runs = [getattr(args, "run", None), *(getattr(args, "runs", None) or [])]
+    if args.command == "search":
+        runs.append(args.out)
+    for run in runs:
+        if run is None:
+            continue
+        path = Path(run) / _STORE_FILE
+        reason = store_damage(path)
+        if reason is not None:
+            return str(unreadable_store(path, reason))
+    return f"a database this command read is damaged ({exc})"
+
+
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """A warning as one line, like the errors (no file and line of the code that warned)."""
     print(f"autodlgym: warning: {message}", file=sys.stderr)
@@ -947,6 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _run_paths(args)
         if args.imports:  # before any space, task or searcher name is looked up
             from autodlgym.registry import import_modules
 
@@ -956,6 +1013,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except AutoDLError as exc:
         print(f"autodlgym: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # a store damaged past what opening it reads
+        message = _damaged(args, exc)
+        if message is None:
+            raise
+        print(f"autodlgym: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

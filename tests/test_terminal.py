@@ -1,15 +1,18 @@
-"""What a search and the leaderboard look like in a terminal, a pipe and a log.
+"""What a search, the leaderboard and a damaged run look like in a terminal, a pipe and a log.
 
 The progress display: a bar in a terminal (at 80 columns too), plain lines in a pipe; the
-leaderboard: 100 columns unless --wide.
+leaderboard: 100 columns unless --wide; a damaged results store: one line naming the file.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import random
 import re
 import select
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -289,3 +292,95 @@ def test_an_empty_run_and_an_all_failed_run_say_so(tmp_path, capsys, space, fide
     assert "no trial finished ok, so none is ranked" in out
     assert not any(line.startswith("rank") for line in lines)  # no empty table
     assert re.search(r"^error\s+3\s+100%\s+RuntimeError: shapes do not match", out, re.M)
+
+
+# A damaged results store ----------------------------------------------------------------------------
+def _garble(run_dir: Path, dest: Path, page: int = 1) -> Path:
+    """A copy of ``run_dir`` whose results.sqlite has random bytes in place of page ``page``
+    (0-based: page 0 holds SQLite's header and schema)."""
+    shutil.copytree(run_dir, dest)
+    store = dest / "results.sqlite"
+    data = bytearray(store.read_bytes())
+    rnd = random.Random(page)
+    data[page * 4096 : (page + 1) * 4096] = bytes(rnd.randrange(256) for _ in range(4096))
+    store.write_bytes(bytes(data))
+    return store
+
+
+COMMANDS = {
+    "leaderboard": ["leaderboard", "{run}"],
+    "leaderboard-file": ["leaderboard", "{run}/results.sqlite"],
+    "report": ["report", "{run}", "--out", "{tmp}/r.html"],
+    "compare": ["compare", "{good}", "{run}", "--out", "{tmp}/c.html"],
+    "export-optuna": ["export-optuna", "{run}", "--out", "{tmp}/o.db"],
+    "retrain": ["retrain", "{run}", "--top", "1", "--seeds", "1"],
+    "export": ["export", "{run}", "--trial", "1", "--out", "{tmp}/model"],
+    "resume": ["search", "--out", "{run}", "--resume", "--trials", "50"],
+    "search": ["search", "--out", "{run}", "--task", TABLE_TASK, "--trials", "5"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_damaged_store_is_one_line_naming_the_file(command, table_run, tmp_path, capsys):
+    store = _garble(table_run, tmp_path / "bad")
+    argv = [a.format(run=store.parent, good=table_run, tmp=tmp_path) for a in COMMANDS[command]]
+    code, _, err = run(capsys, *argv)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{store} is not a readable autodlgym results store (" in lines[0]
+
+
+def test_damage_met_after_the_store_opened_is_one_line_too(table_run, tmp_path, capsys):
+    from autodlgym.results.store import ResultStore
+
+    conn = sqlite3.connect(table_run / "results.sqlite")
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'trials'").fetchone()
+    conn.close()
+    store = _garble(table_run, tmp_path / "bad", page=root - 1)  # the trials, not the meta table
+    ResultStore(store.parent, create=False).close()  # it opens: the damage is further in
+    for argv in (
+        ["leaderboard", str(store.parent)],
+        ["export-optuna", str(store), "--out", str(tmp_path / "o.db")],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{store} is not a readable autodlgym results store (" in err
+
+
+def test_a_damaged_store_in_a_subprocess_prints_no_traceback(table_run, tmp_path):
+    store = _garble(table_run, tmp_path / "bad")
+    r = subprocess.run(
+        [*CLI, "report", str(store)], capture_output=True, text=True, env=_env(), timeout=300
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"autodlgym: error: {store} is not a readable autodlgym results")
+
+
+def test_a_store_file_opens_the_run_and_other_files_are_refused(table_run, tmp_path, capsys):
+    code, out, err = run(capsys, "leaderboard", str(table_run / "results.sqlite"), "--top", "1")
+    assert code == 0 and out.startswith("40 trials in"), err
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    code, _, err = run(capsys, "leaderboard", str(other))
+    assert code == 2 and "is a file, not a run directory" in err
+
+
+def test_the_store_names_what_it_cannot_read(tmp_path):
+    from autodlgym.results.store import ResultStore
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    conn = sqlite3.connect(foreign / "results.sqlite")
+    conn.execute("CREATE TABLE studies (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(AutoDLError, match="not an autodlgym results store .*studies"):
+        ResultStore(foreign, create=False)
+    with pytest.raises(AutoDLError, match="not an autodlgym results store"):
+        ResultStore(foreign)  # nor is one made over it
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "results.sqlite").write_text("not a database at all, " * 400)
+    with pytest.raises(AutoDLError, match=r"not a readable autodlgym results store \(file is not"):
+        ResultStore(text, create=False)
