@@ -687,6 +687,15 @@ def _cell(column: str, value: Any, exact: bool = False) -> str:
     return str(value)
 
 
+def _ellipsis() -> str:
+    """What marks a shortened cell: "…", or "~" where stdout cannot encode it."""
+    try:
+        "…".encode(sys.stdout.encoding or "utf-8")
+    except (LookupError, UnicodeEncodeError):
+        return "~"
+    return "…"
+
+
 def _is_number(values: Any) -> bool:
     import pandas as pd
 
@@ -725,10 +734,12 @@ def format_board(board: Any, by: str = "val_score", width: int | None = BOARD_WI
 
 
 def _shows(board: Any, column: str) -> bool:
-    """False for a column with nothing to say: every value missing, or every one zero (the
-    training time of table lookups)."""
+    """False for a column with nothing to say: every value missing, every one zero (the
+    training time of table lookups), or ``epochs`` the same in every row."""
     values = board[column]
     if values.isna().all():
+        return False
+    if column == "epochs" and values.nunique(dropna=False) == 1:
         return False
     if column in ("rank", "trial_id") or not _is_number(values):
         return True
@@ -753,7 +764,7 @@ def _table(
     if arch_width is not None and "arch" in columns:
         i = columns.index("arch")
         for row in body:
-            row[i] = shorten(row[i], arch_width, "~")
+            row[i] = shorten(row[i], arch_width, _ellipsis())
     right = [_is_number(board[c]) for c in columns]
     rows = [head, *body]
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
@@ -777,7 +788,7 @@ def format_failures(summary: Any, width: int | None = BOARD_WIDTH) -> str:
     for status, count, share, msg in rows:
         line = f"{status:<{widths[0]}}  {count:>{widths[1]}}  {share:>{widths[2]}}  "
         if width is not None:
-            msg = shorten(msg, max(10, width - len(line)), "~")
+            msg = shorten(msg, max(10, width - len(line)), _ellipsis())
         lines.append((line + msg).rstrip())
     return "\n".join(lines)
 

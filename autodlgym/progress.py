@@ -356,11 +356,11 @@ class SearchProgress:
 
 _BAR_CLASS: Any = None
 
-#: tqdm's bar_format for each kind of budget; ``{{bar:{width}}}`` becomes the bar's width
+#: tqdm's bar_format for each kind of budget; ``<bar>`` becomes ``{bar:WIDTH}`` in a terminal
 _FORMATS = {
-    "time": "{{clock}} |{{bar:{width}}}| {{left}} left{{status}}",
-    "trials": "{{n_fmt}}/{{total_fmt}} |{{bar:{width}}}| {{elapsed}}<{{remaining}}{{status}}",
-    "open": "{{elapsed}}{{status}}",
+    "time": "{clock} |<bar>| {left} left{status}",
+    "trials": "{n_fmt}/{total_fmt} |<bar>| {elapsed}<{remaining}{status}",
+    "open": "{elapsed}{status}",
 }
 
 
@@ -389,7 +389,9 @@ def _make_bar(progress: SearchProgress) -> Any:
                 owner = self.owner
                 columns = _width(owner.file)
                 width = bar_width(columns)
-                d["bar_format"] = _FORMATS[self.kind].format(width=width)
+                # a notebook draws a widget in place of "{bar}": no width there
+                bar = "{bar}" if hasattr(self, "container") else f"{{bar:{width}}}"
+                d["bar_format"] = _FORMATS[self.kind].replace("<bar>", bar)
                 status = owner.status(max(0, owner.bar_room(columns, width) - len(owner.sep)))
                 d["status"] = owner.sep + status if status else ""
                 budget = owner.time_budget

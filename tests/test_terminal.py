@@ -250,6 +250,8 @@ def test_the_leaderboard_prints_columns_it_does_not_know():
             "params": [1629959, 812],
             "arch": ["conv x2 (64) > " * 8, "mlp x1 (16)"],
             "arch_id": ["83b94f2397c597d7", "bb562755fce847ec"],
+            "epochs": [5, 5],
+            "train_seconds": [0.0, 0.0],  # table lookups
         }
     )
     text = format_board(board)
@@ -266,6 +268,8 @@ def test_the_leaderboard_prints_columns_it_does_not_know():
     assert max(len(line) for line in text.splitlines()) <= BOARD_WIDTH
     assert "0.8100" in first and "0.9500" in first and "1.63M" in first and "0.7937" in second
     assert first.rstrip().endswith("~") or first.rstrip().endswith("…")
+    assert "epochs" not in header and "train_s" not in header  # nothing to tell apart
+    assert "epochs" in format_board(board.assign(epochs=[5, 1])).splitlines()[0]
     wide = format_board(board, width=None)
     assert "83b94f2397c597d7" in wide and "1629959" in wide and "~" not in wide
 
