@@ -571,6 +571,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from autodlgym.progress import plural
     from autodlgym.run import load_results
 
+    if not Path(args.run).is_dir():
+        raise AutoDLError(f"run directory {args.run!r} does not exist")
     if args.top < 1:
         raise AutoDLError(f"--top must be positive, got {args.top}")
     df = load_results(args.run)
@@ -962,9 +964,7 @@ def _run_dir(text: str) -> str:
             f"{text!r} is a file, not a run directory; give the directory that holds "
             f"{_STORE_FILE} (or that file)"
         )
-    if not path.exists():
-        raise AutoDLError(f"run directory {text!r} does not exist")
-    return text
+    return text  # a missing one: each command says so in its own words
 
 
 def _run_paths(args: argparse.Namespace) -> None:
