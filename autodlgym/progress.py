@@ -259,7 +259,9 @@ class SearchProgress:
         limit). Trials in flight that do not fit are counted (``+2 more``)."""
         sep = self.sep
         parts = []
-        if self.time_budget is not None or self.trials is None:
+        if self.time_budget is not None and self.trials is not None:  # the bar counts time
+            parts.append(f"{self.finished}/{self.trials} trials")
+        elif self.time_budget is not None or self.trials is None:
             parts.append(plural(self.finished, "trial"))
         parts.append(self._best())
         if self.failed:

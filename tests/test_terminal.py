@@ -81,6 +81,8 @@ def test_status_shows_trials_in_flight_compactly():
     bar.ended(13, TrialResult.failure(ERROR, "boom"))
     assert bar.status() == "2 trials · best 0.9000 · 1 failed"
     bar.close()
+    both = SearchProgress(True, trials=50, time_budget=60, file=io.StringIO(), style="lines")
+    assert both.status() == "0/50 trials · no ok trial yet"  # beside a bar that counts time
 
 
 @pytest.mark.parametrize("width", [30, 44, 60, 200])
