@@ -3,7 +3,8 @@
 ``autodlgym search | eval | leaderboard | retrain | export | predict | report | compare |
 export-optuna | bench | tasks | searchers | space show | space sample``.
 Bad input prints one line, ``autodlgym: error: ...``, and exits with code 2; nothing already
-recorded is lost. Heavy libraries are imported only by the subcommand that needs them.
+recorded is lost. So does a damaged results store, named. A command that reads a run takes its
+directory or the directory's ``results.sqlite``. Heavy libraries are imported only by the subcommand that needs them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -184,7 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-retries", type=int, help="retries of a trial whose Ray worker died (default 2)"
     )
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shown = s.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw the progress bar even when stderr is not a terminal (default: a bar in a "
+        "terminal, else a plain line per tenth of the trials and at least once a minute)",
+    )
+    shown.add_argument("--no-progress", action="store_true", help="no progress display")
     _add_budget(s)
 
     e = sub.add_parser(
@@ -213,11 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_budget(e)
 
     lb = sub.add_parser("leaderboard", parents=[common], help="the best trials of a run")
-    lb.add_argument("run", help="run directory")
+    lb.add_argument("run", help="run directory (or its results.sqlite)")
     lb.add_argument("--top", type=int, default=10, help="how many trials to show (default 10)")
     lb.add_argument("--by", default="val_score", help="column to rank by (default val_score)")
     lb.add_argument("--csv", help="also write all trials to this CSV file")
     lb.add_argument("--parquet", help="also write all trials to this Parquet file")
+    lb.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column (each decision, metric and timing), however wide; by default the "
+        f"table fits {BOARD_WIDTH} columns with the spec summarised in one",
+    )
     lb.add_argument(
         "--retrained",
         action="store_true",
@@ -227,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt = sub.add_parser(
         "retrain", parents=[common], help="train the best specs of a run with several seeds"
     )
-    rt.add_argument("run", help="run directory")
+    rt.add_argument("run", help="run directory (or its results.sqlite)")
     rt.add_argument("--top", type=int, default=3, help="how many specs (default 3)")
     rt.add_argument("--seeds", type=int, default=3, help="seeds per spec (default 3)")
     rt.add_argument("--epochs", type=int, help="final fidelity (default: the search's epochs)")
@@ -236,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser(
         "export", parents=[common], help="write a trial's trained model, preprocessing and program"
     )
-    ex.add_argument("run", help="run directory")
+    ex.add_argument("run", help="run directory (or its results.sqlite)")
     ex.add_argument("--trial", type=int, required=True, help="trial id (see the leaderboard)")
     ex.add_argument("--out", required=True, help="directory to write")
     ex.add_argument("--epochs", type=int, help="train (or reuse weights) at this many epochs")
@@ -252,20 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "report", parents=[common], help="one self-contained HTML page of a run's figures"
     )
-    rp.add_argument("run", help="run directory")
+    rp.add_argument("run", help="run directory (or its results.sqlite)")
     rp.add_argument("--out", help="HTML file to write (default RUN/report.html)")
     rp.add_argument("--top", type=int, default=10, help="rows of the top-k table (default 10)")
 
     cp = sub.add_parser(
         "compare", parents=[common], help="anytime curves of several runs of one task, one page"
     )
-    cp.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    cp.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run directories (or their results.sqlite)"
+    )
     cp.add_argument("--out", default="compare.html", help="HTML file (default compare.html)")
 
     ex = sub.add_parser(
         "export-optuna", parents=[common], help="write a run as an Optuna study (optuna-dashboard)"
     )
-    ex.add_argument("run", help="run directory")
+    ex.add_argument("run", help="run directory (or its results.sqlite)")
     ex.add_argument("--out", help="SQLite file to write (default RUN/optuna-export.db)")
 
     b = sub.add_parser(
@@ -386,33 +403,44 @@ def cmd_search(args: argparse.Namespace) -> int:
         config = RunConfig(out=args.out, **kw)
         _describe_task(config.task, config.task_kwargs)
         summary_call = dict(config=config)
+    from autodlgym.progress import plural, progress_style
+
     try:
-        summary = run_search(**summary_call, progress=not args.no_progress)
+        with progress_style("bar" if args.progress else "auto"):
+            summary = run_search(**summary_call, progress=not args.no_progress)
     except SearchInterrupted as exc:
         s = exc.summary
         print(
-            f"interrupted: {s.finished} trials recorded in {s.run_dir}; continue with "
+            f"interrupted: {plural(s.finished, 'trial')} recorded in {s.run_dir}; continue with "
             f"autodlgym search --out {s.run_dir} --resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    best = (
-        "none ok"
-        if summary.best_val_score is None
-        else f"{summary.best_val_score:.4f} (trial {summary.best_trial_id})"
-    )
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
-    rejected = f"; {summary.rejected} over-budget candidates skipped" if summary.rejected else ""
-    print(
-        f"{summary.finished} trials in {summary.run_dir}"
-        + (f" ({counts} this session)" if counts else "")
-        + f"; best val score {best}; stopped by {summary.stopped_by} after "
-        f"{summary.seconds:.1f} s{rejected}"
-    )
+    print(_search_summary(summary))
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
     return 0
+
+
+def _search_summary(summary: Any) -> str:
+    """``300 trials in R (298 ok, 2 error this session); best val score 0.8100 (trial 69);
+    stopped by trials after 14.9 s``."""
+    from autodlgym.progress import plural
+
+    best = (
+        "no ok trial yet"
+        if summary.best_val_score is None
+        else f"best val score {summary.best_val_score:.4f} (trial {summary.best_trial_id})"
+    )
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
+    skipped = summary.rejected
+    rejected = f"; {plural(skipped, 'over-budget candidate')} skipped" if skipped else ""
+    return (
+        f"{plural(summary.finished, 'trial')} in {summary.run_dir}"
+        + (f" ({counts} this session)" if counts else "")
+        + f"; {best}; stopped by {summary.stopped_by} after {summary.seconds:.1f} s{rejected}"
+    )
 
 
 def _finished_trials(run_dir: str) -> int | None:
@@ -539,9 +567,8 @@ def _one_spec(path: Path, name: str, line: int | None) -> str:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from autodlgym.analysis.leaderboard import export, leaderboard
+    from autodlgym.progress import plural
     from autodlgym.run import load_results
 
     if not Path(args.run).is_dir():
@@ -569,43 +596,203 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         export(df, args.csv)
     if args.parquet:
         export(df, args.parquet)
+    width = None if args.wide else BOARD_WIDTH
+    if not len(df):
+        print(f"no trials in {args.run} yet: a search records each trial as it finishes")
+        return 0
     board = leaderboard(df, top=args.top, by=args.by)
     if len(board):
         from autodlgym.searchspace.spec import ArchSpec
 
         board = board.assign(arch=[ArchSpec.from_json(s).summary() for s in board["spec"]])
-    counts = df["status"].value_counts().to_dict() if len(df) else {}
-    print(
-        f"{len(df)} trials in {args.run}: "
-        + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet")
-    )
+    counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
+    print(f"{plural(len(df), 'trial')} in {args.run}: {counts}")  # the path whole, however long
     from autodlgym.results.environment import describe
 
-    print(describe(df.attrs.get("environment", [])))
+    print(_wrap(describe(df.attrs.get("environment", [])), width))
     if len(board):
-        cols = [
-            c
-            for c in (
-                "rank",
-                "trial_id",
-                "val_score",
-                "test_score",
-                "params",
-                "latency",
-                "train_seconds",
-                "init",
-                "arch",
-            )
-            if c in board.columns
-        ]
-        shown = board[cols].copy()
-        if "train_seconds" in shown:  # seconds to one decimal (three significant under 1 s)
-            shown["train_seconds"] = [_seconds(v) for v in shown["train_seconds"]]
-        with pd.option_context("display.width", 200, "display.max_colwidth", 80):
-            print(shown.to_string(index=False))
+        print(format_board(board, by=args.by, width=width))
+    else:
+        from autodlgym.analysis.leaderboard import failure_summary
+
+        print("no trial finished ok, so none is ranked; by status:")
+        print(format_failures(failure_summary(df), width=width))
     if n_retrained:
         print(f"{n_retrained} retrained evaluations: autodlgym leaderboard {args.run} --retrained")
     return 0
+
+
+#: the leaderboard's default width in columns (``--wide`` lifts it)
+BOARD_WIDTH = 100
+#: columns of the default leaderboard, in this order (those present and not empty); ``arch``
+#: is the spec summary
+BOARD_COLUMNS = (
+    "rank", "trial_id", "val_score", "test_score", "n_evals", "rung", "epochs", "params",
+    "latency", "train_seconds", "init", "arch",
+)  # fmt: skip
+#: what to give up first when the default leaderboard is too wide (the summary shrinks too)
+_BOARD_OPTIONAL = ("init", "latency", "epochs", "train_seconds", "rung", "n_evals", "test_score")
+#: columns a --wide leaderboard leaves to --csv (JSON of the whole spec or diagnostics)
+_NOT_PRINTED = ("spec", "diagnostics")
+#: headers shorter than the column names
+_HEADERS = {"trial_id": "trial", "train_seconds": "train_s"}
+_SCORES = ("val_score", "test_score", "train_loss")
+_COUNTS = ("params", "trainable_params", "flops")
+_SECONDS = ("train_seconds", "eval_seconds", "latency")
+
+
+def _wrap(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    import textwrap
+
+    return textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def _count(value: int) -> str:
+    """A count in 4 characters or so: 812, 62.8k, 1.63M, 2.1G."""
+    v = abs(value)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return str(value)
+
+
+def _cell(column: str, value: Any, exact: bool = False) -> str:
+    """A value as the leaderboard prints it: scores to 4 decimals, counts short (``exact``:
+    in full), seconds rounded; blank when missing."""
+    import math
+    import numbers
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value)) if exact or column not in _COUNTS else _count(int(value))
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if column in _SCORES or column.endswith("_score"):
+            return f"{v:.4f}"
+        if column in _SECONDS:
+            return _seconds(v)
+        if column in _COUNTS:  # a count held as float
+            return str(int(v)) if exact else _count(int(v))
+        return f"{v:.4g}"
+    return str(value)
+
+
+def _ellipsis() -> str:
+    """What marks a shortened cell: "…", or "~" where stdout cannot encode it."""
+    try:
+        "…".encode(sys.stdout.encoding or "utf-8")
+    except (LookupError, UnicodeEncodeError):
+        return "~"
+    return "…"
+
+
+def _is_number(values: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def format_board(board: Any, by: str = "val_score", width: int | None = BOARD_WIDTH) -> str:
+    """A leaderboard frame as text: numbers right-aligned, words left-aligned.
+
+    With ``width`` (default :data:`BOARD_WIDTH`) the :data:`BOARD_COLUMNS` present (and the
+    ranking column), empty ones left out, fitted to ``width`` characters: optional columns
+    give way, then the spec summary (``arch``) is shortened. ``width=None``: every column
+    but the spec and diagnostics JSON, in full.
+    """
+    if width is None:
+        columns = [c for c in board.columns if c not in _NOT_PRINTED]
+        if "arch" in columns:  # the summary closes the table
+            columns = [c for c in columns if c != "arch"] + ["arch"]
+        return _table(board, columns, exact=True)
+    wanted = list(BOARD_COLUMNS)
+    if by not in wanted:
+        wanted.insert(2, by)
+    columns = [c for c in wanted if c in board.columns and _shows(board, c)]
+    min_arch = 16
+
+    def room() -> int:  # what the summary may take beside the other columns
+        others = [c for c in columns if c != "arch"]
+        return width - sum(_col_width(board, c) for c in others) - 2 * len(others)
+
+    while "arch" in columns and room() < min_arch:
+        droppable = [c for c in _BOARD_OPTIONAL if c in columns and c != by]
+        if not droppable:
+            break
+        columns.remove(droppable[0])
+    return _table(board, columns, arch_width=max(room(), min_arch) if "arch" in columns else None)
+
+
+def _shows(board: Any, column: str) -> bool:
+    """False for a column with nothing to say: every value missing, every one zero (the
+    training time of table lookups), or ``epochs`` the same in every row."""
+    values = board[column]
+    if values.isna().all():
+        return False
+    if column == "epochs" and values.nunique(dropna=False) == 1:
+        return False
+    if column in ("rank", "trial_id") or not _is_number(values):
+        return True
+    return not (values.fillna(0) == 0).all()
+
+
+def _col_width(board: Any, column: str) -> int:
+    header = _HEADERS.get(column, column)
+    return max([len(header), *(len(_cell(column, v)) for v in board[column])])
+
+
+def _table(
+    board: Any, columns: list[str], exact: bool = False, arch_width: int | None = None
+) -> str:
+    from autodlgym.progress import shorten
+
+    head = [_HEADERS.get(c, c) for c in columns]
+    body = [
+        [_cell(c, v, exact) for c, v in zip(columns, row)]
+        for row in board[columns].itertuples(index=False)
+    ]
+    if arch_width is not None and "arch" in columns:
+        i = columns.index("arch")
+        for row in body:
+            row[i] = shorten(row[i], arch_width, _ellipsis())
+    right = [_is_number(board[c]) for c in columns]
+    rows = [head, *body]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = []
+    for r in rows:
+        cells = [f"{v:>{w}}" if num else f"{v:<{w}}" for v, w, num in zip(r, widths, right)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_failures(summary: Any, width: int | None = BOARD_WIDTH) -> str:
+    """:func:`~autodlgym.analysis.leaderboard.failure_summary` as text, its messages cut to
+    ``width``."""
+    from autodlgym.progress import shorten
+
+    rows = [("status", "trials", "share", "messages")]
+    for r in summary.itertuples(index=False):
+        rows.append((str(r.status), str(r.count), f"{r.share:.0%}", str(r.examples)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    for status, count, share, msg in rows:
+        line = f"{status:<{widths[0]}}  {count:>{widths[1]}}  {share:>{widths[2]}}  "
+        if width is not None:
+            msg = shorten(msg, max(10, width - len(line)), _ellipsis())
+        lines.append((line + msg).rstrip())
+    return "\n".join(lines)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -762,6 +949,58 @@ COMMANDS = {
 }
 
 
+#: commands that read runs given as ``run`` (or ``runs``)
+_READS_RUNS = ("leaderboard", "retrain", "export", "report", "compare", "export-optuna")
+_STORE_FILE = "results.sqlite"
+
+
+def _run_dir(text: str) -> str:
+    """A run given as its directory or as its results.sqlite: the directory."""
+    path = Path(text)
+    if path.is_file():
+        if path.name == _STORE_FILE:
+            return str(path.parent)
+        raise AutoDLError(
+            f"{text!r} is a file, not a run directory; give the directory that holds "
+            f"{_STORE_FILE} (or that file)"
+        )
+    return text  # a missing one: each command says so in its own words
+
+
+def _run_paths(args: argparse.Namespace) -> None:
+    """Every command that reads a run takes its directory or its results.sqlite."""
+    if args.command in _READS_RUNS:
+        if getattr(args, "run", None) is not None:
+            args.run = _run_dir(args.run)
+        if getattr(args, "runs", None) is not None:
+            args.runs = [_run_dir(r) for r in args.runs]
+    elif args.command == "search" and args.out is not None:
+        out = Path(args.out)
+        if out.name == _STORE_FILE and out.is_file():
+            args.out = str(out.parent)
+
+
+def _damaged(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str | None:
+    """The one-line error for a damaged results store met after it opened (None when
+    ``exc`` is not about a damaged database): names the store of the command's runs that
+    SQLite's check finds damaged."""
+    from autodlgym.results.store import is_damaged, store_damage, unreadable_store
+
+    if not is_damaged(exc):
+        return None
+    runs = [getattr(args, "run", None), *(getattr(args, "runs", None) or [])]
+    if args.command == "search":
+        runs.append(args.out)
+    for run in runs:
+        if run is None:
+            continue
+        path = Path(run) / _STORE_FILE
+        reason = store_damage(path)
+        if reason is not None:
+            return str(unreadable_store(path, reason))
+    return f"a database this command read is damaged ({exc})"
+
+
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """A warning as one line, like the errors (no file and line of the code that warned)."""
     print(f"autodlgym: warning: {message}", file=sys.stderr)
@@ -775,6 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _run_paths(args)
         if args.imports:  # before any space, task or searcher name is looked up
             from autodlgym.registry import import_modules
 
@@ -784,6 +1024,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except AutoDLError as exc:
         print(f"autodlgym: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as exc:  # a store damaged past what opening it reads
+        message = _damaged(args, exc)
+        if message is None:
+            raise
+        print(f"autodlgym: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

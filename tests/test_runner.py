@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from autodlgym import AutoDLError, load_results
-from autodlgym.progress import SearchProgress, wants_progress
+from autodlgym.progress import SearchProgress, progress_style, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.runner import RunConfig, run_search
 from autodlgym.searchers.base import Searcher
@@ -214,18 +214,19 @@ def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path):
 
 def test_progress_counts_time_and_shows_trials_in_flight(tmp_path, tiny_space_config, capsys):
     cfg = _config(tmp_path, tiny_space_config, trials=None, time_budget=2.0)
-    run_search(cfg, progress=True)
+    with progress_style("bar"):  # capsys is no terminal: a bar only when chosen
+        run_search(cfg, progress=True)
     err = capsys.readouterr().err
-    assert "/2 s" in err and "left" in err and "trials" in err
-    assert "best val" in err
+    assert "0:02 |" in err and "left" in err and "trial" in err
+    assert "best 0." in err
 
     bar = SearchProgress(True, trials=None, time_budget=60, file=io.StringIO())
     bar.started(7, "conv x2 (32)", epochs=20)
     bar.trained(7, 2.5, 100)
     status = bar.status()
-    assert status.startswith("0 trials") and "#7 conv x2 (32) epoch 2.5/20" in status
+    assert status.startswith("0 trials") and "#7 conv x2 (32) e2.5/20" in status
     bar.ended(7, TrialResult("ok", val_score=0.9))
-    assert bar.status() == "1 trials | best val 0.9000"
+    assert bar.status() == "1 trial · best 0.9000"
     bar.close()
 
 

@@ -210,8 +210,10 @@ class ResultStore:
             a store raises :class:`~autodlgym.errors.AutoDLError`, and nothing is written.
 
     Raises:
-        AutoDLError: no store and ``create=False``; a file that is not a store; a store written
-            by a newer autodlgym (schema version above :attr:`SCHEMA_VERSION`).
+        AutoDLError: no store and ``create=False``; a file that is not a store; a damaged
+            store (SQLite finds it malformed, or not a database, where opening reads it; see
+            :func:`store_damage` for damage found later); a store written by a newer autodlgym
+            (schema version above :attr:`SCHEMA_VERSION`).
 
     The connection belongs to the thread that opened the store. Use it as a context manager or
     call :meth:`close`.
@@ -244,15 +246,23 @@ class ResultStore:
 
     # Opening ------------------------------------------------------------------------------
     def _open(self, create: bool) -> None:
-        conn = self._db
         try:
-            version = self._schema_version()
-        except sqlite3.DatabaseError as exc:
-            raise AutoDLError(
-                f"{str(self.path)!r} is not an autodlgym results store ({exc}); "
-                "move it away or choose another --out directory"
-            ) from None
+            self._open_schema(create)
+        except sqlite3.DatabaseError as exc:  # a damaged file, or one SQLite cannot read now
+            if is_damaged(exc):
+                raise unreadable_store(self.path, exc) from None
+            raise AutoDLError(f"cannot read results store {str(self.path)!r} ({exc})") from None
+
+    def _open_schema(self, create: bool) -> None:
+        conn = self._db
+        version = self._schema_version()
         if version is None:
+            foreign = self._foreign_tables()
+            if foreign:
+                raise AutoDLError(
+                    f"{self.path} is not an autodlgym results store (it holds the table(s) "
+                    f"{', '.join(foreign[:3])}); move it away or choose another --out directory"
+                )
             if not create:
                 raise _no_run(self.run_dir)
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: later connections inherit it
@@ -285,7 +295,20 @@ class ResultStore:
             if "no such table" in str(exc):
                 return None
             raise
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise unreadable_store(self.path, f"schema version {row[0]!r}") from None
+
+    def _foreign_tables(self) -> list[str]:
+        """Tables of a database that has no autodlgym ``meta`` table (not a results store)."""
+        rows = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def _migrate(self, version: int) -> None:
         with self._transaction():
@@ -711,6 +734,47 @@ def _no_run(run_dir: Path) -> AutoDLError:
     return AutoDLError(
         f"no autodlgym run in {str(run_dir)}; start one with autodlgym search --out {str(run_dir)}"
     )
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """True for SQLite's errors about a damaged database: "database disk image is
+    malformed" (SQLITE_CORRUPT) and "file is not a database" (SQLITE_NOTADB)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def unreadable_store(path: str | Path, reason: object) -> AutoDLError:
+    """The one-line error for a damaged results store at ``path``."""
+    return AutoDLError(
+        f"{path} is not a readable autodlgym results store ({reason}); restore it from a "
+        "backup, or start a new run in another directory (autodlgym search --out NEW_DIR)"
+    )
+
+
+def store_damage(path: str | Path) -> str | None:
+    """Why the SQLite file at ``path`` is damaged (SQLite's quick check, read-only), or None
+    when the check finds nothing wrong or cannot run. Reads the whole file: for error paths,
+    not for every open."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc) if is_damaged(exc) else None
+    finally:
+        conn.close()
+    first = str(rows[0][0]) if rows else "ok"
+    return None if first == "ok" else "database disk image is malformed"
 
 
 _TRIAL_COLUMNS = (

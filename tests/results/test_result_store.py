@@ -229,7 +229,7 @@ def test_no_store_without_create_is_a_user_error_and_writes_nothing(tmp_path):
 
 def test_a_file_that_is_not_a_store_is_a_user_error(tmp_path):
     (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(AutoDLError, match="not an autodlgym results store"):
+    with pytest.raises(AutoDLError, match="not a readable autodlgym results store"):
         ResultStore(tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(AutoDLError, match="is a file"):
