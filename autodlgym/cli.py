@@ -223,10 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     lb = sub.add_parser("leaderboard", parents=[common], help="the best trials of a run")
     lb.add_argument("run", help="run directory (or its results.sqlite)")
-    lb.add_argument("--top", type=int, default=10, help="how many trials to show (default 10)")
+    lb.add_argument(
+        "--top", type=int, default=10, help="how many rows to show (default 10; 0: all)"
+    )
     lb.add_argument("--by", default="val_score", help="column to rank by (default val_score)")
-    lb.add_argument("--csv", help="also write all trials to this CSV file")
-    lb.add_argument("--parquet", help="also write all trials to this Parquet file")
+    lb.add_argument(
+        "--csv",
+        help="also write the ranked rows shown (every column) to this CSV file; with "
+        "--per trial --top 0: every trial",
+    )
+    lb.add_argument("--parquet", help="also write the ranked rows (every column) to Parquet")
+    lb.add_argument(
+        "--per",
+        choices=("spec", "trial"),
+        default="spec",
+        help="rank architectures, each at the highest fidelity it reached (spec, the default), "
+        "or every trial (trial)",
+    )
     lb.add_argument(
         "--wide",
         action="store_true",
@@ -573,8 +586,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     if not Path(args.run).is_dir():
         raise AutoDLError(f"run directory {args.run!r} does not exist")
-    if args.top < 1:
-        raise AutoDLError(f"--top must be positive, got {args.top}")
+    if args.top < 0:
+        raise AutoDLError(f"--top must be a positive number of rows, or 0 for all; got {args.top}")
+    top = args.top or None
     df = load_results(args.run)
     if args.retrained:
         from autodlgym.analysis.retrained import format_retrained, retrained
@@ -584,7 +598,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise AutoDLError(
                 f"nothing in {args.run} is retrained yet; run autodlgym retrain {args.run}"
             )
-        print(format_retrained(view.head(args.top)))
+        print(format_retrained(view.head(top)))
         return 0
     n_retrained = int((df["phase"] != "search").sum())
     df = df[df["phase"] == "search"]  # retrained evaluations have a view of their own
@@ -592,15 +606,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise AutoDLError(
             f"cannot rank by {args.by!r}; columns include val_score, test_score, params, flops"
         )
-    if args.csv:
-        export(df, args.csv)
-    if args.parquet:
-        export(df, args.parquet)
     width = None if args.wide else BOARD_WIDTH
+    board = leaderboard(df, top=top, by=args.by, per=args.per) if len(df) else df
+    if args.per == "trial" and top is None:
+        ranked = leaderboard(df, top=None, by=args.by, per="trial", status=None)
+    else:
+        ranked = board
+    for path in (args.csv, args.parquet):
+        if path:
+            export(ranked, path)  # every column of the rows ranked
     if not len(df):
         print(f"no trials in {args.run} yet: a search records each trial as it finishes")
         return 0
-    board = leaderboard(df, top=args.top, by=args.by)
     if len(board):
         from autodlgym.searchspace.spec import ArchSpec
 

@@ -69,8 +69,15 @@ def test_search_then_leaderboard_and_export(tmp_path, tiny_space_file):
     assert f"environment: autodlgym {df.attrs['environment'][0]['autodlgym']}, torch " in lb.stdout
     import pandas as pd
 
-    assert len(pd.read_csv(tmp_path / "t.csv")) == 3
-    assert len(pd.read_parquet(tmp_path / "t.parquet")) == 3
+    ranked = pd.read_csv(tmp_path / "t.csv")  # the ranked rows shown, every column
+    assert len(ranked) == min(2, df["arch_id"].nunique()) and ranked["arch_id"].is_unique
+    assert set(df.columns) <= set(ranked.columns)
+    assert len(pd.read_parquet(tmp_path / "t.parquet")) == len(ranked)
+    every = run(
+        "leaderboard", str(out), "--per", "trial", "--top", "0", "--csv", str(tmp_path / "a.csv")
+    )
+    assert every.returncode == 0, every.stderr
+    assert sorted(pd.read_csv(tmp_path / "a.csv")["trial_id"]) == [0, 1, 2]  # every trial
 
 
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, tiny_space_file):
