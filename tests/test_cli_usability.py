@@ -169,7 +169,7 @@ def test_top_has_help(capsys):
     with pytest.raises(SystemExit):
         main(["leaderboard", "--help"])
     out = capsys.readouterr().out
-    assert re.search(r"--top TOP\s+how many trials", out)
+    assert re.search(r"--top TOP\s+how many rows", out)
 
 
 def test_every_command_takes_import():

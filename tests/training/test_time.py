@@ -134,7 +134,7 @@ def test_a_timeout_before_training_records_the_seconds_it_ran(spec, monkeypatch)
 
 
 def test_an_error_records_the_seconds_spent_before_it(spec, monkeypatch):
-    import autodlgym.searchspace.build as build
+    import autodlgym.nn.build as build
 
     def broken(*args, **kwargs):
         time.sleep(0.2)
