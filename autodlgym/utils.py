@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from autodlgym.errors import AutoDLError
@@ -54,3 +54,27 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     if not close:
         return ""
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+def moved_module(old: str, new: str) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for a module path kept for one release after its code moved
+    to ``new``: reading a name warns with a ``DeprecationWarning`` and hands back ``new``'s
+    object; importing the old path imports nothing of ``new``."""
+    import importlib
+    import warnings
+
+    def getattr_(name: str) -> Any:
+        if name.startswith("__"):  # module probes (__path__, __all__...): not forwarded
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(new), name)
+        warnings.warn(
+            f"{old} is deprecated; import from {new} (removed in 0.3.0)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+
+    def dir_() -> list[str]:
+        return sorted(n for n in dir(importlib.import_module(new)) if n[:2] != "__")
+
+    return getattr_, dir_

@@ -2,7 +2,7 @@
 
 Every import of an ``autodlgym`` module counts: at module level, inside functions (a lazy
 import is still a dependency), under ``TYPE_CHECKING``, and ``importlib.import_module`` /
-``lazy_module=`` / ``entry_point=`` with a literal name. A module's room is the first package
+``lazy_module=`` / ``entry_point=`` / ``moved_module(old, new)`` with a literal name. A module's room is the first package
 below ``autodlgym`` (``autodlgym.searchspace.space`` -> ``searchspace``), or the top-level
 module's name (``autodlgym.runner`` -> ``runner``); the package root is the room
 ``autodlgym``. A room may import rooms of its own rank or lower, never higher; a room in
@@ -186,6 +186,8 @@ def imports_of(module: str, path: Path, package: str, known: set[str]) -> list[I
         elif isinstance(node, ast.Call):
             if _call_name(node) in ("import_module", "__import__") and node.args:
                 add(node, _literal_prefix(node.args[0], module))
+            if _call_name(node) == "moved_module" and len(node.args) > 1:  # an alias's target
+                add(node, _literal_prefix(node.args[1], module))
             for kw in node.keywords:
                 if kw.arg in IMPORT_KEYWORDS:
                     add(node, _literal_prefix(kw.value, module))

@@ -68,6 +68,7 @@ from autodlgym.nn.blocks import (
     state_kind,
 )
 from autodlgym.nn.init import apply_init, chrono_init_, mark
+from autodlgym.searchspace.cost import parse_trainable
 from autodlgym.searchspace.io import IOSpec
 from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.spec import ArchSpec
@@ -530,28 +531,6 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
 # Trainable subsets -------------------------------------------------------------------------
 def _masked_grad(mask: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return grad * mask.to(device=grad.device, dtype=grad.dtype)
-
-
-def parse_trainable(mode: str) -> float | str | tuple[str, int]:
-    """``"all"`` / ``"head"``, the fraction of ``"fraction_<p>"`` with 0 < p <= 1, or
-    ``("block", k)`` for ``"block_<k>"`` (k >= 1)."""
-    if mode in ("all", "head"):
-        return mode
-    if isinstance(mode, str) and mode.startswith("fraction_"):
-        try:
-            p = float(mode[len("fraction_") :])
-        except ValueError:
-            p = math.nan
-        if 0.0 < p <= 1.0:
-            return p
-    if isinstance(mode, str) and mode.startswith("block_") and mode[len("block_") :].isdigit():
-        k = int(mode[len("block_") :])
-        if k >= 1:
-            return ("block", k)
-    raise SpecError(
-        f"trainable={mode!r} is unknown; use all, head, fraction_<p> with 0 < p <= 1, "
-        "or block_<k> with k >= 1"
-    )
 
 
 def configure_trainable(model: nn.Module, mode: str, seed: int = 0) -> nn.Module:

@@ -5,25 +5,6 @@ object of :mod:`autodlgym.nn.blocks`. Importing the path itself imports neither 
 torch.
 """
 
-from __future__ import annotations
+from autodlgym.utils import moved_module
 
-import importlib
-import warnings
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):  # module probes (__path__, __all__...): not forwarded
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("autodlgym.nn.blocks"), name)
-    warnings.warn(
-        "autodlgym.searchspace.blocks is deprecated; import from autodlgym.nn.blocks "
-        "(removed in 0.3.0)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(n for n in dir(importlib.import_module("autodlgym.nn.blocks")) if n[:2] != "__")
+__getattr__, __dir__ = moved_module(__name__, "autodlgym.nn.blocks")

@@ -610,6 +610,17 @@ def _trainable(mode: str, body: UnitCost, head_params: int, params: int) -> int:
 
 
 def _fraction(mode: str) -> float:
+    p = parse_trainable(mode)
+    if isinstance(p, float):
+        return p
+    raise SpecError(f"trainable={mode!r} is unknown; use all, head or fraction_<p> with 0 < p <= 1")
+
+
+def parse_trainable(mode: str) -> float | str | tuple[str, int]:
+    """``"all"`` / ``"head"``, the fraction of ``"fraction_<p>"`` with 0 < p <= 1, or
+    ``("block", k)`` for ``"block_<k>"`` (k >= 1)."""
+    if mode in ("all", "head"):
+        return mode
     if isinstance(mode, str) and mode.startswith("fraction_"):
         try:
             p = float(mode[len("fraction_") :])
@@ -617,4 +628,11 @@ def _fraction(mode: str) -> float:
             p = math.nan
         if 0.0 < p <= 1.0:
             return p
-    raise SpecError(f"trainable={mode!r} is unknown; use all, head or fraction_<p> with 0 < p <= 1")
+    if isinstance(mode, str) and mode.startswith("block_") and mode[len("block_") :].isdigit():
+        k = int(mode[len("block_") :])
+        if k >= 1:
+            return ("block", k)
+    raise SpecError(
+        f"trainable={mode!r} is unknown; use all, head, fraction_<p> with 0 < p <= 1, "
+        "or block_<k> with k >= 1"
+    )
