@@ -4,7 +4,9 @@
 compute seconds, with random search's expectation band when the task is a table whose every
 score is known (``random_search_band``). ``compare_anytime`` lines several runs of one task
 up on a common grid and ``plot_compare`` overlays them, with a band over the seeds of each
-searcher.
+searcher (as regret to the table's optimum, :func:`run_optimum`, when the task is a lookup
+table). ``plot_edf`` draws the distribution of the runs' best scores per searcher and
+``mann_whitney_vs_first`` tests each searcher against the first one.
 """
 
 from __future__ import annotations
@@ -283,15 +285,19 @@ def plot_compare(
     runs: Sequence[str | os.PathLike[str]] | Mapping[str, pd.DataFrame],
     x: str = "trials",
     ax: Axes | None = None,
+    optimum: float | None = None,
 ) -> Figure:
     """Anytime curves of several runs of one task on one axes.
 
     Runs of the same searcher (seeds) are drawn as their mean with a min-max band; a searcher
-    with one run is drawn as its line. Returns an empty figure (and warns) when no run has an
-    ``ok`` trial.
+    with one run is drawn as its line. With ``optimum`` (the best validation score of a
+    lookup table, :func:`run_optimum`) the curves are the regret ``optimum - best so far``,
+    on a log scale (symmetric-log, linear below the smallest positive regret, when some run
+    reached the optimum). Returns an empty figure (and warns) when no run has an ``ok``
+    trial.
     """
     long = compare_anytime(runs, x)
-    title = "Best validation score so far"
+    title = "Best validation score so far" if optimum is None else "Regret of the best so far"
     if long["best_val_score"].notna().sum() == 0:
         if x == "seconds" and len(compare_anytime(runs, "trials").dropna()):
             # ok trials, but no compute recorded: lookups of a table cost no training
@@ -299,10 +305,13 @@ def plot_compare(
                 title, "these runs record no compute seconds (table lookups): see trials", ax
             )
         return empty_figure(title, "no run has a trial that finished ok", ax)
+    if optimum is not None:
+        long = long.assign(best_val_score=optimum - long["best_val_score"])
     ax = new_axes(ax, figsize=(7.0, 4.4))
     bands = compare_bands(long)
     colors = _cycle()
-    for searcher, b in bands.groupby("searcher", sort=True):
+    for searcher in _searcher_order(long["searcher"]):
+        b = bands[bands["searcher"] == searcher]
         color = next(colors)
         n = int(long.loc[long["searcher"] == searcher, "run"].nunique())
         label = f"{searcher} (mean of {n} runs, min-max band)" if n > 1 else str(searcher)
@@ -310,9 +319,129 @@ def plot_compare(
         if n > 1:
             ax.fill_between(b["x"], b["low"], b["high"], step="post", color=color, alpha=0.2)
     ax.set_xlabel("trials" if x == "trials" else "compute seconds (train + eval)")
-    ax.set_ylabel("best validation score")
+    if optimum is None:
+        ax.set_ylabel("best validation score")
+        ax.legend(loc="lower right", fontsize="small")
+    else:
+        ax.set_ylabel(f"regret (optimum {optimum:.4g} - best so far)")
+        regret = long["best_val_score"].dropna().to_numpy()
+        positive = regret[regret > 0]
+        if positive.size and (regret > 0).all():
+            ax.set_yscale("log")
+        elif positive.size:
+            ax.set_yscale("symlog", linthresh=float(positive.min()))
+        ax.legend(loc="upper right", fontsize="small")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    return ax.figure
+
+
+def _searcher_order(searchers: pd.Series) -> list[str]:
+    """Searchers in the order their first run was given (the first one is the baseline)."""
+    return list(dict.fromkeys(str(s) for s in searchers))
+
+
+def run_optimum(run: str | os.PathLike[str]) -> float | None:
+    """The best validation score of a lookup task's table at the run's fidelity (the optimum
+    a search of that task can reach); None for a task that trains or that cannot be made
+    here."""
+    from autodlgym.run import Run
+
+    with Run.open(run) as opened:
+        task = opened.task_or_none()
+        if task is None or task.kind != "lookup":
+            return None
+        epochs = opened.settings.get("epochs")
+        try:
+            return float(task.outcomes(epochs).best_val)
+        except AutoDLError:
+            return float(task.outcomes().best_val)
+
+
+def best_within(df: pd.DataFrame, x: str, budget: float) -> float:
+    """The best usable validation score a run reached within ``budget`` trials or compute
+    seconds (``x``: ``"trials"`` or ``"seconds"``); NaN when none did. Stopped trials count
+    with the score they reached."""
+    if x not in X_AXES:
+        raise AutoDLError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
+    c = anytime(df)
+    c = c[c[X_AXES[x]] <= budget]
+    return float(c["best_val_score"].iloc[-1]) if len(c) else float("nan")
+
+
+#: Fewest runs per group for :func:`mann_whitney_vs_first` to compute a p value.
+MIN_RUNS_FOR_TEST = 3
+
+
+def mann_whitney_vs_first(
+    scores: pd.DataFrame, value: str = "best_val_score", min_runs: int = MIN_RUNS_FOR_TEST
+) -> pd.DataFrame:
+    """One-sided Mann-Whitney U of each searcher's runs against the first searcher's.
+
+    Args:
+        scores: one row per run with ``searcher`` and ``value``; the first row's searcher is
+            the baseline, the others come in the order their first run appears.
+        value: the column compared (higher is better).
+        min_runs: fewest runs a group needs for a test.
+
+    Returns:
+        One row per other searcher: ``searcher``, ``n``, ``baseline``, ``n_baseline``, ``U``
+        (the statistic of ``scipy.stats.mannwhitneyu(mine, baseline, alternative="greater")``:
+        small p values say this searcher's scores are stochastically greater, i.e. better)
+        and ``p_value``, NaN with ``note`` ``"(too few runs)"`` when a group has fewer than
+        ``min_runs`` runs with a score.
+    """
+    from scipy.stats import mannwhitneyu
+
+    columns = ["searcher", "n", "baseline", "n_baseline", "U", "p_value", "note"]
+    if scores.empty:
+        return pd.DataFrame(columns=columns)
+    order = _searcher_order(scores["searcher"])
+    groups = {
+        s: scores.loc[scores["searcher"].astype(str) == s, value].dropna().to_numpy("float64")
+        for s in order
+    }
+    base = groups[order[0]]
+    rows = []
+    for s in order[1:]:
+        mine = groups[s]
+        u = p = float("nan")
+        note = "(too few runs)"
+        if len(mine) >= min_runs and len(base) >= min_runs:
+            test = mannwhitneyu(mine, base, alternative="greater")
+            u, p, note = float(test.statistic), float(test.pvalue), ""
+        rows.append([s, len(mine), order[0], len(base), u, p, note])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def plot_edf(scores: pd.DataFrame, value: str = "best_val_score", ax: Axes | None = None) -> Figure:
+    """Per searcher, the empirical distribution function of its runs' final best scores.
+
+    Args:
+        scores: one row per run with ``searcher`` and ``value`` (the summary of
+            :func:`~autodlgym.analysis.report.build_comparison`).
+
+    Returns:
+        A step plot: at score ``s``, the fraction of the searcher's runs whose best score is
+        at most ``s`` (further right is better); an empty figure when no run has a score.
+    """
+    title = "Distribution of the runs' best validation scores"
+    finite = scores.dropna(subset=[value]) if len(scores) else scores
+    if finite.empty:
+        return empty_figure(title, "no run has a trial that finished ok", ax)
+    ax = new_axes(ax, figsize=(7.0, 4.4))
+    colors = _cycle()
+    for searcher in _searcher_order(finite["searcher"]):
+        v = np.sort(finite.loc[finite["searcher"].astype(str) == searcher, value].to_numpy())
+        frac = np.arange(1, v.size + 1) / v.size
+        ax.step(
+            np.concatenate([[v[0]], v]), np.concatenate([[0.0], frac]), where="post",
+            color=next(colors), lw=2, label=f"{searcher} ({v.size} runs)",
+        )  # fmt: skip
+    ax.set_xlabel("best validation score of a run")
+    ax.set_ylabel("fraction of runs at or below")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
     return ax.figure
 
 

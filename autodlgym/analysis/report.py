@@ -410,22 +410,43 @@ def write_report(
 
 # Several runs --------------------------------------------------------------------------------
 def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.DataFrame]:
-    """A page overlaying the anytime curves of several runs of one task, and its summary.
+    """A page comparing several runs of one task, and its summary.
+
+    Runs are grouped by searcher; the first group (the searcher of the first run given) is
+    the baseline. The page shows the anytime curves (mean and min-max band over each
+    searcher's runs) by trials and by compute seconds (by trials only when no run records a
+    compute second, as on lookup tables), the regret to the table's optimum when the task
+    is a lookup table, the empirical distribution of each searcher's best scores, and a
+    one-sided Mann-Whitney U of each other searcher against the baseline
+    (:func:`~autodlgym.analysis.anytime.mann_whitney_vs_first`) on the best score every run
+    reached within the budget all of them had (the fewest trials, the fewest seconds).
 
     Returns:
         ``(html, summary)``: the page, and one row per run with ``run``, ``searcher``,
         ``seed``, ``trials``, ``ok``, ``stopped`` (trials stopped by the search's time budget:
-        they count with the score they reached), ``best_val_score`` and ``compute_seconds``
-        (the search's trials; retrained evaluations are left out).
+        they count with the score they reached), ``best_val_score``, ``compute_seconds``
+        (the search's trials; retrained evaluations are left out) and, when the optimum is
+        known, ``final_regret`` (optimum - ``best_val_score``).
     """
-    from autodlgym.analysis.anytime import _load_run, _task_label, anytime, plot_compare
+    from autodlgym.analysis.anytime import (
+        _load_run,
+        _task_label,
+        anytime,
+        best_within,
+        mann_whitney_vs_first,
+        plot_compare,
+        plot_edf,
+        run_optimum,
+    )
 
     if not runs:
         raise AutoDLError("compare needs at least one run directory")
     rows = []
+    frames = []
     task = ""
     for r in runs:
         df, config = _load_run(r)
+        frames.append(df)
         task = _task_label(config) if config else task
         a = anytime(df)
         rows.append(
@@ -441,17 +462,64 @@ def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.Da
             }
         )
     summary = pd.DataFrame(rows)
+    optimum = run_optimum(runs[0])
+    if optimum is not None:
+        summary["final_regret"] = optimum - summary["best_val_score"]
+    by_seconds = bool((summary["compute_seconds"] > 0).any())
+    axes = ("trials", "seconds") if by_seconds else ("trials",)
+    why = (
+        ""
+        if by_seconds
+        else '<p class="note">No run records a compute second (table lookups cost none): '
+        "every view is by trials.</p>"
+    )
+    label = {"trials": "by trials", "seconds": "by compute seconds"}
+    figures = "".join(
+        _figure(lambda x=x: plot_compare(runs, x), f"best so far {label[x]}") for x in axes
+    )
+    if optimum is not None:
+        figures += "".join(
+            _figure(lambda x=x: plot_compare(runs, x, optimum=optimum), f"regret {label[x]}")
+            for x in axes
+        )
+    tests = []
+    for x in axes:
+        budget = float(summary["trials" if x == "trials" else "compute_seconds"].min())
+        scores = pd.DataFrame(
+            {
+                "searcher": summary["searcher"],
+                "best_val_score": [best_within(df, x, budget) for df in frames],
+            }
+        )
+        t = mann_whitney_vs_first(scores)
+        unit = ("trial" if budget == 1 else "trials") if x == "trials" else "s"
+        t.insert(0, "budget", f"{budget:g} {unit}")
+        tests.append(t)
+    significance = pd.concat(tests, ignore_index=True)
+    baseline = html.escape(str(summary["searcher"].iloc[0]))
     body = (
         f'<header id="summary"><h1>autodlgym comparison: {html.escape(task)}</h1>'
         f"<p>{len(runs)} runs. Runs of one searcher (seeds) are drawn as their mean with a "
-        "min-max band.</p></header>\n"
+        "min-max band.</p>"
+        + (
+            f"<p>Optimum of the table: {optimum:.6g} (regret = optimum - best so far).</p>"
+            if optimum is not None
+            else ""
+        )  # fmt: skip
+        + "</header>\n"
+        + _section("anytime", "Anytime performance", why + f'<div class="figs">{figures}</div>')
         + _section(
-            "anytime",
-            "Anytime performance",
-            '<div class="figs">'
-            + _figure(lambda: plot_compare(runs, "trials"), "best so far by trials")
-            + _figure(lambda: plot_compare(runs, "seconds"), "best so far by compute seconds")
-            + "</div>",
+            "edf",
+            "Best scores of the runs",
+            _figure(lambda: plot_edf(summary), "distribution of the runs' best scores"),
+        )
+        + _section(
+            "significance",
+            f"Better than {baseline}?",
+            f"<p>One-sided Mann-Whitney U of each searcher's runs against {baseline}'s (the "
+            "searcher of the first run): the best validation score each run reached within "
+            "the budget every run had. A small p value says the searcher scores higher.</p>"
+            + _table(significance, "One searcher only: nothing to compare against."),
         )
         + _section("runs", "Runs", _table(summary, "No runs."))
     )

@@ -258,7 +258,9 @@ def test_compare_writes_one_page_for_several_runs(make_run, trial_result, tmp_pa
     assert summary["best_val_score"].tolist() == [0.6, 0.5, 0.8]
     assert summary["ok"].tolist() == [2, 2, 1] and summary["stopped"].tolist() == [0, 0, 1]
     p = _parse(path.read_text(encoding="utf-8"))
-    assert p.ids == ["summary", "anytime", "runs"] and len(p.images) == 2
+    # the score by trials and by seconds, and the distribution of the runs' best scores
+    assert p.ids == ["summary", "anytime", "edf", "significance", "runs"]
+    assert len(p.images) == 3 and "final_regret" not in summary  # digits trains: no optimum
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c2.html")]) == 0
 
 
