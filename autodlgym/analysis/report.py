@@ -426,7 +426,9 @@ def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.Da
         ``seed``, ``trials``, ``ok``, ``stopped`` (trials stopped by the search's time budget:
         they count with the score they reached), ``best_val_score``, ``compute_seconds``
         (the search's trials; retrained evaluations are left out) and, when the optimum is
-        known, ``final_regret`` (optimum - ``best_val_score``).
+        known, ``final_regret`` (optimum - ``best_val_score``). ``summary.attrs
+        ["significance"]`` holds the test table (``budget``, then the columns of
+        :func:`~autodlgym.analysis.anytime.mann_whitney_vs_first`).
     """
     from autodlgym.analysis.anytime import (
         _load_run,
@@ -496,6 +498,7 @@ def build_comparison(runs: Sequence[str | os.PathLike[str]]) -> tuple[str, pd.Da
         t.insert(0, "budget", f"{budget:g} {unit}")
         tests.append(t)
     significance = pd.concat(tests, ignore_index=True)
+    summary.attrs["significance"] = significance
     baseline = html.escape(str(summary["searcher"].iloc[0]))
     body = (
         f'<header id="summary"><h1>autodlgym comparison: {html.escape(task)}</h1>'
@@ -556,5 +559,9 @@ def compare_command(args: Any) -> int:
     path, summary = write_comparison(args.runs, args.out)
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        tests = summary.attrs.get("significance")
+        if tests is not None and not tests.empty:
+            print(f"\nbetter than {summary['searcher'].iloc[0]}? (one-sided Mann-Whitney U)")
+            print(tests.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"comparison written to {path}")
     return 0

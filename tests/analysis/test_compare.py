@@ -107,6 +107,20 @@ def test_the_page_tests_each_searcher_against_the_first(make_run, trial_result):
     # within the fewest seconds (one trial of 1.5 s): the same scores
     assert page.count(f"<td>{want.pvalue:.4g}</td>") == 2
     assert "<td>1 trial</td>" in page and "<td>1.5 s</td>" in page
+    tests = summary.attrs["significance"]
+    assert tests["budget"].tolist() == ["1 trial", "1 trial", "1.5 s", "1.5 s"]
+    np.testing.assert_allclose(tests["p_value"].iloc[[0, 2]], [want.pvalue] * 2)
+
+
+def test_the_command_prints_the_test(make_run, trial_result, tmp_path, capsys):
+    from autodlgym.cli import main
+
+    runs = _page_runs(make_run, trial_result, [("random", BASE[:3]), ("tpe", TPE)])
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "c.html")]) == 0
+    out = capsys.readouterr().out
+    want = mannwhitneyu(TPE, BASE[:3], alternative="greater").pvalue
+    assert "better than random? (one-sided Mann-Whitney U)" in out
+    assert f"{want:.4g}" in out
 
 
 def test_runs_without_compute_seconds_are_shown_by_trials_only(make_run, trial_result):
