@@ -285,7 +285,10 @@ def build_report(
             "effects",
             "Per-decision effects",
             (f'<p class="note">{html.escape(note)}</p>' if note else "")
-            + _figure(lambda: plot_decision_effects(df, searcher), "decision effects"),
+            + _figure(
+                lambda: plot_decision_effects(df, searcher, space=space, note=False),
+                "decision effects",
+            ),
         )
     )
     if space is not None:

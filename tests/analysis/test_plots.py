@@ -27,6 +27,7 @@ from autodlgym.analysis.effects import (
     decision_effects,
     decision_importance,
     effects_note,
+    effects_to_draw,
     plot_decision_effects,
     plot_decision_importance,
 )
@@ -160,6 +161,87 @@ def test_decision_effects_give_t_intervals(make_run, space, trial_result):
         assert row["mean"] == pytest.approx(group.val_score.mean())
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
     assert set(eff.decision) <= set(space.names) and "lr" in set(eff.decision)
+
+
+def _effects_run(make_run, space, trial_result, n=40, seed=4):
+    rng = np.random.default_rng(seed)
+    specs = [space.sample(rng) for _ in range(n)]
+    # the score rises with lr and with the activation's position; the rest is noise
+    acts = list(space["activation"].options)
+    scores = [
+        0.78 + 0.01 * (s["lr"] == 1e-2) + 0.002 * acts.index(s["activation"]) + 0.002 * rng.random()
+        for s in specs
+    ]
+    df, _ = _frames(make_run([trial_result(OK, float(v)) for v in scores], specs=specs))
+    return df
+
+
+def test_effects_to_draw_keep_option_order_and_rank_by_spread(make_run, space, trial_result):
+    df = _effects_run(make_run, space, trial_result)
+    drawn = effects_to_draw(df, space, max_decisions=6)
+    ok = df[df.status == OK]
+    # the decisions with two options or more, ranked directly: spread of the means of the
+    # options with 5 trials or more (decisions with two such options first), then of all
+    rows = []
+    for col in space.names:
+        means = ok.groupby(col)["val_score"].mean()
+        if len(means) < 2:
+            continue
+        counts = ok.groupby(col).size()
+        solid = means[counts >= 5]
+        s = solid.max() - solid.min() if len(solid) >= 2 else np.nan
+        rows.append((col, s, means.max() - means.min()))
+    rank = pd.DataFrame(rows, columns=["d", "solid", "every"])
+    rank["has"] = rank["solid"].notna()
+    rank = rank.sort_values(["has", "solid", "every"], ascending=False, kind="stable")
+    want = list(rank["d"][:6])
+    assert list(dict.fromkeys(drawn["decision"])) == want
+    for dec, rows_ in drawn.groupby("decision", sort=False):
+        order = [o for o in space[dec].options if o in set(ok[dec].dropna())]
+        assert list(rows_["option"]) == order  # the space's order, not by mean
+        for _, r in rows_.iterrows():
+            group = ok.loc[ok[dec] == r["option"], "val_score"]
+            assert r["n"] == len(group) and r["mean"] == pytest.approx(group.mean())
+            assert r["interval"] == (len(group) >= 5)
+    full = decision_effects(df, space=space)
+    assert set(full["decision"]) >= set(want) and len(set(full["decision"])) > 6
+
+
+def test_effects_figure_has_an_honest_axis_and_one_panel_per_decision(
+    make_run, space, trial_result
+):
+    df = _effects_run(make_run, space, trial_result)
+    drawn = effects_to_draw(df, space, max_decisions=8)
+    fig = plot_decision_effects(df, "random", max_decisions=8, space=space)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == list(dict.fromkeys(drawn["decision"]))
+    # the y axis spans the means and the drawn intervals, not 0..1
+    shown = drawn[drawn["interval"]]
+    lo = min(drawn["mean"].min(), shown["ci_low"].min())
+    hi = max(drawn["mean"].max(), shown["ci_high"].max())
+    y0, y1 = panels[0].get_ylim()
+    assert y0 <= lo and hi <= y1 and (y1 - y0) < 1.2 * (hi - lo)
+    by_title = {ax.get_title(): ax for ax in panels}
+    if "lr" in by_title:  # 1e-3 and 1e-2: numbers spanning 10x, on a log axis
+        assert by_title["lr"].get_xscale() == "log"
+    assert "of" in fig._suptitle.get_text()
+    # one caption, and no searcher caveat under a random search
+    assert not [t for t in fig.texts if "biased" in t.get_text()]
+    fig = plot_decision_effects(df, "tpe", max_decisions=8, space=space, note=False)
+    assert not [t for t in fig.texts if "biased" in t.get_text()]
+    fig = plot_decision_effects(df, "tpe", max_decisions=8, space=space)
+    assert len([t for t in fig.texts if "biased" in t.get_text()]) == 1
+
+
+def test_effects_draw_no_interval_below_five_trials(make_run, space, trial_result):
+    df = _effects_run(make_run, space, trial_result, n=12)
+    drawn = effects_to_draw(df, space, max_decisions=40)
+    assert (~drawn["interval"]).any()
+    fig = plot_decision_effects(df, "random", max_decisions=40, space=space)
+    n_bars = sum(
+        len(c.get_segments()) for ax in fig.axes for c in ax.collections if c.get_segments()
+    )
+    assert n_bars == int(drawn["interval"].sum())
 
 
 @pytest.mark.parametrize("searcher", ["random", "qmc", "tpe", "evolution", "my.plugin:Searcher"])
