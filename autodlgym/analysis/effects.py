@@ -372,6 +372,44 @@ def decision_importance(
     return out.astype({"decision": "str", "importance": "float64"})
 
 
+#: Below this many ``ok`` trials an importance is a rough guess, and the report says so.
+MIN_IMPORTANCE_TRIALS = 30
+
+
+def importance_note(df: pd.DataFrame, min_trials: int = MIN_IMPORTANCE_TRIALS) -> str | None:
+    """A caveat for :func:`decision_importance` on thin or mixed evidence (None otherwise).
+
+    Said when the run has fewer than ``min_trials`` ``ok`` trials, or when its ``ok`` trials
+    were trained at more than one fidelity (distinct ``epochs`` or ``max_train_samples``):
+    their scores are then not comparable, and a decision can look important only because
+    it was tried at a higher fidelity.
+    """
+    _require(df, "status", "val_score")
+    ok = df[(df["status"] == OK) & df["val_score"].notna()]
+    said = []
+    if len(ok) < min_trials:
+        said.append(
+            f"only {len(ok)} ok trial{'' if len(ok) == 1 else 's'} (fewer than {min_trials}): "
+            "the ranking is a rough guess and can change with a few more trials"
+        )
+    mixed = []
+    for col, what in (("epochs", "epochs"), ("max_train_samples", "training-set sizes")):
+        if col in ok.columns:
+            values = ok[col].astype(object).where(ok[col].notna(), "all").unique()
+            if len(values) > 1:
+                mixed.append(f"{len(values)} {what}")
+    if mixed:
+        said.append(
+            "the ok trials were trained at several fidelities ("
+            + " and ".join(mixed)
+            + "), whose scores do not compare: a decision tried more at a higher fidelity "
+            "looks more important than it is"
+        )
+    if not said:
+        return None
+    return "Small or mixed sample: " + "; ".join(said) + "."
+
+
 def _shared(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
     """The trial, as an object that an in-memory storage adds without a deep copy.
 

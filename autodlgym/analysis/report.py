@@ -254,6 +254,7 @@ def build_report(
         _draw_importance,
         decision_importance,
         effects_note,
+        importance_note,
         plot_decision_effects,
     )
     from autodlgym.analysis.initdiag import diagnostic_correlations, plot_init_diagnostics
@@ -332,12 +333,14 @@ def build_report(
             imp_body += '<p class="empty">No decision could be ranked.</p>'
     else:
         imp_body = '<p class="empty">The run\'s search space cannot be rebuilt.</p>'
+    small = importance_note(df) if space is not None and len(df) else None
+    imp_note = f'<p class="note" id="importance-note">{html.escape(small)}</p>' if small else ""
     parts.append(
         _section(
             "importance",
             "Decision importance",
             "<p>PED-ANOVA (optuna.importance) over the ok trials; decisions that not every "
-            "trial has are left out.</p>" + imp_body,
+            "trial has are left out.</p>" + imp_note + imp_body,
         )
     )
     costs = available_costs(df) if len(df) else []

@@ -28,6 +28,7 @@ from autodlgym.analysis.effects import (
     decision_importance,
     effects_note,
     effects_to_draw,
+    importance_note,
     plot_decision_effects,
     plot_decision_importance,
 )
@@ -40,7 +41,7 @@ from autodlgym.analysis.pareto import available_costs, pareto_front, plot_pareto
 from autodlgym.errors import AutoDLError
 from autodlgym.results.store import ResultStore, load_results
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import ERROR, FAILURES, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT
+from autodlgym.trial import ERROR, FAILURES, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT, Fidelity
 
 
 def _frames(run):
@@ -269,6 +270,24 @@ def test_importance_ranks_the_decision_that_drives_the_score(
     assert imp["importance"].iloc[0] > 0.5
     with pytest.raises(AutoDLError, match="evaluator"):
         decision_importance(df, space, evaluator="shap")
+
+
+def test_importance_warns_on_few_or_mixed_fidelity_trials(make_run, trial_result):
+    made = iter(range(10))
+
+    def note(n, fidelities=None, failed=0):
+        results = [trial_result(OK, 0.5 + 0.01 * i) for i in range(n)]
+        results += [trial_result(ERROR)] * failed
+        fids = None if fidelities is None else fidelities + [Fidelity(epochs=3)] * failed
+        df, _ = _frames(make_run(results, fidelities=fids, name=f"r{next(made)}"))
+        return importance_note(df)
+
+    assert note(30) is None
+    assert "only 29 ok trials (fewer than 30)" in note(29, failed=5)  # failures do not count
+    mixed = note(30, [Fidelity(epochs=1 + i % 2) for i in range(30)])
+    assert "several fidelities (2 epochs)" in mixed and "only" not in mixed
+    samples = [Fidelity(epochs=3, max_train_samples=None if i % 3 else 100) for i in range(40)]
+    assert "(2 training-set sizes)" in note(40, samples)
 
 
 def test_importance_is_empty_below_two_ok_trials(make_run, space, trial_result):

@@ -107,8 +107,10 @@ def test_report_of_a_run_of_every_builtin_searcher(tmp_path, tiny_space_config, 
     if len(ok):
         best = ok.sort_values("val_score", ascending=False).iloc[0]
         assert f"trial {int(best.trial_id)}: validation score {best.val_score:.4f}" in page
-    # the note about biased means appears exactly for adaptive searchers
-    assert ('class="note"' in page) == (searcher not in ("random", "qmc"))
+    # the note about biased means appears exactly for adaptive searchers, once
+    effects = page[page.index('<section id="effects">') : page.index('<section id="importance">')]
+    assert effects.count('class="note"') == (searcher not in ("random", "qmc"))
+    assert page.count("Per-option means are then biased") == effects.count('class="note"')
     db = export_optuna(run, tmp_path / "study.db")
     import optuna
 
@@ -253,6 +255,13 @@ def test_a_report_written_mid_run_says_the_search_is_still_running(make_run, tri
         f"{stamp} UTC."
     )
     assert page.index(banner) < page.index('id="anytime"')
+
+
+def test_importance_of_a_small_run_carries_a_note_above_the_figure(make_run, trial_result):
+    page = build_report(make_run([trial_result(OK, v) for v in (0.2, 0.5, 0.6)]))
+    section = page[page.index('<section id="importance">') : page.index('id="pareto"')]
+    assert 'id="importance-note"' in section and "only 3 ok trials" in section
+    assert section.index('id="importance-note"') < section.index("<img")
 
 
 def test_the_running_note_is_quiet_once_the_search_is_over():
