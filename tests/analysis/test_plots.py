@@ -21,7 +21,7 @@ from autodlgym.analysis.anytime import (
     random_search_band,
 )
 from autodlgym.analysis.compute import compute_by_block, compute_by_status, plot_compute
-from autodlgym.analysis.curves import learning_curves, plot_learning_curves
+from autodlgym.analysis.curves import learning_curves, plot_learning_curves, top_curves
 from autodlgym.analysis.effects import (
     EVALUATORS,
     decision_effects,
@@ -142,6 +142,38 @@ def test_learning_curves_show_where_pruned_trials_stopped(make_run, trial_result
     np.testing.assert_allclose(pts[pts.trial_id == 0]["val_score"], [0.3, 0.6, 0.9])
     with pytest.raises(AutoDLError, match="curves"):
         learning_curves(df, pd.DataFrame({"trial_id": [0]}))
+
+
+def test_learning_curves_label_the_best_trials_outside_the_data(make_run, trial_result):
+    rng = np.random.default_rng(2)
+    vals = rng.random(12)
+    results = [trial_result(OK, float(v)) for v in vals]
+    results += [trial_result(PRUNED, 0.99, epochs=1), trial_result(NAN)]
+    df, curves = _frames(make_run(results))
+    # directly: the ok trials by score, best first (the pruned 0.99 is not one)
+    want = [int(i) for i in np.argsort(-vals, kind="stable")[:4]]
+    assert top_curves(df, curves, 4) == want
+    fig = plot_learning_curves(df, curves, label_top=4)
+    ax = fig.axes[0]
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(f"#{t}" for t in want)
+    best = [line for line in ax.lines if line.get_label().startswith("best: trial")]
+    assert best and best[0].get_label() == f"best: trial {want[0]} ({vals[want[0]]:.4f})"
+    np.testing.assert_allclose(best[0].get_ydata(), vals[want[0]] * np.arange(1, 4) / 3)
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1  # right of the plot
+
+
+def test_learning_curves_of_one_epoch_are_points_on_that_epoch(make_run, trial_result):
+    rng = np.random.default_rng(1)
+    vals = 0.5 + 0.01 * rng.random(8)
+    df, curves = _frames(make_run([trial_result(OK, float(v), epochs=1) for v in vals]))
+    ax = plot_learning_curves(df, curves).axes[0]
+    assert not any(type(c).__name__ == "LineCollection" for c in ax.collections)
+    x0, x1 = ax.get_xlim()
+    assert x0 < 1 < x1 and x1 - x0 < 1.5 and list(ax.get_xticks()) == [1.0]
+    y0, y1 = ax.get_ylim()
+    assert y0 <= vals.min() and vals.max() <= y1 and y1 - y0 < 0.05
 
 
 # Effects and importance -----------------------------------------------------------------------
