@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from autodlgym.analysis._figures import time_unit
 from autodlgym.analysis.anytime import (
     anytime,
     compare_anytime,
@@ -433,6 +434,26 @@ def test_compute_adds_up_by_status_and_by_block(make_run, space, trial_result):
     by_block = compute_by_block(df).set_index("block")["seconds"].to_dict()
     assert by_block == pytest.approx(want)
     assert compute_by_block(df)["share"].sum() == pytest.approx(1.0)
+
+
+def test_compute_panels_share_one_status_order_and_name_their_unit(make_run, trial_result):
+    results = [trial_result(ERROR, train_seconds=400.0)] * 3 + [
+        trial_result(OK, 0.5, train_seconds=300.0),
+        trial_result(PRUNED, 0.2, epochs=1, train_seconds=200.0),
+    ]
+    df, _ = _frames(make_run(results))
+    fig = plot_compute(df)
+    ax1, ax2 = fig.axes[:2]
+    order = [t.get_text() for t in ax1.get_xticklabels()]
+    assert order == [t.get_text() for t in ax2.get_xticklabels()] == [OK, PRUNED, ERROR]
+    # 3 x 400.5 s of errors: minutes, each bar the status's seconds / 60
+    assert ax2.get_ylabel() == "train + eval time (min)"
+    want = compute_by_status(df).set_index("status")["seconds"] / 60
+    heights = [p.get_height() for p in ax2.patches]
+    assert heights == pytest.approx([want[s] for s in order])
+    assert [p.get_height() for p in ax1.patches] == [1, 1, 3]
+    assert time_unit(0.02) == (1000.0, "ms") and time_unit(30.0) == (1.0, "s")
+    assert time_unit(7200.0)[1] == "h"
 
 
 # Figures -------------------------------------------------------------------------------------
