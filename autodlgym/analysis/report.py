@@ -401,7 +401,8 @@ def build_report(
             + _table(board, "No trial finished ok: nothing to rank."),
         )
     )
-    fail_body = _table(failure_summary(df) if len(df) else pd.DataFrame(), "No trials yet.")
+    summary = failure_summary(df) if len(df) else pd.DataFrame()
+    fail_body = _table(summary, "No trials yet.") if len(summary) or not len(df) else ""
     failed = df[df["status"] != OK] if len(df) else df
     if len(failed):
         shown = failed.head(200)
