@@ -70,8 +70,12 @@ def _curves_info(df: pd.DataFrame, curves: pd.DataFrame) -> _CurvesInfo:
 def top_curves(df: pd.DataFrame, curves: pd.DataFrame, k: int = 5) -> list[int]:
     """Ids of the ``k`` ``ok`` trials with the highest validation score that have a curve,
     best first (ties by trial id): the ones :func:`plot_learning_curves` labels."""
+    return _top(df, _curves_info(df, curves).points, k)
+
+
+def _top(df: pd.DataFrame, points: pd.DataFrame, k: int) -> list[int]:
     _require(df, "trial_id", "status", "val_score")
-    has = set(_curves_info(df, curves).points["trial_id"])
+    has = points["trial_id"].unique()
     ok = df[(df["status"] == "ok") & df["val_score"].notna() & df["trial_id"].isin(has)]
     ok = ok.sort_values(["val_score", "trial_id"], ascending=[False, True], kind="stable")
     return [int(t) for t in ok["trial_id"].head(k)]
@@ -121,7 +125,7 @@ def plot_learning_curves(
                        alpha=0.6 if single else 1.0, label=label)  # fmt: skip
         else:
             ax.scatter(ends["epoch"], ends["val_score"], s=30, marker="x", color=color, label=label)
-    top = top_curves(df, curves, label_top)
+    top = _top(df, info.points, label_top)
     ends_xy = []
     for rank, tid in enumerate(top):
         g = pts[pts["trial_id"] == tid]
