@@ -83,10 +83,22 @@ def empty_figure(title: str, reason: str, ax: Axes | None = None) -> Figure:
     return ax.figure
 
 
+def time_unit(seconds: float) -> tuple[float, str]:
+    """A readable unit for times up to ``seconds``: the factor to multiply seconds by and its
+    name (``ms`` under a second, ``s`` under 2 minutes, ``min`` under 2 hours, else ``h``)."""
+    if not seconds or seconds != seconds or seconds < 1:
+        return (1000.0, "ms") if seconds and seconds == seconds else (1.0, "s")
+    if seconds < 120:
+        return 1.0, "s"
+    if seconds < 7200:
+        return 1 / 60, "min"
+    return 1 / 3600, "h"
+
+
 def figure_png(fig: Figure, dpi: int = 96) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as PNG bytes, trimmed to what is drawn (no label cut at an edge)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
     return buf.getvalue()
 
 

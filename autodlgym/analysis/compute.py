@@ -1,4 +1,4 @@
-"""Where the compute went: seconds by trial status and by block type, and failures by kind.
+"""Where the compute went: seconds by trial status and by block type.
 
 A trial's seconds are its training plus evaluation seconds (failures count what they spent
 before failing). A trial with several stages shares its seconds equally among its stages, so
@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from autodlgym.analysis._figures import STATUS_COLORS, empty_figure, label_inches, new_figure
-from autodlgym.analysis.leaderboard import _require, failure_summary
+from autodlgym.analysis._figures import (
+    STATUS_COLORS,
+    empty_figure,
+    label_inches,
+    new_figure,
+    time_unit,
+)
+from autodlgym.analysis.leaderboard import _require
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -86,38 +92,48 @@ def compute_by_block(df: pd.DataFrame) -> pd.DataFrame:
 
 
 class _ComputeInfo(NamedTuple):
-    failures: pd.DataFrame  # failure_summary
-    by_status: pd.DataFrame
+    by_status: pd.DataFrame  # in :func:`status_order`
     by_block: pd.DataFrame
 
 
+def status_order(statuses: list[str]) -> list[str]:
+    """The statuses in the order every compute panel uses: ``ok`` first, then the others in
+    the order of :data:`~autodlgym.analysis._figures.STATUS_COLORS`, unknown ones last."""
+    known = list(STATUS_COLORS)
+    return sorted(statuses, key=lambda s: (known.index(s) if s in known else len(known), s))
+
+
 def plot_compute(df: pd.DataFrame) -> Figure:
-    """Three panels: trials per status (failures by kind), seconds per status, seconds per
-    block type. An empty figure (and a warning) for a run without trials."""
+    """Three panels: trials per status, time per status (both with the statuses in
+    :func:`status_order`), time per block type; times in s, min or h as they need. An empty
+    figure (and a warning) for a run without trials."""
     title = "Trials by status and where the compute went"
     if len(df) == 0:
         return empty_figure(title, "the run has no finished trial")
-    info = _ComputeInfo(failure_summary(df), compute_by_status(df), compute_by_block(df))
+    by_status = compute_by_status(df).set_index("status")
+    by_status = by_status.loc[status_order(list(by_status.index))].reset_index()
+    info = _ComputeInfo(by_status, compute_by_block(df))
     left = label_inches(list(info.by_block["block"]), 9)
-    fig = new_figure((11.0, 3.6), left=0.7, bottom=0.9, top=0.55)
+    fig = new_figure((11.0, 3.8), left=0.7, bottom=1.1, top=0.55)
     ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"wspace": 0.3 + left})
-    f = info.failures
-    colors = [STATUS_COLORS.get(s, "#333333") for s in f["status"]]
-    ax1.bar(f["status"], f["count"], color=colors)
+    s = info.by_status
+    colors = [STATUS_COLORS.get(x, "#333333") for x in s["status"]]
+    ax1.bar(s["status"], s["trials"], color=colors)
     ax1.set_title("trials by status")
     ax1.set_ylabel("trials")
-    s = info.by_status
-    ax2.bar(s["status"], s["seconds"], color=[STATUS_COLORS.get(x, "#333333") for x in s["status"]])
-    ax2.set_title("seconds by status")
-    ax2.set_ylabel("train + eval seconds")
+    factor, unit = time_unit(float(max(s["seconds"].max(), info.by_block["seconds"].max()
+                                       if len(info.by_block) else 0.0)))  # fmt: skip
+    ax2.bar(s["status"], s["seconds"] * factor, color=colors)
+    ax2.set_title("time by status")
+    ax2.set_ylabel(f"train + eval time ({unit})")
     b = info.by_block
     if len(b):
-        ax3.barh(b["block"][::-1], b["seconds"][::-1], color="#56B4E9")
-        ax3.set_xlabel("seconds (split over a trial's stages)")
+        ax3.barh(b["block"][::-1], b["seconds"][::-1] * factor, color="#56B4E9")
+        ax3.set_xlabel(f"train + eval time ({unit}), split over a trial's stages")
     else:
         ax3.text(0.5, 0.5, "no block decisions in this space", ha="center", va="center")
         ax3.set_axis_off()
-    ax3.set_title("seconds by block type")
+    ax3.set_title("time by block type")
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", labelrotation=30, labelsize="small")
     fig.suptitle(title)

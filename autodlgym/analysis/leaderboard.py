@@ -245,18 +245,21 @@ _EFFECT_DTYPES = {
 
 
 def failure_summary(df: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
-    """Trials per status with their most common messages.
+    """Trials per status other than ``ok``, with their most common messages.
 
     Returns:
-        One row per status present: ``status``, ``count``, ``share`` (of all trials) and
-        ``examples`` (up to ``examples`` distinct messages, most frequent first, joined with
-        `` | ``; empty for ``ok``). Sorted by count, largest first.
+        One row per status present other than ``ok``: ``status``, ``count``, ``share`` (of
+        all trials, ``ok`` ones included) and ``examples`` (up to ``examples`` distinct
+        messages, most frequent first, joined with `` | ``). Sorted by count, largest first;
+        empty when every trial finished ok.
     """
     _require(df, "status")
     messages = df["message"] if "message" in df.columns else pd.Series("", index=df.index)
     rows = []
     total = len(df)
     for status, group in df.groupby("status", sort=False):
+        if status == OK:
+            continue
         msgs = messages.loc[group.index].fillna("").astype(str)
         common = msgs[msgs != ""].value_counts(sort=True).index[:examples]
         rows.append(
@@ -264,7 +267,7 @@ def failure_summary(df: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
                 "status": status,
                 "count": len(group),
                 "share": len(group) / total,
-                "examples": "" if status == OK else " | ".join(common),
+                "examples": " | ".join(common),
             }
         )
     out = pd.DataFrame(rows, columns=["status", "count", "share", "examples"])

@@ -90,6 +90,7 @@ def _header(
     meta: Mapping[str, Any],
     space: Any,
     space_error: str | None = None,
+    running: str | None = None,
 ) -> str:
     from autodlgym import __version__
     from autodlgym.analysis.anytime import _task_label
@@ -196,8 +197,37 @@ def _header(
     nav = " ".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS[1:])
     return (
         f'<header id="summary"><h1>autodlgym report: {html.escape(run_dir.resolve().name)}</h1>'
-        f"<nav>{nav}</nav><dl>{rows}</dl>{best_html}</header>\n"
+        f"<nav>{nav}</nav>"
+        + (f'<p class="note" id="running">{html.escape(running)}</p>' if running else "")
+        + f"<dl>{rows}</dl>{best_html}</header>\n"
     )
+
+
+def running_note(
+    df: pd.DataFrame, in_flight: int, config: Mapping[str, Any] | None = None
+) -> str | None:
+    """The banner of a report written while the search runs (None once it is over).
+
+    Args:
+        df: the run's finished search trials (with ``finished_at``).
+        in_flight: trials handed to workers and not finished (the store's pending rows).
+        config: the run's settings; a search that finished its ``trials`` is over whatever
+            pending rows a crash left behind.
+    """
+    if in_flight <= 0:
+        return None
+    planned = (config or {}).get("trials")
+    if planned and len(df) >= int(planned):
+        return None
+    trials = "trial" if in_flight == 1 else "trials"
+    stamps = df["finished_at"].dropna() if "finished_at" in df.columns and len(df) else []
+    if len(stamps):
+        last = pd.Timestamp(stamps.max())
+        last = last.tz_localize("UTC") if last.tzinfo is None else last.tz_convert("UTC")
+        shown = f"this page shows the trials finished by {last:%Y-%m-%d %H:%M:%S} UTC"
+    else:
+        shown = "no trial has finished yet"
+    return f"Search still running: {in_flight} {trials} in flight; {shown}."
 
 
 def build_report(
@@ -224,6 +254,7 @@ def build_report(
         _draw_importance,
         decision_importance,
         effects_note,
+        importance_note,
         plot_decision_effects,
     )
     from autodlgym.analysis.initdiag import diagnostic_correlations, plot_init_diagnostics
@@ -245,6 +276,7 @@ def build_report(
         curves = opened.curves()
         config = opened.settings
         meta = opened.store.meta()
+        in_flight = len(opened.store.pending())
         if table_scores is None:
             table_scores = opened.table_scores()
     # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
@@ -252,7 +284,8 @@ def build_report(
     curves = curves[curves["trial_id"].isin(df["trial_id"])].reset_index(drop=True)
     searcher = config.get("searcher")
 
-    parts = [_header(run, df, config, meta, space, space_error)]
+    running = running_note(df, in_flight, config)
+    parts = [_header(run, df, config, meta, space, space_error, running)]
 
     band = (
         "<p>Dashed: random search's expected best on this table, with its 90 % band.</p>"
@@ -285,7 +318,10 @@ def build_report(
             "effects",
             "Per-decision effects",
             (f'<p class="note">{html.escape(note)}</p>' if note else "")
-            + _figure(lambda: plot_decision_effects(df, searcher), "decision effects"),
+            + _figure(
+                lambda: plot_decision_effects(df, searcher, space=space, note=False),
+                "decision effects",
+            ),
         )
     )
     if space is not None:
@@ -297,12 +333,14 @@ def build_report(
             imp_body += '<p class="empty">No decision could be ranked.</p>'
     else:
         imp_body = '<p class="empty">The run\'s search space cannot be rebuilt.</p>'
+    small = importance_note(df) if space is not None and len(df) else None
+    imp_note = f'<p class="note" id="importance-note">{html.escape(small)}</p>' if small else ""
     parts.append(
         _section(
             "importance",
             "Decision importance",
             "<p>PED-ANOVA (optuna.importance) over the ok trials; decisions that not every "
-            "trial has are left out.</p>" + imp_body,
+            "trial has are left out.</p>" + imp_note + imp_body,
         )
     )
     costs = available_costs(df) if len(df) else []
@@ -363,7 +401,8 @@ def build_report(
             + _table(board, "No trial finished ok: nothing to rank."),
         )
     )
-    fail_body = _table(failure_summary(df) if len(df) else pd.DataFrame(), "No trials yet.")
+    summary = failure_summary(df) if len(df) else pd.DataFrame()
+    fail_body = _table(summary, "No trials yet.") if len(summary) or not len(df) else ""
     failed = df[df["status"] != OK] if len(df) else df
     if len(failed):
         shown = failed.head(200)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from autodlgym.analysis._figures import time_unit
 from autodlgym.analysis.anytime import (
     anytime,
     compare_anytime,
@@ -21,12 +22,14 @@ from autodlgym.analysis.anytime import (
     random_search_band,
 )
 from autodlgym.analysis.compute import compute_by_block, compute_by_status, plot_compute
-from autodlgym.analysis.curves import learning_curves, plot_learning_curves
+from autodlgym.analysis.curves import learning_curves, plot_learning_curves, top_curves
 from autodlgym.analysis.effects import (
     EVALUATORS,
     decision_effects,
     decision_importance,
     effects_note,
+    effects_to_draw,
+    importance_note,
     plot_decision_effects,
     plot_decision_importance,
 )
@@ -39,7 +42,7 @@ from autodlgym.analysis.pareto import available_costs, pareto_front, plot_pareto
 from autodlgym.errors import AutoDLError
 from autodlgym.results.store import ResultStore, load_results
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import ERROR, FAILURES, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT
+from autodlgym.trial import ERROR, FAILURES, NAN, OK, OOM, PRUNED, STOPPED, TIMEOUT, Fidelity
 
 
 def _frames(run):
@@ -142,6 +145,38 @@ def test_learning_curves_show_where_pruned_trials_stopped(make_run, trial_result
         learning_curves(df, pd.DataFrame({"trial_id": [0]}))
 
 
+def test_learning_curves_label_the_best_trials_outside_the_data(make_run, trial_result):
+    rng = np.random.default_rng(2)
+    vals = rng.random(12)
+    results = [trial_result(OK, float(v)) for v in vals]
+    results += [trial_result(PRUNED, 0.99, epochs=1), trial_result(NAN)]
+    df, curves = _frames(make_run(results))
+    # directly: the ok trials by score, best first (the pruned 0.99 is not one)
+    want = [int(i) for i in np.argsort(-vals, kind="stable")[:4]]
+    assert top_curves(df, curves, 4) == want
+    fig = plot_learning_curves(df, curves, label_top=4)
+    ax = fig.axes[0]
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(f"#{t}" for t in want)
+    best = [line for line in ax.lines if line.get_label().startswith("best: trial")]
+    assert best and best[0].get_label() == f"best: trial {want[0]} ({vals[want[0]]:.4f})"
+    np.testing.assert_allclose(best[0].get_ydata(), vals[want[0]] * np.arange(1, 4) / 3)
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1  # right of the plot
+
+
+def test_learning_curves_of_one_epoch_are_points_on_that_epoch(make_run, trial_result):
+    rng = np.random.default_rng(1)
+    vals = 0.5 + 0.01 * rng.random(8)
+    df, curves = _frames(make_run([trial_result(OK, float(v), epochs=1) for v in vals]))
+    ax = plot_learning_curves(df, curves).axes[0]
+    assert not any(type(c).__name__ == "LineCollection" for c in ax.collections)
+    x0, x1 = ax.get_xlim()
+    assert x0 < 1 < x1 and x1 - x0 < 1.5 and list(ax.get_xticks()) == [1.0]
+    y0, y1 = ax.get_ylim()
+    assert y0 <= vals.min() and vals.max() <= y1 and y1 - y0 < 0.05
+
+
 # Effects and importance -----------------------------------------------------------------------
 def test_decision_effects_give_t_intervals(make_run, space, trial_result):
     from scipy import stats
@@ -160,6 +195,87 @@ def test_decision_effects_give_t_intervals(make_run, space, trial_result):
         assert row["mean"] == pytest.approx(group.val_score.mean())
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
     assert set(eff.decision) <= set(space.names) and "lr" in set(eff.decision)
+
+
+def _effects_run(make_run, space, trial_result, n=40, seed=4):
+    rng = np.random.default_rng(seed)
+    specs = [space.sample(rng) for _ in range(n)]
+    # the score rises with lr and with the activation's position; the rest is noise
+    acts = list(space["activation"].options)
+    scores = [
+        0.78 + 0.01 * (s["lr"] == 1e-2) + 0.002 * acts.index(s["activation"]) + 0.002 * rng.random()
+        for s in specs
+    ]
+    df, _ = _frames(make_run([trial_result(OK, float(v)) for v in scores], specs=specs))
+    return df
+
+
+def test_effects_to_draw_keep_option_order_and_rank_by_spread(make_run, space, trial_result):
+    df = _effects_run(make_run, space, trial_result)
+    drawn = effects_to_draw(df, space, max_decisions=6)
+    ok = df[df.status == OK]
+    # the decisions with two options or more, ranked directly: spread of the means of the
+    # options with 5 trials or more (decisions with two such options first), then of all
+    rows = []
+    for col in space.names:
+        means = ok.groupby(col)["val_score"].mean()
+        if len(means) < 2:
+            continue
+        counts = ok.groupby(col).size()
+        solid = means[counts >= 5]
+        s = solid.max() - solid.min() if len(solid) >= 2 else np.nan
+        rows.append((col, s, means.max() - means.min()))
+    rank = pd.DataFrame(rows, columns=["d", "solid", "every"])
+    rank["has"] = rank["solid"].notna()
+    rank = rank.sort_values(["has", "solid", "every"], ascending=False, kind="stable")
+    want = list(rank["d"][:6])
+    assert list(dict.fromkeys(drawn["decision"])) == want
+    for dec, rows_ in drawn.groupby("decision", sort=False):
+        order = [o for o in space[dec].options if o in set(ok[dec].dropna())]
+        assert list(rows_["option"]) == order  # the space's order, not by mean
+        for _, r in rows_.iterrows():
+            group = ok.loc[ok[dec] == r["option"], "val_score"]
+            assert r["n"] == len(group) and r["mean"] == pytest.approx(group.mean())
+            assert r["interval"] == (len(group) >= 5)
+    full = decision_effects(df, space=space)
+    assert set(full["decision"]) >= set(want) and len(set(full["decision"])) > 6
+
+
+def test_effects_figure_has_an_honest_axis_and_one_panel_per_decision(
+    make_run, space, trial_result
+):
+    df = _effects_run(make_run, space, trial_result)
+    drawn = effects_to_draw(df, space, max_decisions=8)
+    fig = plot_decision_effects(df, "random", max_decisions=8, space=space)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == list(dict.fromkeys(drawn["decision"]))
+    # the y axis spans the means and the drawn intervals, not 0..1
+    shown = drawn[drawn["interval"]]
+    lo = min(drawn["mean"].min(), shown["ci_low"].min())
+    hi = max(drawn["mean"].max(), shown["ci_high"].max())
+    y0, y1 = panels[0].get_ylim()
+    assert y0 <= lo and hi <= y1 and (y1 - y0) < 1.2 * (hi - lo)
+    by_title = {ax.get_title(): ax for ax in panels}
+    if "lr" in by_title:  # 1e-3 and 1e-2: numbers spanning 10x, on a log axis
+        assert by_title["lr"].get_xscale() == "log"
+    assert "of" in fig._suptitle.get_text()
+    # one caption, and no searcher caveat under a random search
+    assert not [t for t in fig.texts if "biased" in t.get_text()]
+    fig = plot_decision_effects(df, "tpe", max_decisions=8, space=space, note=False)
+    assert not [t for t in fig.texts if "biased" in t.get_text()]
+    fig = plot_decision_effects(df, "tpe", max_decisions=8, space=space)
+    assert len([t for t in fig.texts if "biased" in t.get_text()]) == 1
+
+
+def test_effects_draw_no_interval_below_five_trials(make_run, space, trial_result):
+    df = _effects_run(make_run, space, trial_result, n=12)
+    drawn = effects_to_draw(df, space, max_decisions=40)
+    assert (~drawn["interval"]).any()
+    fig = plot_decision_effects(df, "random", max_decisions=40, space=space)
+    n_bars = sum(
+        len(c.get_segments()) for ax in fig.axes for c in ax.collections if c.get_segments()
+    )
+    assert n_bars == int(drawn["interval"].sum())
 
 
 @pytest.mark.parametrize("searcher", ["random", "qmc", "tpe", "evolution", "my.plugin:Searcher"])
@@ -187,6 +303,24 @@ def test_importance_ranks_the_decision_that_drives_the_score(
     assert imp["importance"].iloc[0] > 0.5
     with pytest.raises(AutoDLError, match="evaluator"):
         decision_importance(df, space, evaluator="shap")
+
+
+def test_importance_warns_on_few_or_mixed_fidelity_trials(make_run, trial_result):
+    made = iter(range(10))
+
+    def note(n, fidelities=None, failed=0):
+        results = [trial_result(OK, 0.5 + 0.01 * i) for i in range(n)]
+        results += [trial_result(ERROR)] * failed
+        fids = None if fidelities is None else fidelities + [Fidelity(epochs=3)] * failed
+        df, _ = _frames(make_run(results, fidelities=fids, name=f"r{next(made)}"))
+        return importance_note(df)
+
+    assert note(30) is None
+    assert "only 29 ok trials (fewer than 30)" in note(29, failed=5)  # failures do not count
+    mixed = note(30, [Fidelity(epochs=1 + i % 2) for i in range(30)])
+    assert "several fidelities (2 epochs)" in mixed and "only" not in mixed
+    samples = [Fidelity(epochs=3, max_train_samples=None if i % 3 else 100) for i in range(40)]
+    assert "(2 training-set sizes)" in note(40, samples)
 
 
 def test_importance_is_empty_below_two_ok_trials(make_run, space, trial_result):
@@ -300,6 +434,26 @@ def test_compute_adds_up_by_status_and_by_block(make_run, space, trial_result):
     by_block = compute_by_block(df).set_index("block")["seconds"].to_dict()
     assert by_block == pytest.approx(want)
     assert compute_by_block(df)["share"].sum() == pytest.approx(1.0)
+
+
+def test_compute_panels_share_one_status_order_and_name_their_unit(make_run, trial_result):
+    results = [trial_result(ERROR, train_seconds=400.0)] * 3 + [
+        trial_result(OK, 0.5, train_seconds=300.0),
+        trial_result(PRUNED, 0.2, epochs=1, train_seconds=200.0),
+    ]
+    df, _ = _frames(make_run(results))
+    fig = plot_compute(df)
+    ax1, ax2 = fig.axes[:2]
+    order = [t.get_text() for t in ax1.get_xticklabels()]
+    assert order == [t.get_text() for t in ax2.get_xticklabels()] == [OK, PRUNED, ERROR]
+    # 3 x 400.5 s of errors: minutes, each bar the status's seconds / 60
+    assert ax2.get_ylabel() == "train + eval time (min)"
+    want = compute_by_status(df).set_index("status")["seconds"] / 60
+    heights = [p.get_height() for p in ax2.patches]
+    assert heights == pytest.approx([want[s] for s in order])
+    assert [p.get_height() for p in ax1.patches] == [1, 1, 3]
+    assert time_unit(0.02) == (1000.0, "ms") and time_unit(30.0) == (1.0, "s")
+    assert time_unit(7200.0)[1] == "h"
 
 
 # Figures -------------------------------------------------------------------------------------

@@ -12,16 +12,23 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from autodlgym.analysis.optuna_export import _Encoder, export_optuna, spec_params
-from autodlgym.analysis.report import SECTIONS, build_report, write_comparison, write_report
+from autodlgym.analysis.report import (
+    SECTIONS,
+    build_report,
+    running_note,
+    write_comparison,
+    write_report,
+)
 from autodlgym.cli import main
 from autodlgym.errors import AutoDLError
 from autodlgym.results.store import ResultStore
 from autodlgym.searchers.base import SEARCHERS
 from autodlgym.searchspace.space import SearchSpace
-from autodlgym.trial import FAILURES, OK, PRUNED
+from autodlgym.trial import FAILURES, OK, PRUNED, Fidelity
 
 #: options that keep a searcher's three-trial run fast (zero-cost scores small digits batches)
 FAST_OPTIONS = {"zero-cost": {"pool": 2, "batch": 16}}
@@ -100,8 +107,10 @@ def test_report_of_a_run_of_every_builtin_searcher(tmp_path, tiny_space_config, 
     if len(ok):
         best = ok.sort_values("val_score", ascending=False).iloc[0]
         assert f"trial {int(best.trial_id)}: validation score {best.val_score:.4f}" in page
-    # the note about biased means appears exactly for adaptive searchers
-    assert ('class="note"' in page) == (searcher not in ("random", "qmc"))
+    # the note about biased means appears exactly for adaptive searchers, once
+    effects = page[page.index('<section id="effects">') : page.index('<section id="importance">')]
+    assert effects.count('class="note"') == (searcher not in ("random", "qmc"))
+    assert page.count("Per-option means are then biased") == effects.count('class="note"')
     db = export_optuna(run, tmp_path / "study.db")
     import optuna
 
@@ -229,6 +238,39 @@ def test_a_run_of_one_fidelity_names_no_rung_in_the_header(make_run, trial_resul
         page
     )
     assert "rung" not in page[: page.index('id="anytime"')]
+
+
+def test_a_report_written_mid_run_says_the_search_is_still_running(make_run, trial_result, space):
+    run = make_run([trial_result(OK, 0.4), trial_result(OK, 0.6)], trials=10)
+    assert 'id="running"' not in build_report(run)
+    with ResultStore(run) as store:
+        finished = store.to_dataframe()["finished_at"].max()
+        for i in (2, 3, 4):
+            store.add_pending(i, space.sample(i), Fidelity(epochs=3), 0)
+    page = html.unescape(build_report(run))
+    banner = re.search(r'<p class="note" id="running">([^<]*)</p>', page).group(1)
+    stamp = pd.Timestamp(finished).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S")
+    assert banner == (
+        f"Search still running: 3 trials in flight; this page shows the trials finished by "
+        f"{stamp} UTC."
+    )
+    assert page.index(banner) < page.index('id="anytime"')
+
+
+def test_importance_of_a_small_run_carries_a_note_above_the_figure(make_run, trial_result):
+    page = build_report(make_run([trial_result(OK, v) for v in (0.2, 0.5, 0.6)]))
+    section = page[page.index('<section id="importance">') : page.index('id="pareto"')]
+    assert 'id="importance-note"' in section and "only 3 ok trials" in section
+    assert section.index('id="importance-note"') < section.index("<img")
+
+
+def test_the_running_note_is_quiet_once_the_search_is_over():
+    df = pd.DataFrame({"finished_at": pd.to_datetime([0, 1], unit="s", utc=True)})
+    assert running_note(df, 0, {"trials": 5}) is None
+    assert running_note(df, 2, {"trials": 2}) is None  # pending rows a crash left behind
+    assert running_note(df.iloc[:0], 1, {}) == (
+        "Search still running: 1 trial in flight; no trial has finished yet."
+    )
 
 
 def test_a_table_task_gets_random_search_band(make_run, trial_result):
