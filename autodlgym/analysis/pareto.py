@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from autodlgym.analysis._figures import empty_figure, new_axes
+from autodlgym.analysis._figures import empty_figure, new_axes, time_unit
 from autodlgym.analysis.leaderboard import _require
 from autodlgym.results.ranking import by_architecture, usable
 from autodlgym.trial import SEARCH
@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Costs a front can be drawn against, when the frame has the column with a finite value.
 COSTS = ("params", "flops", "latency", "train_seconds")
+#: costs measured in seconds (their axis gets a unit)
+TIME_COSTS = ("latency", "train_seconds")
 
 
 def available_costs(df: pd.DataFrame) -> list[str]:
@@ -112,6 +114,11 @@ def plot_pareto(df: pd.DataFrame, cost: str = "params", ax: Axes | None = None) 
     if pts.empty:
         return empty_figure(title, f"no ok trial records {cost}", ax)
     ax = new_axes(ax)
+    label = cost
+    if cost in TIME_COSTS:  # seconds, drawn in a unit that reads (ms for a latency)
+        factor, unit = time_unit(float(pts["cost"].max()))
+        pts = pts.assign(cost=pts["cost"] * factor)
+        label = f"{cost} ({unit})"
     ax.scatter(
         pts["cost"], pts["val_score"], s=10, alpha=0.4, color="#0072B2", label="architecture"
     )
@@ -127,7 +134,7 @@ def plot_pareto(df: pd.DataFrame, cost: str = "params", ax: Axes | None = None) 
     positive = pts["cost"][pts["cost"] > 0]
     if len(positive) and positive.max() > 10 * positive.min() and (pts["cost"] > 0).all():
         ax.set_xscale("log")
-    ax.set_xlabel(cost + " (lower is better)")
+    ax.set_xlabel(label + ", lower is better")
     ax.set_ylabel("validation score")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small")
