@@ -968,18 +968,19 @@ COMMANDS = {
 
 #: commands that read runs given as ``run`` (or ``runs``)
 _READS_RUNS = ("leaderboard", "retrain", "export", "report", "compare", "export-optuna")
-_STORE_FILE = "results.sqlite"
 
 
 def _run_dir(text: str) -> str:
     """A run given as its directory or as its results.sqlite: the directory."""
+    from autodlgym.results.store import DB_NAME
+
     path = Path(text)
     if path.is_file():
-        if path.name == _STORE_FILE:
+        if path.name == DB_NAME:
             return str(path.parent)
         raise AutoDLError(
             f"{text!r} is a file, not a run directory; give the directory that holds "
-            f"{_STORE_FILE} (or that file)"
+            f"{DB_NAME} (or that file)"
         )
     return text  # a missing one: each command says so in its own words
 
@@ -992,8 +993,10 @@ def _run_paths(args: argparse.Namespace) -> None:
         if getattr(args, "runs", None) is not None:
             args.runs = [_run_dir(r) for r in args.runs]
     elif args.command == "search" and args.out is not None:
+        from autodlgym.results.store import DB_NAME
+
         out = Path(args.out)
-        if out.name == _STORE_FILE and out.is_file():
+        if out.name == DB_NAME and out.is_file():
             args.out = str(out.parent)
 
 
@@ -1001,7 +1004,7 @@ def _damaged(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str | None
     """The one-line error for a damaged results store met after it opened (None when
     ``exc`` is not about a damaged database): names the store of the command's runs that
     SQLite's check finds damaged."""
-    from autodlgym.results.store import is_damaged, store_damage, unreadable_store
+    from autodlgym.results.store import DB_NAME, is_damaged, store_damage, unreadable_store
 
     if not is_damaged(exc):
         return None
@@ -1011,7 +1014,7 @@ def _damaged(args: argparse.Namespace, exc: sqlite3.DatabaseError) -> str | None
     for run in runs:
         if run is None:
             continue
-        path = Path(run) / _STORE_FILE
+        path = Path(run) / DB_NAME
         reason = store_damage(path)
         if reason is not None:
             return str(unreadable_store(path, reason))

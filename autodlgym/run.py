@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
 from autodlgym.registry import import_modules
-from autodlgym.results.store import ResultStore
+from autodlgym.results.store import DB_NAME, SPACE_STATE, ResultStore
 from autodlgym.runner import RunConfig
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.trial import SEARCH
@@ -77,10 +77,16 @@ def settle_config(config: RunConfig, task: Task) -> RunConfig:
                     f"--pruner {config.pruner} needs lower fidelities, and task {task.name!r} "
                     f"has one only (its table holds no learning curves); use --pruner none"
                 )
-    if not changes:
-        return config
-    settled = dataclasses.replace(config, **changes)
-    return settled
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def refuse_held(store: ResultStore) -> None:
+    """Raise when ``store`` already holds a run (settings, finished or pending trials): a new
+    run never writes into another one."""
+    if store.load_config() is not None or store.n_finished() or store.pending():
+        raise AutoDLError(
+            f"{store.run_dir} already holds a run; continue it with --resume or choose another --out"
+        )
 
 
 def make_space(config: RunConfig, task: Task) -> SearchSpace:
@@ -115,7 +121,7 @@ class Run:
             AutoDLError: no run there, or a file that is not a results store.
         """
         path = Path(run_dir)
-        if path.is_file() and path.name == "results.sqlite":
+        if path.is_file() and path.name == DB_NAME:
             path = path.parent  # the store file itself names its run
         store = ResultStore(path, create=False)
         try:
@@ -145,10 +151,7 @@ class Run:
         run_dir = Path(config.out)
         store = ResultStore(run_dir, create=True)
         try:
-            if store.load_config() is not None or store.n_finished() or store.pending():
-                raise AutoDLError(
-                    f"{run_dir} already holds a run; continue it with --resume or choose another --out"
-                )
+            refuse_held(store)
             store.save_config(config.to_dict())
             store.save_space(space.to_config())
         except BaseException:
@@ -195,18 +198,18 @@ class Run:
     def space(self) -> SearchSpace:
         """The search space the run searched: the one stored when it started; for a run made
         before spaces were stored (0.1), rebuilt once here from its settings and task."""
-        stored = self.store.load_space()
-        if stored is not None and self.store.load_state("space") is not None:
-            return stored
+        if self.store.load_state(SPACE_STATE) is not None:
+            stored = self.store.load_space()
+            if stored is not None:
+                return stored
         if self._settings and (self._settings.get("space") or self._settings.get("task")):
             try:
                 return make_space(self.config, self.task)
             except AutoDLError:
-                if stored is not None:
-                    return stored
-                raise
-        if stored is not None:
-            return stored
+                fallback = self.store.load_space()  # the settings' space, unbound to a task
+                if fallback is None:
+                    raise
+                return fallback
         return SearchSpace.default()
 
     def task_or_none(self) -> Task | None:

@@ -393,7 +393,7 @@ class _Search:
     def open_store(self, searcher: Any) -> None:
         """Check the task, space and searcher; open the run when resuming (a new run's
         directory is made once its searcher accepted its options, in :meth:`make_searcher`)."""
-        from autodlgym.run import Run, plan
+        from autodlgym.run import Run, plan, refuse_held
         from autodlgym.searchers.base import get_searcher
         from autodlgym.searchspace.constraints import cheapest, resolve_budget
 
@@ -414,12 +414,7 @@ class _Search:
                 existing = None
             if existing is not None:
                 with existing:
-                    held = existing.load_config() is not None or bool(existing.n_finished())
-                    held = held or bool(existing.pending())
-                if held:
-                    raise AutoDLError(
-                        f"{self.run_dir} already holds a run; continue it with --resume or choose another --out"
-                    )
+                    refuse_held(existing)
         self.searcher_cls = get_searcher(self.config.searcher) if searcher is None else None
 
     def make_searcher(self, searcher: Any) -> None:

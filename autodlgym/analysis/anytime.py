@@ -347,14 +347,8 @@ def run_optimum(run: str | os.PathLike[str]) -> float | None:
     from autodlgym.run import Run
 
     with Run.open(run) as opened:
-        task = opened.task_or_none()
-        if task is None or task.kind != "lookup":
-            return None
-        epochs = opened.settings.get("epochs")
-        try:
-            return float(task.outcomes(epochs).best_val)
-        except AutoDLError:
-            return float(task.outcomes().best_val)
+        scores = opened.table_scores()
+    return None if scores is None else float(np.nanmax(scores))
 
 
 def best_within(df: pd.DataFrame, x: str, budget: float) -> float:

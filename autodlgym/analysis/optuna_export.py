@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
+from autodlgym.results.ranking import fidelity_levels
 from autodlgym.trial import OK, PRUNED, SEARCH, STOPPED
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,22 +172,11 @@ def measured(value: float) -> float:
     return float(f"{v:.{np.finfo(np.float32).precision}g}")
 
 
-def rung_levels(df: pd.DataFrame) -> list[tuple[int, float]]:
+def rung_levels(df: pd.DataFrame) -> list[tuple[float, float]]:
     """The distinct fidelities of a run's trials as ``(epochs, max_train_samples)``, lowest
-    first: ordered by epochs, then training examples (the whole training set last). Under
-    ``--pruner asha`` these are the rungs the trials reached; a trial's rung is the index of
-    its own fidelity here."""
-    if "epochs" not in df.columns or "max_train_samples" not in df.columns:
-        return []
-    return sorted({_level(e, m) for e, m in zip(df["epochs"], df["max_train_samples"])})
-
-
-def _level(epochs: Any, max_train_samples: Any) -> tuple[int, float]:
-    import pandas as pd
-
-    e = 0 if pd.isna(epochs) else int(epochs)
-    m = float("inf") if pd.isna(max_train_samples) else int(max_train_samples)
-    return e, m
+    first (:func:`autodlgym.results.ranking.fidelity_levels`). Under ``--pruner asha`` these
+    are the rungs the trials reached; a trial's rung is the index of its own fidelity here."""
+    return sorted(set(fidelity_levels(df)))
 
 
 def frozen_trials(
@@ -228,6 +218,7 @@ def frozen_trials(
     rung_of = {level: i for i, level in enumerate(rungs or [])}
     now = datetime.datetime.now()
     out = []
+    levels = fidelity_levels(df)
     for i, row in enumerate(df.to_dict("records")):
         pd_ = encode(json.loads(row["spec"]))
         if pd_ is None:
@@ -247,7 +238,7 @@ def frozen_trials(
             values=values,
             params=params,
             distributions=dists,
-            user_attrs=_attrs(row, rung_of),
+            user_attrs=_attrs(row, rung_of.get(levels[i])),
             intermediate_values=by_trial.get(int(row["trial_id"]), {}),
         )
         finished = row.get("finished_at")
@@ -289,7 +280,7 @@ def _seconds(row: Mapping[str, Any]) -> float:
     return round(max(total, 0.0), 6)
 
 
-def _attrs(row: Mapping[str, Any], rung_of: Mapping[tuple[int, float], int]) -> dict[str, Any]:
+def _attrs(row: Mapping[str, Any], rung: int | None) -> dict[str, Any]:
     import pandas as pd
 
     attrs: dict[str, Any] = {
@@ -311,10 +302,8 @@ def _attrs(row: Mapping[str, Any], rung_of: Mapping[tuple[int, float], int]) -> 
         v = row.get(name)
         if v is not None and not pd.isna(v):
             attrs[name] = round(float(v), 6)
-    if rung_of and "epochs" in row:
-        level = _level(row["epochs"], row.get("max_train_samples"))
-        if level in rung_of:
-            attrs["rung"] = rung_of[level]
+    if rung is not None:
+        attrs["rung"] = rung
     if row["status"] == STOPPED:
         attrs["stopped"] = True
     return attrs

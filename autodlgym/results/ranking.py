@@ -34,7 +34,9 @@ def usable(df: pd.DataFrame) -> pd.Series:
     )
 
 
-def _levels(df: pd.DataFrame) -> list[tuple[float, float]]:
+def fidelity_levels(df: pd.DataFrame) -> list[tuple[float, float]]:
+    """Each trial's fidelity as ``(epochs, max_train_samples)``, comparable low to high
+    (no ``max_train_samples``, the whole training set, is the most)."""
     n = len(df)
     epochs = (
         pd.to_numeric(df["epochs"], errors="coerce").astype("float64").fillna(0.0).to_numpy()
@@ -56,7 +58,7 @@ def rungs(df: pd.DataFrame) -> pd.Series:
     """Each trial's rung: the index of its fidelity among the frame's distinct fidelities,
     ordered low to high (by ``epochs``, then ``max_train_samples``, where none is the most);
     0 for every trial when there is one fidelity. An int64 Series on ``df``'s index."""
-    levels = _levels(df)
+    levels = fidelity_levels(df)
     order = {level: i for i, level in enumerate(sorted(set(levels)))}
     return pd.Series([order[lv] for lv in levels], index=df.index, dtype="int64")
 
