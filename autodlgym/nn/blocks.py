@@ -555,7 +555,9 @@ class MinimalRNN(nn.Module):
     def _run(cell: nn.Module, x: torch.Tensor) -> torch.Tensor:
         z = cell.phi_act(cell.phi(x))
         gz = cell.gate_z(z)  # the input part of the gate, for all steps at once
-        h = x.new_zeros(x.shape[0], z.shape[-1])
+        # z's dtype, not x's: under autocast (AMP) z is bf16/fp16 while x stays fp32, and
+        # lerp needs one dtype
+        h = z.new_zeros(x.shape[0], z.shape[-1])
         w_h = cell.gate_h.weight
         outs = []
         for t in range(x.shape[1]):
