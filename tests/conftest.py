@@ -55,6 +55,16 @@ TINY_SPACE = {
 
 
 @pytest.fixture
+def fake_clock():
+    """A :class:`~autodlgym.clock.FakeClock` read by this process while the test runs: time
+    stands still unless the test advances it or sets ``tick`` (seconds per reading)."""
+    from autodlgym.clock import FakeClock, use_clock
+
+    with use_clock(FakeClock()) as clock:
+        yield clock
+
+
+@pytest.fixture
 def tiny_space_config() -> dict:
     import copy
 
