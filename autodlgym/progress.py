@@ -25,13 +25,13 @@ import math
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from autodlgym.clock import now as _now
 from autodlgym.errors import AutoDLError
 from autodlgym.trial import FAILURES, TrialResult
 
@@ -184,13 +184,13 @@ class SearchProgress:
         self.best_trial: int | None = None
         self.running: dict[int, _Running] = {}
         self._elapsed_before = elapsed
-        self._start = time.monotonic()
+        self._start = _now()
         self.file = file or sys.stderr
         self.bar: Any = None
         self.style: str | None = None  # "bar" or "lines" once enabled
         self.sep = " · " if _encodable(self.file, "·…") else " - "
         self.ellipsis = "…" if self.sep == " · " else "~"
-        self._line_at = (finished, time.monotonic())  # what the last line showed, and when
+        self._line_at = (finished, _now())  # what the last line showed, and when
         if not enabled:
             return
         style = style or _STYLE.get()
@@ -205,11 +205,11 @@ class SearchProgress:
     # Events ---------------------------------------------------------------------------------
     @property
     def elapsed(self) -> float:
-        return self._elapsed_before + time.monotonic() - self._start
+        return self._elapsed_before + _now() - self._start
 
     def started(self, trial_id: int, summary: str, epochs: float) -> None:
         """A trial went to a worker."""
-        self.running[trial_id] = _Running(summary, epochs, time.monotonic())
+        self.running[trial_id] = _Running(summary, epochs, _now())
         self.refresh()
 
     def trained(self, trial_id: int, epochs_done: float, steps: int = 0) -> None:
@@ -268,7 +268,7 @@ class SearchProgress:
             parts.append(f"{self.failed} failed")
         text = sep.join(parts)
         limit = 10**6 if width is None else width
-        now = time.monotonic()
+        now = _now()
         running = list(self.running.items())
         for i, (trial_id, run) in enumerate(running[:SHOWN_IN_FLIGHT]):
             left = len(running) - i - 1
@@ -298,7 +298,7 @@ class SearchProgress:
             parts.append(f"{clock(self.elapsed)} of {clock(self.time_budget)} elapsed")
         else:
             parts.append(f"{clock(self.elapsed)} elapsed")
-        now = time.monotonic()
+        now = _now()
         for trial_id, run in list(self.running.items())[:SHOWN_IN_FLIGHT]:
             parts.append(self._in_flight(trial_id, run, now, SUMMARY_CHARS + 20))
         if len(self.running) > SHOWN_IN_FLIGHT:
@@ -320,7 +320,7 @@ class SearchProgress:
 
     def _line(self) -> None:
         print(self.line(), file=self.file, flush=True)
-        self._line_at = (self.finished, time.monotonic())
+        self._line_at = (self.finished, _now())
 
     # Drawing --------------------------------------------------------------------------------
     def bar_room(self, columns: int, bar: int) -> int:
@@ -337,7 +337,7 @@ class SearchProgress:
 
     def refresh(self) -> None:
         if self.style == "lines":
-            if time.monotonic() - self._line_at[1] >= self._line_seconds():
+            if _now() - self._line_at[1] >= self._line_seconds():
                 self._line()
             return
         if self.bar is None:
@@ -382,6 +382,15 @@ def _make_bar(progress: SearchProgress) -> Any:
                 self.owner = owner
                 self.kind = kind
                 super().__init__(*args, **kw)
+
+            @property
+            def _time(self) -> Any:
+                """tqdm's elapsed time and rate (hence its ETA) read this process's clock."""
+                return _now
+
+            @_time.setter
+            def _time(self, value: Any) -> None:
+                pass  # tqdm sets time.time here
 
             @property
             def format_dict(self) -> dict[str, Any]:

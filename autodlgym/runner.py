@@ -29,13 +29,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
-import time
 import warnings
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autodlgym import clock
 from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.execution.pruning import PRUNERS
 from autodlgym.execution.rungs import RungScheduler
@@ -386,7 +386,7 @@ class _Search:
         self.resubmit: deque[Any] = deque()
         self.finished = 0
         self.statuses: Counter[str] = Counter()
-        self.start = time.monotonic()
+        self.start = clock.now()
         self.bar: SearchProgress | None = None
 
     # set-up ---------------------------------------------------------------------------------
@@ -505,7 +505,7 @@ class _Search:
         )
 
     def show_progress(self, enabled: bool) -> None:
-        self.start = time.monotonic()  # the search's clock starts with the loop
+        self.start = clock.now()  # the search's clock starts with the loop
         best = self.store.best(phase=SEARCH)
         self.bar = SearchProgress(
             enabled,
@@ -523,7 +523,7 @@ class _Search:
 
     # stop conditions ------------------------------------------------------------------------
     def elapsed(self) -> float:
-        return self.elapsed_before + time.monotonic() - self.start
+        return self.elapsed_before + clock.now() - self.start
 
     def rejected(self) -> int:
         """Candidates found over the budget, over all sessions of the run."""
@@ -540,9 +540,9 @@ class _Search:
         return trials is not None and self.finished + len(self.in_flight) >= trials
 
     def deadline(self) -> float | None:
-        """``time.time()`` at which the time budget runs out (None: no time budget)."""
+        """``clock.wall()`` at which the time budget runs out (None: no time budget)."""
         budget = self.config.time_budget
-        return None if budget is None else time.time() + budget - self.elapsed()
+        return None if budget is None else clock.wall() + budget - self.elapsed()
 
     # the ask / submit / collect loop ------------------------------------------------------
     def record(
@@ -673,7 +673,7 @@ class _Search:
             best[0] if best else None,
             best[1] if best else None,
             stopped_by,
-            time.monotonic() - self.start,
+            clock.now() - self.start,
             dict(self.statuses),
             self.rejected() if self.searcher is not None else self.rejected_before,
         )

@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from autodlgym import load_results
+from autodlgym.searchers.evolution import EvolutionSearcher
 
 CLI = [sys.executable, "-m", "autodlgym.cli"]
 
@@ -80,39 +82,50 @@ def test_search_then_leaderboard_and_export(tmp_path, tiny_space_file):
     assert sorted(pd.read_csv(tmp_path / "a.csv")["trial_id"]) == [0, 1, 2]  # every trial
 
 
+class StallingEvolution(EvolutionSearcher):
+    """Regularised evolution that, when ``STALL_MARKER`` names a file, writes it and stops
+    proposing (hangs in ``ask``) once it has heard of 3 trials in this process: a search killed
+    while it waits cannot have finished, whatever the machine's speed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.heard = 0
+
+    def tell(self, spec, result):
+        super().tell(spec, result)
+        self.heard += 1
+
+    def ask(self, n=1):
+        marker = os.environ.get("STALL_MARKER")
+        if marker and self.heard >= 3:
+            Path(marker).touch()
+            while True:
+                time.sleep(1)
+        return super().ask(n)
+
+
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, tiny_space_file):
-    out = tmp_path / "run"
+    out, marker = tmp_path / "run", tmp_path / "stalled"
+    searcher = ["--searcher", "tests.test_cli:StallingEvolution"]
     proc = subprocess.Popen(
-        [
-            *CLI,
-            *_search_args(
-                out,
-                tiny_space_file,
-                8,
-                "--searcher",
-                "evolution",
-                "--epochs",
-                "3",
-                "--max-train-samples",
-                "2048",
-            ),
-        ],
+        [*CLI, *_search_args(out, tiny_space_file, 8, *searcher, "--epochs", "3")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=dict(os.environ, STALL_MARKER=str(marker)),
     )
-    deadline = time.time() + 240
     n = 0
-    while time.time() < deadline:
+    while proc.poll() is None:  # killed at its first result or later (often mid-trial)
         try:
             n = len(load_results(out))
         except Exception:  # noqa: BLE001 - the store may not exist yet
             n = 0
-        if n >= 2 or proc.poll() is not None:
+        if n >= 1:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 1 <= n < 8
+    assert proc.returncode == -signal.SIGKILL  # it was still running: it cannot finish alone
+    assert 1 <= len(load_results(out)) <= 3
     r = run("search", "--out", str(out), "--resume")
     assert r.returncode == 0, r.stderr
     df = load_results(out)

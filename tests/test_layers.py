@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "trial": 0,
     "registry": 0,
     "optuna_utils": 0,
+    "clock": 0,
     # 1 what can be built: specs, spaces, blocks, costs, the order of decisions
     "searchspace": 1,
     # 2 persistence: the result store and what a run ran on (no views of results)

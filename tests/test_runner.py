@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -126,7 +125,8 @@ def test_failures_are_kept_apart_and_the_search_goes_on(tmp_path, tiny_space_con
     assert searcher.told == ["ok", "nan", "error", "ok"]
 
 
-def test_trial_time_limit_gives_timeout_status(tmp_path, tiny_space_config):
+def test_trial_time_limit_gives_timeout_status(tmp_path, tiny_space_config, fake_clock):
+    fake_clock.tick = 0.01
     summary = run_search(
         _config(
             tmp_path,
@@ -164,9 +164,10 @@ def test_unknown_task_or_searcher_creates_nothing(tmp_path):
         run_search(RunConfig(out=str(tmp_path / "b"), searcher="no-such-searcher"))
 
 
-def test_time_budget_stops_the_search(tmp_path, tiny_space_config):
+def test_time_budget_stops_the_search(tmp_path, tiny_space_config, fake_clock):
+    fake_clock.tick = 0.01
     summary = run_search(_config(tmp_path, tiny_space_config, trials=None, time_budget=0.5))
-    assert summary.stopped_by == "time"
+    assert summary.stopped_by == "time" and summary.seconds >= 0.5
     assert summary.finished >= 1
 
 
@@ -182,18 +183,19 @@ class OneSpec(FixedSearcher):
     specs = [SLOW_MLP]
 
 
-def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path):
+def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path, fake_clock):
+    fake_clock.tick = 0.01  # time passes with each reading: a few per batch
     cfg = RunConfig(
         out=str(tmp_path / "run"), task="digits", searcher="tests.test_runner:OneSpec",
         trials=None, time_budget=3.0, epochs=100_000, trial_time_limit="none", pruner="none",
     )  # fmt: skip
-    t0 = time.monotonic()
+    t0 = fake_clock.t
     summary = run_search(cfg, progress=False)
-    wall = time.monotonic() - t0
+    elapsed = fake_clock.t - t0
     assert summary.stopped_by == "time" and summary.statuses == {"stopped": 1}
-    # the search's clock (data loaded before it starts) ends soon after the budget: the
-    # trial stopped at its next batch
-    assert summary.seconds <= wall and summary.seconds < 3.0 + 5
+    # the search's clock ends just after the budget: the trial stopped at its next batch
+    # (a batch reads the clock a few times: far less than an epoch of 40 batches)
+    assert 3.0 <= summary.seconds <= elapsed and summary.seconds < 3.0 + 0.4
     df = load_results(cfg.out)
     row = df.iloc[0]
     assert row.status == "stopped" and row.epochs_run >= 1
@@ -212,7 +214,10 @@ def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path):
     assert (summary.best_trial_id, summary.best_val_score) == (best.trial_id, best.val_score)
 
 
-def test_progress_counts_time_and_shows_trials_in_flight(tmp_path, tiny_space_config, capsys):
+def test_progress_counts_time_and_shows_trials_in_flight(
+    tmp_path, tiny_space_config, capsys, fake_clock
+):
+    fake_clock.tick = 0.01
     cfg = _config(tmp_path, tiny_space_config, trials=None, time_budget=2.0)
     with progress_style("bar"):  # capsys is no terminal: a bar only when chosen
         run_search(cfg, progress=True)

@@ -68,7 +68,7 @@ def test_counts_and_epochs_read_naturally():
     assert len(shorten("links=0-1-2-3 op1=sage", 10)) == 10
 
 
-def test_status_shows_trials_in_flight_compactly():
+def test_status_shows_trials_in_flight_compactly(fake_clock):
     bar = SearchProgress(True, trials=None, time_budget=60, file=io.StringIO(), style="lines")
     assert bar.status() == "0 trials · no ok trial yet"
     bar.started(12, "conv x2 (32)", epochs=3)
@@ -77,6 +77,8 @@ def test_status_shows_trials_in_flight_compactly():
     status = bar.status()
     assert "#12 conv x2 (32) e1/3 0s" in status
     assert "#13 links=0-1-2-3 op1=sage 0s" in status and "e0" not in status
+    fake_clock.advance(65)
+    assert "#12 conv x2 (32) e1/3 1m05s" in bar.status()
     bar.ended(12, TrialResult(OK, val_score=0.9))
     bar.ended(13, TrialResult.failure(ERROR, "boom"))
     assert bar.status() == "2 trials · best 0.9000 · 1 failed"
@@ -86,7 +88,7 @@ def test_status_shows_trials_in_flight_compactly():
 
 
 @pytest.mark.parametrize("width", [30, 44, 60, 200])
-def test_status_fits_the_room_it_is_given(width):
+def test_status_fits_the_room_it_is_given(width, fake_clock):
     bar = SearchProgress(True, trials=300, time_budget=None, file=io.StringIO(), style="lines")
     bar.ended(0, TrialResult(OK, val_score=0.81))
     for i in range(1, 6):
@@ -100,7 +102,7 @@ def test_status_fits_the_room_it_is_given(width):
         assert text.endswith("+2 more")  # three shown, the rest counted
 
 
-def test_lines_in_a_pipe_every_tenth_of_the_trials():
+def test_lines_in_a_pipe_every_tenth_of_the_trials(fake_clock):
     log = io.StringIO()
     progress = SearchProgress(True, trials=300, time_budget=None, file=log)  # not a terminal
     assert progress.style == "lines" and progress.bar is None
@@ -116,15 +118,18 @@ def test_lines_in_a_pipe_every_tenth_of_the_trials():
     assert lines[-1].startswith("trial 300/300 · best 0.2990 (#299) · 6 failed")
 
 
-def test_a_chosen_bar_counts_time_when_there_is_a_time_budget():
+def test_a_chosen_bar_counts_time_when_there_is_a_time_budget(fake_clock):
     log = io.StringIO()
     with progress_style("bar"):
         progress = SearchProgress(True, trials=None, time_budget=900, file=log)
     progress.started(3, "conv x1 (8)", epochs=2)
+    fake_clock.advance(125)
     progress.ended(3, TrialResult(OK, val_score=0.5))
     progress.close()
     drawn = log.getvalue()
-    assert "\r" in drawn and "/15:00 |" in drawn and "left · 1 trial · best 0.5000" in drawn
+    assert (
+        "\r" in drawn and "2:05/15:00 |" in drawn and "12:55 left · 1 trial · best 0.5000" in drawn
+    )
     with pytest.raises(AutoDLError, match="progress style"):
         with progress_style("fancy"):
             pass

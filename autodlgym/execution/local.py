@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import collections
 import os
-import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from autodlgym import clock
 from autodlgym.trial import ERROR, TrialJob, TrialResult
 
 
@@ -47,7 +47,7 @@ def run_job(
     model is built and torch is not imported).
     ``progress(epochs_done, steps_done)`` is called about twice a second while it trains.
     """
-    start = time.perf_counter()
+    start = clock.now()
     try:
         from autodlgym.searchspace.spec import ArchSpec
         from autodlgym.tasks import get_task
@@ -79,7 +79,7 @@ def run_job(
         result = TrialResult.failure(
             ERROR,
             f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=1),
-            train_seconds=time.perf_counter() - start,  # what it ran before failing
+            train_seconds=clock.now() - start,  # what it ran before failing
         )
     result.worker = worker or f"pid{os.getpid()}"
     return result

@@ -18,10 +18,11 @@ import contextlib
 import functools
 import gc
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from autodlgym.clock import now as _now  # the injectable clock
+from autodlgym.clock import wall as _wall
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
 from autodlgym.trial import (
@@ -76,13 +77,11 @@ class _Clock:
     def __init__(
         self, limit: float | None, deadline: float | None, progress: Progress | None
     ) -> None:
-        self.start = time.perf_counter()
+        self.start = _now()
         self.limit = limit
         self.limit_at = self.start + limit if limit is not None else math.inf
         # the deadline is wall-clock time (it crosses processes); compare in perf_counter time
-        self.deadline_at = (
-            self.start + (deadline - time.time()) if deadline is not None else math.inf
-        )
+        self.deadline_at = self.start + (deadline - _wall()) if deadline is not None else math.inf
         self.progress = progress
         self.next_progress = self.start
         self.train_start: float | None = None
@@ -91,35 +90,35 @@ class _Clock:
     def begin(self) -> None:
         """The trial's own time starts now (loading the task's data, shared by every trial of
         the process, does not count against its limit)."""
-        self.start = time.perf_counter()
+        self.start = _now()
         if self.limit is not None:
             self.limit_at = self.start + self.limit
 
     def check(self, where: str) -> None:
-        now = time.perf_counter()
+        now = _now()
         if now > self.limit_at:
             raise _TimeLimit(f"time limit of {self.limit:g} s reached {where}")
         if now > self.deadline_at:
             raise _Stopped(f"stopped by the search's time budget {where}")
 
     def tick(self, epochs: float, steps: int) -> None:
-        if self.progress is not None and time.perf_counter() >= self.next_progress:
-            self.next_progress = time.perf_counter() + PROGRESS_EVERY
+        if self.progress is not None and _now() >= self.next_progress:
+            self.next_progress = _now() + PROGRESS_EVERY
             self.progress(epochs, steps)
 
     def train(self) -> None:
         """Training time starts (again) now."""
-        self.train_start = time.perf_counter()
+        self.train_start = _now()
 
     def pause(self) -> float:
         """Training time stops; returns the seconds trained in total."""
         if self.train_start is not None:
-            self.train_seconds += time.perf_counter() - self.train_start
+            self.train_seconds += _now() - self.train_start
             self.train_start = None
         return self.train_seconds
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return _now() - self.start
 
 
 def train_and_score(
@@ -395,9 +394,9 @@ def _train(
                     raise _NonFinite(f"training loss became non-finite in epoch {epoch}")
             if not all(bool(torch.isfinite(p).all()) for p in trainable):
                 raise _NonFinite(f"parameters became non-finite in epoch {epoch}")
-            t0 = time.perf_counter()
+            t0 = _now()
             val_score = score(model, data["x_val"], data["y_val"])
-            result.eval_seconds += time.perf_counter() - t0
+            result.eval_seconds += _now() - t0
             result.val_score = val_score
             result.curve.append(
                 {
@@ -425,9 +424,9 @@ def _train(
         sync()
         clock.pause()
 
-    t0 = time.perf_counter()
+    t0 = _now()
     result.test_score = score(model, data["x_test"], data["y_test"])
-    result.eval_seconds += time.perf_counter() - t0
+    result.eval_seconds += _now() - t0
     if not math.isfinite(result.test_score):
         raise _NonFinite("test outputs are non-finite")
     return model

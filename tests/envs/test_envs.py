@@ -393,8 +393,7 @@ def test_batched_infos_keep_none_and_mixed_values():
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_vector_env_on_ray_workers_matches_local_training():
-    pytest.importorskip("ray")
+def test_vector_env_on_ray_workers_matches_local_training(ray_cluster):
     from autodlgym.execution.ray_executor import RayExecutor
 
     def run(executor):

@@ -1,8 +1,8 @@
-"""Every experiment runs with --quick through the command line and writes its PNG and CSV."""
+"""Every experiment runs with --quick through the command line (``autodlgym.cli.main``, in
+this process: the subprocess start is tested once, by the list) and writes its PNG and CSV."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -47,18 +47,54 @@ def test_the_list_names_every_experiment_once():
     assert names == list(EXPERIMENTS)
 
 
+@pytest.fixture
+def one_thread():
+    """The experiments train with one torch thread, as ``OMP_NUM_THREADS=1`` gives a CLI."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+#: examples each training of an experiment's test run sees at most
+TINY_TRAIN = 256
+
+
+@pytest.fixture
+def tiny_trainings(monkeypatch, fake_clock):
+    """Every candidate an experiment trains sees at most TINY_TRAIN examples, and time passes
+    by readings of a fake clock (the rediscover experiment's searches have a time budget): the
+    tests check what an experiment writes, not what it finds."""
+    import dataclasses
+
+    from autodlgym.training import trainer
+    from autodlgym.trial import Fidelity
+
+    real = trainer.train_and_score
+
+    def tiny(spec, task="mnist1d", fidelity=1, *args, **kwargs):
+        if not isinstance(fidelity, Fidelity):
+            fidelity = Fidelity(epochs=fidelity)
+        cap = min(fidelity.max_train_samples or TINY_TRAIN, TINY_TRAIN)
+        return real(
+            spec, task, dataclasses.replace(fidelity, max_train_samples=cap), *args, **kwargs
+        )
+
+    monkeypatch.setattr(trainer, "train_and_score", tiny)
+    fake_clock.tick = 0.05
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_quick_run_writes_figure_and_table(name, tmp_path):
+def test_quick_run_writes_figure_and_table(name, tmp_path, capsys, one_thread, tiny_trainings):
+    from autodlgym.cli import main
+
     out = tmp_path / name
-    proc = subprocess.run(
-        [sys.executable, "-m", "autodlgym", "experiment", name, "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code = main(["experiment", name, "--quick", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
     png, csv = out / f"{name}.png", out / f"{name}.csv"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
     table = pd.read_csv(csv)
@@ -66,9 +102,9 @@ def test_quick_run_writes_figure_and_table(name, tmp_path):
     assert {"measured", "published"} | COLUMNS[name] <= set(table.columns)
     assert table["measured"].notna().any()
     # the printed table is the CSV's: its header names the same columns
-    header = next(line for line in proc.stdout.splitlines() if "measured" in line)
+    header = next(line for line in captured.out.splitlines() if "measured" in line)
     assert set(header.split()) == set(table.columns)
-    assert f"wrote {png}" in proc.stdout
+    assert f"wrote {png}" in captured.out
 
 
 def test_an_unknown_experiment_is_a_one_line_error():

@@ -4,7 +4,6 @@ checks below one epoch and step budgets."""
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
@@ -28,14 +27,15 @@ def spec():
     return spec
 
 
-def test_timed_out_trial_records_its_seconds_epochs_and_scores(spec):
-    t0 = time.perf_counter()
+def test_timed_out_trial_records_its_seconds_epochs_and_scores(spec, fake_clock):
+    fake_clock.tick = 0.01  # time passes with every reading: a few readings per batch
+    t0 = fake_clock.t
     result = train_and_score(spec, "digits", Fidelity(epochs=100_000, time_limit=1.5), seed=0)
-    wall = time.perf_counter() - t0
+    elapsed = fake_clock.t - t0
     assert result.status == TIMEOUT and "time limit of 1.5 s" in result.message
     assert result.val_score is None and result.test_score is None
     # it trained for most of its limit, and says so
-    assert 0.3 < result.train_seconds <= wall
+    assert 0 < result.train_seconds <= elapsed
     # and its seconds are its whole time: it ran past the 1.5 s limit
     assert result.train_seconds + result.eval_seconds > 1.5
     assert result.eval_seconds > 0  # its validation checks, measured as they ran
@@ -47,25 +47,64 @@ def test_timed_out_trial_records_its_seconds_epochs_and_scores(spec):
     assert result.steps_run < (result.epochs_run + 1) * batches
 
 
-def test_time_limit_covers_building_and_diagnostics(spec):
+def _advance_at_each_check(clock, seconds):
+    """A callback that lets ``seconds`` pass at each validation check (and has no opinion)."""
+
+    def callback(check, value):
+        clock.advance(seconds)
+
+    return callback
+
+
+def test_time_limit_ends_the_trial_at_the_next_batch(spec, fake_clock):
+    # time passes only at the checks (4 per epoch of 40 batches): 1 s each, limit 2.5 s
+    result = train_and_score(
+        spec, "digits", Fidelity(epochs=5, time_limit=2.5), seed=0, checks_per_epoch=4,
+        callback=_advance_at_each_check(fake_clock, 1.0),
+    )  # fmt: skip
+    assert result.status == TIMEOUT and "time limit of 2.5 s reached in epoch 1" in result.message
+    # the third check (after batch 30) passed the limit; batch 31 never ran
+    assert [p["epoch"] for p in result.curve] == [0.25, 0.5, 0.75]
+    assert result.steps_run == 30 and result.epochs_run == 0
+    assert [p["seconds"] for p in result.curve] == [0.0, 1.0, 2.0]
+    assert result.train_seconds + result.eval_seconds == 3.0  # its whole time
+    assert result.val_score is None and result.test_score is None
+
+
+def test_time_limit_covers_building_and_diagnostics(spec, fake_clock):
+    fake_clock.tick = 0.01
     result = train_and_score(spec, "digits", Fidelity(epochs=1, time_limit=1e-9), seed=0)
     assert result.status == TIMEOUT
     assert result.epochs_run == 0 and result.steps_run == 0 and result.curve == []
-    assert "before building" in result.message or "while building" in result.message
+    assert "before building" in result.message
 
 
-def test_deadline_stops_at_the_next_batch_keeping_the_scores_reached(spec):
-    t0 = time.perf_counter()
+def test_deadline_stops_at_the_next_batch_keeping_the_scores_reached(spec, fake_clock):
     result = train_and_score(
-        spec, "digits", Fidelity(epochs=100_000), seed=0, deadline=time.time() + 1.5
-    )
-    wall = time.perf_counter() - t0
+        spec, "digits", Fidelity(epochs=100_000), seed=0, deadline=fake_clock.wall() + 2.5,
+        checks_per_epoch=4, callback=_advance_at_each_check(fake_clock, 1.0),
+    )  # fmt: skip
     assert result.status == STOPPED and "time budget" in result.message
-    assert wall < 1.5 + 1.0
-    assert result.epochs_run >= 1 and len(result.curve) == result.epochs_run
+    assert "in epoch 1" in result.message
+    # stopped at the batch after the third check, not at the end of its epoch
+    assert [p["epoch"] for p in result.curve] == [0.25, 0.5, 0.75]
+    assert result.steps_run == 30 and result.epochs_run == 0
     assert result.val_score == result.curve[-1]["val_score"]  # the last check it finished
     assert result.test_score is None
-    assert 0.3 < result.train_seconds <= wall
+
+
+def test_deadline_with_time_passing_per_batch_keeps_whole_epochs(spec, fake_clock):
+    fake_clock.tick = 0.01
+    t0 = fake_clock.t
+    result = train_and_score(
+        spec, "digits", Fidelity(epochs=100_000), seed=0, deadline=fake_clock.wall() + 1.5
+    )
+    elapsed = fake_clock.t - t0
+    assert result.status == STOPPED and "time budget" in result.message
+    assert result.epochs_run >= 1 and len(result.curve) == result.epochs_run
+    assert result.val_score == result.curve[-1]["val_score"]
+    assert result.test_score is None
+    assert 0 < result.train_seconds <= elapsed
 
 
 def test_checks_below_one_epoch_do_not_change_the_scores(spec):
@@ -101,7 +140,8 @@ def test_max_steps_stops_inside_an_epoch(spec):
     assert result.val_score == result.curve[0]["val_score"]
 
 
-def test_progress_is_called_while_training(spec):
+def test_progress_is_called_while_training(spec, fake_clock):
+    fake_clock.tick = 0.01
     calls = []
     train_and_score(
         spec,
@@ -114,7 +154,7 @@ def test_progress_is_called_while_training(spec):
     assert all(b[0] > a[0] and b[1] > a[1] for a, b in zip(calls, calls[1:]))
 
 
-def test_a_timeout_before_training_records_the_seconds_it_ran(spec, monkeypatch):
+def test_a_timeout_before_training_records_the_seconds_it_ran(spec, monkeypatch, fake_clock):
     """A trial ended by its limit while counting FLOPs spent its time there: the store must
     not be told 0 s (the compute report sums these)."""
     import autodlgym.training.trainer as trainer
@@ -122,25 +162,25 @@ def test_a_timeout_before_training_records_the_seconds_it_ran(spec, monkeypatch)
     count = trainer._count_flops
 
     def slow_count(*args, **kwargs):
-        time.sleep(0.3)
+        fake_clock.advance(0.3)
         return count(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "_count_flops", slow_count)
     result = train_and_score(spec, "digits", Fidelity(epochs=1, time_limit=0.1), seed=0)
     assert result.status == TIMEOUT and "while counting FLOPs" in result.message
     assert result.steps_run == 0 and result.curve == [] and result.eval_seconds == 0.0
-    # it reached its 0.1 s limit, and the FLOP count alone took 0.3 s
-    assert result.train_seconds > 0.1 and result.train_seconds >= 0.3
+    # it reached its 0.1 s limit, and the FLOP count took the 0.3 s it ran
+    assert result.train_seconds == pytest.approx(0.3)
 
 
-def test_an_error_records_the_seconds_spent_before_it(spec, monkeypatch):
+def test_an_error_records_the_seconds_spent_before_it(spec, monkeypatch, fake_clock):
     import autodlgym.nn.build as build
 
     def broken(*args, **kwargs):
-        time.sleep(0.2)
+        fake_clock.advance(0.2)
         raise RuntimeError("this block cannot be built")
 
     monkeypatch.setattr(build, "build_model", broken)
     result = train_and_score(spec, "digits", Fidelity(epochs=1), seed=0)
     assert result.status == "error" and "cannot be built" in result.message
-    assert result.train_seconds >= 0.2 and result.eval_seconds == 0.0
+    assert result.train_seconds == pytest.approx(0.2) and result.eval_seconds == 0.0
