@@ -24,6 +24,8 @@ from autodlgym.errors import AutoDLError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: a search in which no trial finished with a score
+EXIT_NO_SCORE = 1
 
 
 def _parse_value(text: str) -> Any:
@@ -432,8 +434,32 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(_search_summary(summary))
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
+    if summary.best_val_score is None and summary.finished:
+        print(f"error: {_no_score_reason(summary.run_dir)}", file=sys.stderr)
+        return EXIT_NO_SCORE
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
     return 0
+
+
+def _no_score_reason(run_dir: Any) -> str:
+    """One line: no trial of the run has a score, the commonest way its trials ended, and
+    what to try."""
+    from autodlgym.progress import plural
+    from autodlgym.run import Run
+
+    with Run.open(run_dir) as run:
+        df = run.frame()
+    ended = df.groupby(["status", "message"]).size().sort_values(ascending=False)
+    (status, message), n = ended.index[0], int(ended.iloc[0])
+    hint = {
+        "timeout": "give trials more time (--trial-time-limit SECONDS or none) or a larger "
+        "--time-budget",
+        "oom": "lower --max-params / --max-flops or use a smaller space",
+    }.get(status, f"see autodlgym leaderboard {run_dir} --per trial")
+    return (
+        f"no trial finished with a score ({plural(len(df), 'trial')}; "
+        f"{n} ended {status}: {message}); {hint}"
+    )
 
 
 def _search_summary(summary: Any) -> str:
@@ -449,10 +475,17 @@ def _search_summary(summary: Any) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     skipped = summary.rejected
     rejected = f"; {plural(skipped, 'over-budget candidate')} skipped" if skipped else ""
+    limits = ""
+    if getattr(summary, "throughput", None):
+        limits = (
+            f"; {summary.cut} cut at their time limit, machine measured at "
+            f"{summary.throughput / 1e9:.2g} GFLOP/s of training"
+        )
     return (
         f"{plural(summary.finished, 'trial')} in {summary.run_dir}"
         + (f" ({counts} this session)" if counts else "")
         + f"; {best}; stopped by {summary.stopped_by} after {summary.seconds:.1f} s{rejected}"
+        + limits
     )
 
 
