@@ -336,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
         "show", parents=[common], help="decisions, options, conditions and cardinality"
     )
     show.add_argument("--space", help="space file (default: the default space)")
+    show.add_argument(
+        "--task",
+        help="show the space a search on this task starts from: its modality's blocks (and "
+        "why each is in or out), its budget",
+    )
+    show.add_argument("--task-opt", action="append", default=[], metavar="KEY=VALUE")
     smp = spsub.add_parser("sample", parents=[common], help="random specs as JSON lines")
     smp.add_argument("--n", type=int, default=1)
     smp.add_argument("--seed", type=int, default=0)
@@ -948,7 +954,24 @@ def cmd_searchers(args: argparse.Namespace) -> int:
 
 def cmd_space(args: argparse.Namespace) -> int:
     if args.space_command == "show":
-        print(_space(args.space).describe())
+        if not args.task:
+            print(_space(args.space).describe())
+            return 0
+        from autodlgym.run import plan
+        from autodlgym.runner import RunConfig
+
+        config = RunConfig(
+            out="", task=args.task, task_kwargs=_key_values(args.task_opt, "--task-opt"),
+            space=_space(args.space).to_config() if args.space else None,
+        )  # fmt: skip
+        _, task, space = plan(config)
+        print(space.describe())
+        if not args.space and task.io is not None:
+            from autodlgym.searchspace.config import modality_priors
+
+            print(f"blocks for {task.io.modality} inputs ({task.name}):")
+            for block, offered, reason in modality_priors(task.io.modality):
+                print(f"  {'+' if offered else '-'} {block:<10} {reason}")
         return 0
     if args.space_command == "sample":
         if args.n < 0:

@@ -10,7 +10,7 @@ model's FLOPs, times :data:`LIMIT_MARGIN`, and never below :data:`LIMIT_FLOOR`::
     limit     = max(LIMIT_FLOOR, LIMIT_MARGIN * predicted)
 
 ``step_seconds`` (what one optimiser step costs beyond its arithmetic) and
-``flops_per_second`` are measured once per process (:func:`calibrate`, about 0.1 s, under
+``flops_per_second`` are measured once per process (:func:`calibrate`, about 0.2 s, under
 whatever load the machine has then); ``slowdown`` is the median, over the last
 :data:`WINDOW` stretches of training between two validation checks of any trial of the
 process, of the seconds measured over the seconds predicted. So the limit follows the machine
@@ -160,9 +160,9 @@ def calibrate(seconds: float = 0.05) -> Throughput:
             layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
         mlp = torch.nn.Sequential(*layers[:-1])
         x = torch.randn(128, sizes[0])
-        per_step = _time_per_call(
-            functools.partial(_step, mlp, torch.optim.Adam(mlp.parameters()), x), seconds, 3
-        )
+        step = functools.partial(_step, mlp, torch.optim.Adam(mlp.parameters()), x)
+        # the median of three: one measurement of a busy machine's speed varies by 3x
+        per_step = statistics.median(_time_per_call(step, seconds, 3) for _ in range(3))
     flops = TRAIN_FLOPS_FACTOR * 128 * sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
     arithmetic = max(per_step - step_seconds, per_step / 2)
     return Throughput(step_seconds=step_seconds, flops_per_second=flops / arithmetic)
