@@ -271,9 +271,10 @@ def test_adaptive_limits_cut_trials_which_keep_their_scores_and_the_run_counts_t
     df = load_results(summary.run_dir)
     first, second = df.iloc[0], df.iloc[1]
     assert first.status == "stopped" and first.cut == True  # noqa: E712 - a frame cell
-    assert first.limit_seconds == 0.5  # the floor: the first speed predicts far less
+    # the floor (cold: nothing measured yet in this process): the first speed predicts less
+    assert first.limit_seconds == 0.5 * limits.COLD_FLOOR_FACTOR
     assert first.steps_run > 0 and first.val_score >= 0 and first.test_score >= 0
-    assert second.status == "ok" and second.limit_seconds > 0.5
+    assert second.status == "ok" and second.limit_seconds > 0.5 * limits.COLD_FLOOR_FACTOR
     assert summary.cut == int((df.cut == True).sum()) == 1  # noqa: E712
     assert summary.statuses == {"stopped": 1, "ok": 1}
     assert summary.throughput == pytest.approx(statistics.median(df.throughput))

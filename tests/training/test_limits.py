@@ -80,6 +80,9 @@ def test_trial_limit_is_a_margin_over_the_predicted_seconds_with_a_floor_and_a_c
     )
     assert trial_limit(tp, flops, train, steps, scored, floor=1e3, margin=4.0) == 1e3
     assert trial_limit(tp, flops, train, steps, scored, ceiling=50.0, floor=1.0) == 50.0
+    # before anything was measured the floor is higher (a first trial's one-off costs)
+    cold = Throughput(step_seconds=1e-3, flops_per_second=1e9)
+    assert trial_limit(cold, 1, 1, 1, 1, floor=2.0) == 2.0 * limits.COLD_FLOOR_FACTOR
     # a busier machine (a larger measured slowdown) gives a longer limit
     tp.ratios.extend([6.0, 6.0])
     assert trial_limit(tp, flops, train, steps, scored, floor=1.0, margin=4.0) == pytest.approx(
