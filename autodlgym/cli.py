@@ -24,6 +24,8 @@ from autodlgym.errors import AutoDLError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: a search in which no trial finished with a score
+EXIT_NO_SCORE = 1
 
 
 def _parse_value(text: str) -> Any:
@@ -334,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
         "show", parents=[common], help="decisions, options, conditions and cardinality"
     )
     show.add_argument("--space", help="space file (default: the default space)")
+    show.add_argument(
+        "--task",
+        help="show the space a search on this task starts from: its modality's blocks (and "
+        "why each is in or out), its budget",
+    )
+    show.add_argument("--task-opt", action="append", default=[], metavar="KEY=VALUE")
     smp = spsub.add_parser("sample", parents=[common], help="random specs as JSON lines")
     smp.add_argument("--n", type=int, default=1)
     smp.add_argument("--seed", type=int, default=0)
@@ -432,8 +440,32 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(_search_summary(summary))
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
+    if summary.best_val_score is None and summary.finished:
+        print(f"error: {_no_score_reason(summary.run_dir)}", file=sys.stderr)
+        return EXIT_NO_SCORE
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
     return 0
+
+
+def _no_score_reason(run_dir: Any) -> str:
+    """One line: no trial of the run has a score, the commonest way its trials ended, and
+    what to try."""
+    from autodlgym.progress import plural
+    from autodlgym.run import Run
+
+    with Run.open(run_dir) as run:
+        df = run.frame()
+    ended = df.groupby(["status", "message"]).size().sort_values(ascending=False)
+    (status, message), n = ended.index[0], int(ended.iloc[0])
+    hint = {
+        "timeout": "give trials more time (--trial-time-limit SECONDS or none) or a larger "
+        "--time-budget",
+        "oom": "lower --max-params / --max-flops or use a smaller space",
+    }.get(status, f"see autodlgym leaderboard {run_dir} --per trial")
+    return (
+        f"no trial finished with a score ({plural(len(df), 'trial')}; "
+        f"{n} ended {status}: {message}); {hint}"
+    )
 
 
 def _search_summary(summary: Any) -> str:
@@ -449,10 +481,17 @@ def _search_summary(summary: Any) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     skipped = summary.rejected
     rejected = f"; {plural(skipped, 'over-budget candidate')} skipped" if skipped else ""
+    limits = ""
+    if getattr(summary, "throughput", None):
+        limits = (
+            f"; {summary.cut} cut at their time limit, machine measured at "
+            f"{summary.throughput / 1e9:.2g} GFLOP/s of training"
+        )
     return (
         f"{plural(summary.finished, 'trial')} in {summary.run_dir}"
         + (f" ({counts} this session)" if counts else "")
         + f"; {best}; stopped by {summary.stopped_by} after {summary.seconds:.1f} s{rejected}"
+        + limits
     )
 
 
@@ -915,7 +954,24 @@ def cmd_searchers(args: argparse.Namespace) -> int:
 
 def cmd_space(args: argparse.Namespace) -> int:
     if args.space_command == "show":
-        print(_space(args.space).describe())
+        if not args.task:
+            print(_space(args.space).describe())
+            return 0
+        from autodlgym.run import plan
+        from autodlgym.runner import RunConfig
+
+        config = RunConfig(
+            out="", task=args.task, task_kwargs=_key_values(args.task_opt, "--task-opt"),
+            space=_space(args.space).to_config() if args.space else None,
+        )  # fmt: skip
+        _, task, space = plan(config)
+        print(space.describe())
+        if not args.space and task.io is not None:
+            from autodlgym.searchspace.config import modality_priors
+
+            print(f"blocks for {task.io.modality} inputs ({task.name}):")
+            for block, offered, reason in modality_priors(task.io.modality):
+                print(f"  {'+' if offered else '-'} {block:<10} {reason}")
         return 0
     if args.space_command == "sample":
         if args.n < 0:

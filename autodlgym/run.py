@@ -289,10 +289,44 @@ def plan(config: RunConfig, task: Task | None = None) -> tuple[RunConfig, Task, 
     if task is None:
         task = get_task(config.task, **config.task_kwargs)
     config = settle_config(config, task)
+    if _wants_data_budget(config, task):
+        task = with_data_budget(task, max(1, int(config.cpus_per_trial)))
     space = make_space(config, task)
     if space.constraints.active:
         cheapest(space)  # a budget nothing fits: one line, before anything is written
     return config, task, space
+
+
+def _wants_data_budget(config: RunConfig, task: Task) -> bool:
+    """A user's data without a budget of its own, and a limit left to the defaults."""
+    from autodlgym.searchspace.constraints import DEFAULT
+
+    return (
+        task.kind == "trained"
+        and task.preprocessing is not None
+        and not task.budget.active
+        and (config.max_params == DEFAULT or config.max_flops == DEFAULT)
+        and not (config.space or {}).get("constraints")
+    )
+
+
+def with_data_budget(task: Task, threads: int = 1) -> Task:
+    """``task`` with a default budget sized from its data and this machine
+    (:func:`~autodlgym.searchspace.constraints.data_budget`): its training rows and input
+    size, and the training speed measured here on ``threads`` torch threads (the speed the
+    trials' limits start from, :mod:`autodlgym.training.limits`)."""
+    import dataclasses
+    import math
+
+    from autodlgym.execution.local import torch_threads
+    from autodlgym.searchspace.constraints import data_budget
+    from autodlgym.training.limits import process_throughput
+
+    data = task.load()
+    with torch_threads(threads):
+        speed = process_throughput().flops_per_second_now
+    budget = data_budget(len(data.y_train), math.prod(task.io.shape), speed)
+    return dataclasses.replace(task, budget=budget)
 
 
 def load_results(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import statistics
 import warnings
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -59,8 +60,9 @@ MULTI_FIDELITY_CHECKS = 4
 #: the pruner a search limited by ``time_budget`` gets when ``pruner="auto"``
 TIME_BUDGET_PRUNER = "asha"
 #: with ``pruner="asha"``, a time budget and ``trial_time_limit="auto"``, a first-rung trial
-#: may take this share of the budget (1/30: 10 s of 5 minutes), three times more per rung up
-FIRST_RUNG_SHARE = 30
+#: may take at most this share of the budget (1/6: 10 s of a minute), three times more per
+#: rung up; its own limit follows the machine's measured speed below that
+FIRST_RUNG_SHARE = 6
 #: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
 RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 
@@ -85,16 +87,23 @@ class RunConfig:
             ``stopped``, keeping the scores they reached.
         epochs, max_train_samples, trial_time_limit: the full fidelity of every trial (on a
             tabular task, ``epochs`` picks the point of the stored learning curve). A trial
-            that takes longer than ``trial_time_limit`` seconds ends with status ``timeout``;
-            ``"auto"`` allows ``AUTO_SECONDS_PER_EPOCH`` per epoch (so one very wide candidate
-            cannot stall a CPU search), None or ``"none"`` no limit. ``epochs=None``:
+            that reaches ``trial_time_limit`` seconds is cut: it ends ``stopped`` with the
+            epochs and scores it completed (``timeout`` when it trained nothing).
+            ``"auto"``: each trial's limit follows its worker's measured speed (its FLOPs over
+            the training FLOPs per second measured during the run, times a margin, with a
+            floor: :mod:`autodlgym.training.limits`), at most ``AUTO_SECONDS_PER_EPOCH`` per
+            epoch (so one very wide candidate cannot stall a CPU search); None or ``"none"``
+            no limit. ``epochs=None``:
             ``MULTI_FIDELITY_EPOCHS`` when a pruner runs, else ``DEFAULT_EPOCHS``.
         checks_per_epoch: validation checks (and pruner reports) per epoch; None:
             ``MULTI_FIDELITY_CHECKS`` under Optuna's pruners, else 1.
         seed: seeds the searcher and every trial's training.
         workers: trials in flight at once; 1 with no ``ray_address`` trains in-process, more
             uses Ray. None: 1 locally, or one per GPU / CPU core when ``ray_address`` is given.
-        cpus_per_trial, gpus_per_trial: Ray resources of each worker (0.25 GPUs: four per GPU).
+        cpus_per_trial, gpus_per_trial: Ray resources of each worker (0.25 GPUs: four per GPU);
+            ``max(1, int(cpus_per_trial))`` is also torch's threads of each trial, in-process
+            as on Ray (one count under any load: the same scores, and no threads waiting for
+            each other on a busy machine).
         ray_address: join an existing Ray cluster (``"auto"`` or ``"host:port"``).
         device: torch device for in-process training (``"auto"``: CUDA if available).
         pruner: multi-fidelity, so many candidates are tried cheaply and the best train for
@@ -246,6 +255,11 @@ class SearchSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     #: candidates found over the budget and never trained, over all sessions of the run
     rejected: int = 0
+    #: trials of this session cut at their time limit (ended ``stopped`` with their scores)
+    cut: int = 0
+    #: the training FLOPs per second the workers measured (the median of this session's
+    #: trials' ``throughput``); None without adaptive time limits
+    throughput: float | None = None
 
     def results(self):
         """The run's trials as a pandas DataFrame (see :func:`autodlgym.load_results`)."""
@@ -305,20 +319,29 @@ def make_executor(config: RunConfig, reporter: Any = None):
     """The executor ``config`` asks for: in-process, or a pool of Ray workers. Either has the
     task's data loaded before it returns, so the search's clock does not count loading it."""
     if not config.uses_ray:
+        from autodlgym.execution.local import LocalExecutor, torch_threads
         from autodlgym.tasks import get_task
         from autodlgym.training.trainer import warm_up  # torch is imported by warm_up only
 
-        # the arrays (cached for every trial) and the trainer's one-off costs; a lookup task
-        # needs neither torch nor data and loads its table only
-        get_task(config.task, **config.task_kwargs).prepare(warm_up)
-        from autodlgym.execution.local import LocalExecutor
+        threads = max(1, int(config.cpus_per_trial))
+        # the arrays (cached for every trial) and the trainer's one-off costs, the machine's
+        # speed measured on the trials' threads; a lookup task needs neither torch nor data
+        # and loads its table only
+        task = get_task(config.task, **config.task_kwargs)
+        with torch_threads(threads if task.kind != "lookup" else None):
+            task.prepare(warm_up)
 
         device = config.device
         if device == "auto":
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return LocalExecutor(device=device, reporter=reporter, amp=config.amp)
+        return LocalExecutor(
+            device=device,
+            reporter=reporter,
+            amp=config.amp,
+            threads=threads,
+        )
     from autodlgym.execution.ray_executor import RayExecutor
 
     return RayExecutor(
@@ -386,6 +409,8 @@ class _Search:
         self.resubmit: deque[Any] = deque()
         self.finished = 0
         self.statuses: Counter[str] = Counter()
+        self.cut = 0
+        self.throughputs: list[float] = []
         self.start = clock.now()
         self.bar: SearchProgress | None = None
 
@@ -563,6 +588,9 @@ class _Search:
                 self.scheduler.finished(spec, fidelity, result)
             self.finished += 1
             self.statuses[result.status] += 1
+            self.cut += bool(result.cut)
+            if result.throughput is not None:
+                self.throughputs.append(result.throughput)
             self.searcher.tell(spec, result)
             self.told.add(trial_id)
             _save_searcher(self.store, self.searcher, self.told, self.elapsed(), self.rejected())
@@ -619,6 +647,7 @@ class _Search:
             prune=self.reporter is not None,
             deadline=self.deadline(),
             checks_per_epoch=int(config.checks_per_epoch or 1),
+            adaptive_limit=config.trial_time_limit == "auto",
         )
         self.in_flight[trial_id] = (spec, fidelity)
         self.bar.started(trial_id, spec.summary(), fidelity.epochs)
@@ -676,6 +705,8 @@ class _Search:
             clock.now() - self.start,
             dict(self.statuses),
             self.rejected() if self.searcher is not None else self.rejected_before,
+            self.cut,
+            statistics.median(self.throughputs) if self.throughputs else None,
         )
 
 

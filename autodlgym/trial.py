@@ -26,7 +26,8 @@ FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 SEARCH = "search"
 RETRAIN = "retrain"
 PHASES = (SEARCH, RETRAIN)
-#: the search's time budget ran out while the trial trained: it keeps the scores it reached
+#: the search's time budget ran out while the trial trained, or the trial reached its own
+#: time limit after training (``TrialResult.cut``): it keeps the scores it reached
 STOPPED = "stopped"
 STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET, STOPPED)
 
@@ -105,6 +106,11 @@ class TrialResult:
     (building, FLOP counting and diagnostics included), so a trial ended by a limit of N s
     records more than N s and a run's compute adds up.
 
+    Time limits: ``limit_seconds`` is the limit the trial ran under; ``cut`` is True when it
+    reached it after training some steps: it then ends ``stopped`` with the epochs, steps and
+    scores it completed (see :func:`~autodlgym.training.trainer.train_and_score`), and
+    ``throughput`` is the training FLOPs per second its process measured (adaptive limits).
+
     Memory: ``peak_rss_mb`` is the training process's peak resident set (MiB) during this trial
     (Linux ``VmHWM``, reset when the trial starts; it includes what the process held before,
     such as torch and the task's data; None where it cannot be reset per trial).
@@ -131,6 +137,13 @@ class TrialResult:
     device: str = "cpu"
     worker: str = ""
     latency: float | None = None
+    #: seconds the trial was allowed (its fidelity's limit, or the adaptive one); None: none
+    limit_seconds: float | None = None
+    #: the training FLOPs per second its process measured by its end (adaptive limits only)
+    throughput: float | None = None
+    #: True when the trial reached its time limit after training and kept its scores
+    #: (status ``stopped``); None otherwise
+    cut: bool | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -173,6 +186,9 @@ class TrialJob:
     #: validation checks (pruning reports) per epoch; more than 1 gives the pruner rungs below
     #: one epoch
     checks_per_epoch: int = 1
+    #: the trial's time limit follows its worker's measured speed, at most
+    #: ``fidelity.time_limit`` (:mod:`autodlgym.training.limits`)
+    adaptive_limit: bool = False
 
 
 # The ladder of fidelities a rung scheduler climbs (tasks say which ladder they have) ------

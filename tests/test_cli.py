@@ -257,3 +257,17 @@ def test_resume_of_a_finished_run_is_a_no_op(tmp_path, tiny_space_file):
     assert run(*_search_args(out, tiny_space_file, 2)).returncode == 0
     r = run("search", "--out", str(out), "--resume")
     assert r.returncode == 0 and len(load_results(out)) == 2
+
+
+def test_a_search_in_which_no_trial_scored_exits_1_with_the_reason(
+    tmp_path, tiny_space_file, capsys
+):
+    from autodlgym.cli import EXIT_NO_SCORE, main
+
+    out = tmp_path / "run"
+    rc = main([*_search_args(out, tiny_space_file, 2), "--trial-time-limit", "0.000000001"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == EXIT_NO_SCORE == 1
+    assert err[-1].startswith("error: no trial finished with a score (2 trials; 2 ended timeout")
+    assert "--trial-time-limit" in err[-1]
+    assert len(load_results(out)) == 2  # everything recorded is kept

@@ -252,3 +252,35 @@ def test_a_pruner_that_cannot_prune_warns_once_and_says_what_to_change(tmp_path,
     # the default checks of Optuna's pruners give them rungs below one epoch
     cfg = RunConfig(out=str(tmp_path / "b"), pruner="hyperband", epochs=1)
     assert cfg.checks_per_epoch == 4 and cfg.checks == 4
+
+
+def test_adaptive_limits_cut_trials_which_keep_their_scores_and_the_run_counts_them(
+    tmp_path, tiny_space_config, monkeypatch
+):
+    """With ``trial_time_limit="auto"`` each trial's limit follows the measured speed. The
+    first trial's limit comes from a speed far above the (fake) clock's: it is cut, recorded
+    ``stopped`` with its scores; what it measured makes the next trial's limit long enough."""
+    import statistics
+
+    import autodlgym.training.trainer as trainer
+    from autodlgym.training import limits
+
+    tp = limits.Throughput(step_seconds=1e-6, flops_per_second=1e15)
+    monkeypatch.setattr(limits, "_PROCESS", tp)
+    monkeypatch.setattr(limits, "LIMIT_FLOOR", 0.5)
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(trainer, "_now", lambda: next(ticks) * 1e-3)  # 1 ms a read
+    summary = run_search(
+        _config(tmp_path, tiny_space_config, trials=2, max_train_samples=None, epochs=50)
+    )
+    df = load_results(summary.run_dir)
+    first, second = df.iloc[0], df.iloc[1]
+    assert first.status == "stopped" and first.cut == True  # noqa: E712 - a frame cell
+    # the floor (cold: nothing measured yet in this process): the first speed predicts less
+    assert first.limit_seconds == 0.5 * limits.COLD_FLOOR_FACTOR
+    assert first.steps_run > 0 and first.val_score >= 0 and first.test_score >= 0
+    assert second.status == "ok" and second.limit_seconds > 0.5 * limits.COLD_FLOOR_FACTOR
+    assert summary.cut == int((df.cut == True).sum()) == 1  # noqa: E712
+    assert summary.statuses == {"stopped": 1, "ok": 1}
+    assert summary.throughput == pytest.approx(statistics.median(df.throughput))
+    assert second.throughput == pytest.approx(1e15 / tp.slowdown())

@@ -12,7 +12,9 @@ actor and its trial is run again, at most ``max_retries`` times; after that the 
 with status ``worker_lost``. Every submitted job comes back exactly once.
 
 Trials stop themselves at their time limit and at the search's deadline (the trainer checks
-between batches). A trial stuck inside one call (a hung kernel, a batch that never ends) is
+between batches and before every module's forward pass). Each worker measures its own
+training speed (``warm_up`` calibrates it when the actor starts), so a job with
+``adaptive_limit`` gets a limit that follows its own worker's load. A trial stuck inside one call (a hung kernel, a batch that never ends) is
 ended from the driver: past ``HUNG_FACTOR`` times its time limit it comes back ``timeout``, and
 ``DEADLINE_GRACE`` seconds past the search's deadline ``stopped``; its worker is replaced.
 

@@ -27,6 +27,7 @@ from autodlgym.trial import (  # noqa: F401 - the ladder's home is trial.py; re-
     MIN_EPOCHS,
     OK,
     REDUCTION_FACTOR,
+    STOPPED,
     Fidelity,
     TrialResult,
     fidelity_level,
@@ -70,14 +71,16 @@ class RungScheduler:
             self._started[k].add(spec.arch_id)
 
     def finished(self, spec: ArchSpec, fidelity: Fidelity, result: TrialResult) -> None:
-        """A trial ended. Only ``ok`` trials rank in their rung; any other end leaves the
-        candidate where it was (it is never promoted from that rung)."""
+        """A trial ended. Trials with a usable score rank in their rung (``ok``, and
+        ``stopped`` ones: cut at their time limit or stopped by the deadline, with the score
+        they reached); any other end leaves the candidate where it was (it is never
+        promoted from that rung)."""
         k = self.rung_of(fidelity)
         if k is None:
             return
         self._started[k].add(spec.arch_id)
         score = result.val_score
-        if result.status == OK and score is not None and math.isfinite(score):
+        if result.status in (OK, STOPPED) and score is not None and math.isfinite(score):
             self._scores[k].setdefault(spec.arch_id, (float(score), spec))
 
     def restore(

@@ -24,38 +24,73 @@ class BuiltinBlock(NamedTuple):
     reads: str
     uses: tuple[str, ...]
     doc: str
+    #: the task modalities whose default space offers the block (its prior fits them)
+    modalities: tuple[str, ...] = ("vector", "sequence", "image")
+
+
+#: The priors each modality's default space keeps. Columns of a table have no order and no
+#: neighbourhood, so locality and order priors (convolutions over columns, recurrence,
+#: WaveNet, attention over positions) are left out for vectors; a residual or SE block reads
+#: a vector as one position with its features as channels (a residual MLP, squeeze-excitation
+#: over features), with kernel 1. Images keep the convolution family and attention over
+#: positions; sequences every block.
+ALL = ("vector", "sequence", "image")
+SPATIAL = ("sequence", "image")
+#: stage decisions whose options a modality narrows in its default space
+MODALITY_OPTIONS: dict[str, dict[str, list[Any]]] = {"vector": {"kernel": [1], "dilation": [1]}}
 
 
 #: name -> block, in the order the default space offers them
 BLOCKS: dict[str, BuiltinBlock] = {
-    "mlp": BuiltinBlock("MLPBlock", "vector", (), "fully connected layer"),
+    "mlp": BuiltinBlock("MLPBlock", "vector", (), "fully connected layer", ALL),
     "conv": BuiltinBlock(
-        "ConvBlock", "spatial", ("kernel", "dilation"), "convolution (kernel, dilation)"
+        "ConvBlock", "spatial", ("kernel", "dilation"), "convolution (kernel, dilation)", SPATIAL
     ),
     "residual": BuiltinBlock(
-        "ResidualBlock", "spatial", ("kernel", "dilation"), "two-conv residual block"
+        "ResidualBlock",
+        "spatial",
+        ("kernel", "dilation"),
+        "two-conv residual block (on a vector: a residual MLP)",
+        ALL,
     ),
-    "highway": BuiltinBlock("HighwayBlock", "vector", ("gate_bias",), "gated highway layer"),
+    "highway": BuiltinBlock("HighwayBlock", "vector", ("gate_bias",), "gated highway layer", ALL),
     "dense": BuiltinBlock(
-        "DenseBlock", "spatial", ("kernel", "growth"), "DenseNet block (growth), transition"
+        "DenseBlock",
+        "spatial",
+        ("kernel", "growth"),
+        "DenseNet block (growth), transition",
+        SPATIAL,
     ),
     "inception": BuiltinBlock(
-        "InceptionBlock", "spatial", (), "parallel 1/3/5 convs and pool branch"
+        "InceptionBlock", "spatial", (), "parallel 1/3/5 convs and pool branch", SPATIAL
     ),
     "se": BuiltinBlock(
-        "SEBlock", "spatial", ("kernel", "reduction"), "conv with squeeze-excitation"
+        "SEBlock",
+        "spatial",
+        ("kernel", "reduction"),
+        "conv with squeeze-excitation (on a vector: SE over features)",
+        ALL,
     ),
     "attention": BuiltinBlock(
-        "AttentionBlock", "sequence", ("heads",), "pre-norm transformer layer (heads)"
+        "AttentionBlock",
+        "sequence",
+        ("heads",),
+        "pre-norm transformer layer (heads)",
+        SPATIAL,
     ),
     "recurrent": BuiltinBlock(
         "RecurrentBlock",
         "sequence",
         ("cell", "bidirectional"),
         "rnn/gru/lstm/minimal cell, bidirectional",
+        ("sequence",),
     ),
     "wavenet": BuiltinBlock(
-        "WaveNetBlock", "sequence", ("kernel",), "dilated causal gated conv, residual and skip"
+        "WaveNetBlock",
+        "sequence",
+        ("kernel",),
+        "dilated causal gated conv, residual and skip",
+        ("sequence",),
     ),
 }
 

@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autodlgym.errors import AutoDLError
+from autodlgym.searchspace import builtins
 from autodlgym.searchspace import constraints as _budget
 from autodlgym.searchspace.choice import Choice, same_type
-from autodlgym.searchspace.registry import BLOCKS, INIT_LAWS, blocks_using, loaded_blocks
+from autodlgym.searchspace.registry import (
+    BLOCKS,
+    INIT_LAWS,
+    block_modalities,
+    blocks_using,
+    loaded_blocks,
+)
 from autodlgym.utils import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,13 +128,50 @@ _DEFAULT_TEMPLATE: dict[str, Any] = {
 }
 
 
-def default_config() -> dict[str, Any]:
+def default_config(modality: str | None = None) -> dict[str, Any]:
     """The default space as a config: every built-in block, each stage decision a block
-    uses (``register_block(..., uses=...)``) active exactly for the blocks that use it."""
+    uses (``register_block(..., uses=...)``) active exactly for the blocks that use it.
+
+    Args:
+        modality: ``vector``, ``sequence`` or ``image``: only the built-in blocks whose
+            registration lists it (:func:`modality_blocks`), and the stage options it
+            narrows (:data:`~autodlgym.searchspace.builtins.MODALITY_OPTIONS`: kernel 1 on
+            vectors). None: every block for every modality.
+    """
     config = copy.deepcopy(_DEFAULT_TEMPLATE)
-    config["stage"]["block"]["options"] = BLOCKS.builtins()
+    blocks = BLOCKS.builtins()
+    if modality is not None:
+        blocks = modality_blocks(modality, blocks)
+        for name, options in builtins.MODALITY_OPTIONS.get(modality, {}).items():
+            config["stage"][name] = {**config["stage"][name], "options": list(options)}
+    config["stage"]["block"]["options"] = blocks
     condition_on_blocks(config["stage"], set(config["stage"]))
     return config
+
+
+def modality_blocks(modality: str, blocks: Iterable[str]) -> list[str]:
+    """Those of ``blocks`` whose registration fits ``modality`` (see
+    :func:`~autodlgym.searchspace.registry.register_block`)."""
+    if modality not in builtins.ALL:
+        raise AutoDLError(f"modality {modality!r} is unknown; use {', '.join(builtins.ALL)}")
+    return [b for b in blocks if modality in block_modalities(b)]
+
+
+def modality_priors(modality: str) -> list[tuple[str, bool, str]]:
+    """Why each registered block is or is not in ``modality``'s default space: ``(block,
+    offered, reason)``, for ``autodlgym space show --task``."""
+    out = []
+    for b in loaded_blocks():
+        fits = block_modalities(b)
+        offered = modality in fits
+        reason = (
+            f"registered for {', '.join(fits)}"
+            if offered
+            else f"registered for {', '.join(fits)} only (its prior does not fit {modality} "
+            "inputs); name it in a space file to search it"
+        )
+        out.append((b, offered, reason))
+    return out
 
 
 def condition_on_blocks(stage: dict[str, Any], free: set[str]) -> None:

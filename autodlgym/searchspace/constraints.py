@@ -214,6 +214,50 @@ def resolve_budget(
     return space.with_constraints(io=io, **limits)
 
 
+# A budget for a user's data ---------------------------------------------------------------
+#: seconds one epoch of the largest candidate may take at the machine's measured speed
+EPOCH_SECONDS = 10.0
+#: parameters a candidate may have per training example, and per input value
+PARAMS_PER_EXAMPLE = 50
+PARAMS_PER_INPUT = 256
+#: the data budget's limits stay within these
+PARAMS_RANGE = (20_000, 2_000_000)
+FLOPS_RANGE = (100_000, 1_000_000_000)
+
+
+def data_budget(n_train: int, input_size: int, flops_per_second: float) -> Constraints:
+    """The default budget of a search on a user's data (a file, or arrays), which has no
+    budget of its own: sized from the data and the machine.
+
+    * ``max_flops``: one epoch of the largest candidate takes about :data:`EPOCH_SECONDS` at
+      ``flops_per_second`` (training FLOPs, a forward and a backward pass counted as three
+      forward passes): ``flops_per_second * EPOCH_SECONDS / (3 * n_train)``.
+    * ``max_params``: :data:`PARAMS_PER_EXAMPLE` per training example, and at least
+      :data:`PARAMS_PER_INPUT` per input value (a first layer of that width).
+
+    Each is rounded down to 1, 2 or 5 times a power of ten (the same budget for small
+    changes of the measured speed) and kept within :data:`FLOPS_RANGE` / :data:`PARAMS_RANGE`.
+    """
+    flops = flops_per_second * EPOCH_SECONDS / (3 * max(1, int(n_train)))
+    params = max(PARAMS_PER_EXAMPLE * int(n_train), PARAMS_PER_INPUT * int(input_size))
+    return Constraints(
+        max_params=_clamp(_round_125(params), PARAMS_RANGE),
+        max_flops=_clamp(_round_125(flops), FLOPS_RANGE),
+    )
+
+
+def _round_125(x: float) -> int:
+    """``x`` rounded down to 1, 2 or 5 times a power of ten."""
+    if x < 1:
+        return 1
+    power = 10 ** math.floor(math.log10(x))
+    return int(max(m for m in (1, 2, 5) if m * power <= x) * power)
+
+
+def _clamp(x: int, bounds: tuple[int, int]) -> int:
+    return max(bounds[0], min(bounds[1], x))
+
+
 # Search inside the budget --------------------------------------------------------------------
 def sample_within(
     space: SearchSpace, draw: Callable[[], ArchSpec], gen: np.random.Generator

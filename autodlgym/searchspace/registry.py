@@ -41,7 +41,7 @@ BLOCKS: Registry = Registry(
     group="autodlgym.blocks",
     adopt=_adopt_block,
     declared={
-        name: (b.cls, {"reads": b.reads, "uses": b.uses, "doc": b.doc})
+        name: (b.cls, {"reads": b.reads, "uses": b.uses, "doc": b.doc, "modalities": b.modalities})
         for name, b in builtins.BLOCKS.items()
     },
 )
@@ -57,7 +57,12 @@ INIT_LAWS: Registry = Registry(
 
 
 def register_block(
-    name: str, *, reads: str = "any", uses: Iterable[str] = (), doc: str = ""
+    name: str,
+    *,
+    reads: str = "any",
+    uses: Iterable[str] = (),
+    doc: str = "",
+    modalities: Iterable[str] | None = None,
 ) -> Callable[[Any], Any]:
     """Decorator registering a block factory ``factory(in_shape, ctx) -> nn.Module``.
 
@@ -68,6 +73,10 @@ def register_block(
         uses: the stage decisions the block reads from ``ctx`` (e.g. ``("kernel",)``); in a
             space, each is active exactly when the stage's block is one that uses it.
         doc: one line shown in listings.
+        modalities: the task modalities (``vector``, ``sequence``, ``image``) whose prior
+            the block fits: a task's default space offers it only there (a space that names
+            it offers it anywhere). None: every modality (registrations from before this
+            existed keep working everywhere).
     """
     if reads not in READS:
         raise SpecError(
@@ -75,7 +84,24 @@ def register_block(
         )
     if isinstance(uses, str):
         uses = (uses,)
-    return BLOCKS.register(name, reads=reads, uses=tuple(uses), doc=doc)
+    if modalities is None:
+        modalities = builtins.ALL
+    elif isinstance(modalities, str):
+        modalities = (modalities,)
+    unknown = [m for m in modalities if m not in builtins.ALL]
+    if unknown:
+        raise SpecError(
+            f"block {name!r}: modality {unknown[0]!r} is unknown; use {', '.join(builtins.ALL)}"
+        )
+    return BLOCKS.register(
+        name, reads=reads, uses=tuple(uses), doc=doc, modalities=tuple(modalities)
+    )
+
+
+def block_modalities(name: str) -> tuple[str, ...]:
+    """The modalities whose default space offers block ``name`` (every one for a block
+    registered without them)."""
+    return tuple(BLOCKS.meta(name).get("modalities") or builtins.ALL)
 
 
 def register_init(name: str, **meta: Any) -> Callable[[Any], Any]:

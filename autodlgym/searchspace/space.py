@@ -114,9 +114,12 @@ class SearchSpace:
 
     # Construction -------------------------------------------------------------------------
     @classmethod
-    def default(cls) -> SearchSpace:
-        """The default space: every block type, init law and training setting autodlgym ships."""
-        return cls.from_config(default_config())
+    def default(cls, modality: str | None = None) -> SearchSpace:
+        """The default space: every block type, init law and training setting autodlgym ships;
+        with a ``modality`` (``vector``, ``sequence``, ``image``), only the blocks whose
+        priors fit it (a trained task's default space: its inputs' modality; see
+        :func:`~autodlgym.searchspace.config.default_config`)."""
+        return cls.from_config(default_config(modality))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SearchSpace:

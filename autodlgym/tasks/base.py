@@ -171,10 +171,11 @@ class Task:
     # The task protocol ----------------------------------------------------------------------
     def default_space(self) -> Any:
         """The search space a run on this task searches unless given one: the default space
-        (a lookup task's table brings its own)."""
+        for its inputs' modality (``SearchSpace.default(io.modality)``: the blocks whose
+        priors fit them); a lookup task's table brings its own."""
         from autodlgym.searchspace.space import SearchSpace
 
-        return SearchSpace.default()
+        return SearchSpace.default(self.io.modality if self.io is not None else None)
 
     def default_fidelity(self) -> Fidelity | None:
         """The full fidelity of a run that names no ``epochs`` (None: the run's own default,

@@ -25,6 +25,13 @@ from autodlgym.clock import now as _now  # the injectable clock
 from autodlgym.clock import wall as _wall
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
+from autodlgym.training.limits import (
+    TRAIN_FLOPS_FACTOR,
+    Throughput,
+    grace,
+    process_throughput,
+    trial_limit,
+)
 from autodlgym.trial import (
     ERROR,
     FAILURES,
@@ -44,6 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: examples per forward pass when scoring (no gradients are kept, so this can be large)
 EVAL_BATCH = 2048
+#: most FLOPs of one evaluation batch (a large model scores in smaller batches, so a limit or
+#: deadline is checked often enough)
+EVAL_FLOPS = 10**10
 #: most examples the initialisation diagnostics look at (their cost grows faster than linearly)
 DIAGNOSTICS_BATCH = 64
 #: the train subset of a fidelity with ``max_train_samples`` is a prefix of one fixed
@@ -72,20 +82,33 @@ class _Stopped(Exception):
 
 class _Clock:
     """The trial's time: its limit (building, diagnostics, training and evaluation all count),
-    the search's deadline, the seconds spent training, and throttled progress calls."""
+    the search's deadline, the seconds spent training, and throttled progress calls. With a
+    ``throughput`` (an adaptive limit) the limit is set once the trial's FLOPs are known
+    (:meth:`adapt`)."""
 
     def __init__(
-        self, limit: float | None, deadline: float | None, progress: Progress | None
+        self,
+        limit: float | None,
+        deadline: float | None,
+        progress: Progress | None,
+        throughput: Throughput | None = None,
     ) -> None:
         self.start = _now()
         self.limit = limit
         self.limit_at = self.start + limit if limit is not None else math.inf
-        # the deadline is wall-clock time (it crosses processes); compare in perf_counter time
+        # the deadline is wall-clock time (it crosses processes); compare in the trainer's time
         self.deadline_at = self.start + (deadline - _wall()) if deadline is not None else math.inf
         self.progress = progress
         self.next_progress = self.start
         self.train_start: float | None = None
         self.train_seconds = 0.0
+        self.throughput = throughput
+        #: what the trial is doing, for the message of a limit reached inside a forward pass
+        self.phase = "before building the model"
+        self.epochs_done = 0.0
+        # the training since the last check: steps, examples, and train_seconds at its start
+        self.stretch_steps = self.stretch_examples = 0
+        self.stretch_from = 0.0
 
     def begin(self) -> None:
         """The trial's own time starts now (loading the task's data, shared by every trial of
@@ -94,14 +117,24 @@ class _Clock:
         if self.limit is not None:
             self.limit_at = self.start + self.limit
 
-    def check(self, where: str) -> None:
+    def set_limit(self, limit: float) -> None:
+        """The trial's limit is ``limit`` seconds from its start."""
+        self.limit = limit
+        self.limit_at = self.start + limit
+
+    def extend(self, seconds: float) -> None:
+        """Allow ``seconds`` more from now (a trial cut at its limit scores what it learned)."""
+        self.limit_at = _now() + seconds
+
+    def check(self, where: str | None = None) -> None:
         now = _now()
         if now > self.limit_at:
-            raise _TimeLimit(f"time limit of {self.limit:g} s reached {where}")
+            raise _TimeLimit(f"time limit of {self.limit:g} s reached {where or self.phase}")
         if now > self.deadline_at:
-            raise _Stopped(f"stopped by the search's time budget {where}")
+            raise _Stopped(f"stopped by the search's time budget {where or self.phase}")
 
     def tick(self, epochs: float, steps: int) -> None:
+        self.epochs_done = epochs
         if self.progress is not None and _now() >= self.next_progress:
             self.next_progress = _now() + PROGRESS_EVERY
             self.progress(epochs, steps)
@@ -120,6 +153,25 @@ class _Clock:
     def elapsed(self) -> float:
         return _now() - self.start
 
+    def observe(self, flops: int | None) -> None:
+        """Tell the process's :class:`Throughput` how long the training since the last
+        check took (call it paused)."""
+        if self.throughput is not None and flops and self.stretch_steps:
+            self.throughput.observe(
+                self.stretch_steps,
+                TRAIN_FLOPS_FACTOR * flops * self.stretch_examples,
+                self.train_seconds - self.stretch_from,
+            )
+        self.stretch_steps = self.stretch_examples = 0
+        self.stretch_from = self.train_seconds
+
+    @property
+    def limited(self) -> bool:
+        """Whether a limit or a deadline can end the trial."""
+        return (
+            self.limit is not None or self.throughput is not None or (self.deadline_at != math.inf)
+        )
+
 
 def train_and_score(
     spec: ArchSpec | Mapping[str, Any],
@@ -134,6 +186,7 @@ def train_and_score(
     checks_per_epoch: int = 1,
     deadline: float | None = None,
     progress: Progress | None = None,
+    adaptive_limit: bool = False,
 ) -> TrialResult:
     """Build ``spec`` for ``task``, train it at ``fidelity`` and score it.
 
@@ -162,6 +215,20 @@ def train_and_score(
             with status ``stopped``, keeping the scores of the checks it finished.
         progress: called as ``progress(epochs_done, steps_done)`` (epochs as a fraction)
             about twice a second while training, for progress displays.
+        adaptive_limit: the trial's time limit follows this process's measured speed
+            (:mod:`autodlgym.training.limits`): its predicted seconds from its FLOPs times a
+            margin, at least a floor and at most ``fidelity.time_limit``. The limit and the
+            speed (training FLOPs per second) are recorded as ``limit_seconds`` and
+            ``throughput``.
+
+    A trial that reaches its time limit after training some steps is *cut*: it scores what
+    it learned (validation at the fraction of an epoch it reached, then test, within a
+    grace of a quarter of its limit) and ends ``stopped`` with ``cut=True`` and the epochs,
+    steps and scores it completed, like a trial stopped by the search's deadline. Only a
+    trial that learned nothing (its limit ran out while building or measuring it) ends
+    ``timeout``. The limit is checked between batches and inside each forward pass (before
+    every module), so a long batch, evaluation or diagnostic overruns it by at most one
+    module's forward and a backward pass.
 
     Returns:
         A TrialResult. Scores are higher-is-better (accuracy or R^2); ``val_score`` is the last
@@ -181,6 +248,7 @@ def train_and_score(
     return train_model(
         spec, task, fidelity, seed, device, callback, diagnostics, amp,
         checks_per_epoch=checks_per_epoch, deadline=deadline, progress=progress,
+        adaptive_limit=adaptive_limit,
     )[0]  # fmt: skip
 
 
@@ -197,6 +265,7 @@ def train_model(
     checks_per_epoch: int = 1,
     deadline: float | None = None,
     progress: Progress | None = None,
+    adaptive_limit: bool = False,
 ) -> tuple[TrialResult, torch.nn.Module | None]:
     """:func:`train_and_score`, returning ``(result, model)``: the trained network, in eval
     mode on ``device``, when the result is ``ok`` or ``pruned``, else None (a failed
@@ -215,7 +284,8 @@ def train_model(
     )
     rss_reset = _reset_peak_memory(dev)
     model = None
-    clock = _Clock(fidelity.time_limit, deadline, progress)
+    throughput = process_throughput() if adaptive_limit else None
+    clock = _Clock(fidelity.time_limit, deadline, progress, throughput)
     try:
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
@@ -224,7 +294,12 @@ def train_model(
     except _NonFinite as exc:
         _fail(result, NAN, str(exc))
     except _TimeLimit as exc:
-        _fail(result, TIMEOUT, str(exc))
+        if result.cut and result.val_score is not None:  # cut, then its final scoring ran out
+            result.message = f"{result.message}; {exc} while scoring it, test not measured"
+            result.test_score = None
+        else:
+            _fail(result, TIMEOUT, str(exc))
+            result.cut = None
     except _Stopped as exc:
         result.status = STOPPED
         result.message = str(exc)
@@ -235,6 +310,9 @@ def train_model(
         # a failed trial's time all went somewhere (building, FLOP counting, diagnostics,
         # training, an evaluation cut short): train + eval seconds are its whole wall time
         result.train_seconds = max(result.train_seconds, clock.elapsed() - result.eval_seconds)
+    result.limit_seconds = clock.limit
+    if throughput is not None:
+        result.throughput = throughput.flops_per_second_now
     # Measured before memory is released: the peak is the trial's, OOM included.
     result.peak_rss_mb, result.peak_gpu_mb = _peak_memory_mb(dev, rss_reset)
     if result.status == OOM:
@@ -278,31 +356,134 @@ def _run(
         n = len(y_train)
 
     clock.begin()
-    clock.check("before building the model")
+    clock.check()
+    clock.phase = "while building the model"
     model = build_model(spec, task.io)
     configure_trainable(model, str(spec.get("trainable", "all")), seed)
     model.to(dev)
-    result.params = sum(p.numel() for p in model.parameters())
-    result.trainable_params = sum(_trainable_count(p) for p in model.parameters())
-    clock.check("while building the model")
-    result.flops = _count_flops(spec, task, model, x_train[:1])
-    clock.check("while counting FLOPs")
-    batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
-    if diagnostics:
-        result.diagnostics = _diagnose(
-            model,
-            x_train[: min(batch_size, DIAGNOSTICS_BATCH)],
-            y_train[: min(batch_size, DIAGNOSTICS_BATCH)],
-            task.loss,
-            seed,
-        )
-        clock.check("during the initialisation diagnostics")
+    hooks = _install_checks(model, clock) if clock.limited else []
     try:
-        _train(model, spec, task, fidelity, seed, dev, data, x_train, y_train, batch_size,
-               callback, amp, result, clock, checks_per_epoch)  # fmt: skip
+        result.params = sum(p.numel() for p in model.parameters())
+        result.trainable_params = sum(_trainable_count(p) for p in model.parameters())
+        clock.check()
+        clock.phase = "while counting FLOPs"
+        result.flops = _count_flops(spec, task, model, x_train[:1])
+        batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
+        if clock.throughput is not None and result.flops:
+            clock.set_limit(
+                _adaptive_limit(
+                    clock.throughput, result.flops, fidelity, n, batch_size, data, checks_per_epoch
+                )  # fmt: skip
+            )
+        clock.check()
+        if diagnostics:
+            clock.phase = "during the initialisation diagnostics"
+            result.diagnostics = _diagnose(
+                model,
+                x_train[: min(batch_size, DIAGNOSTICS_BATCH)],
+                y_train[: min(batch_size, DIAGNOSTICS_BATCH)],
+                task.loss,
+                seed,
+            )
+            clock.check()
+        try:
+            _train(model, spec, task, fidelity, seed, dev, data, x_train, y_train, batch_size,
+                   callback, amp, result, clock, checks_per_epoch)  # fmt: skip
+        except _TimeLimit as exc:
+            if result.steps_run == 0:
+                raise  # it learned nothing: a timeout
+            _score_cut(model, task, data, amp, dev, result, clock, str(exc))
+        finally:
+            result.train_seconds = clock.pause()
     finally:
-        result.train_seconds = clock.pause()
+        for hook in hooks:
+            hook.remove()
     return model
+
+
+def _install_checks(model: torch.nn.Module, clock: _Clock) -> list[Any]:
+    """Check the trial's limit and deadline before every module's forward pass, so a long
+    batch, evaluation or diagnostic stops inside its work, not only after it."""
+
+    def check(module: Any, args: Any) -> None:
+        clock.check()
+
+    return [m.register_forward_pre_hook(check) for m in model.modules()]
+
+
+def _adaptive_limit(
+    throughput: Throughput,
+    flops: int,
+    fidelity: Fidelity,
+    n: int,
+    batch_size: int,
+    data: dict[str, torch.Tensor],
+    checks_per_epoch: int,
+) -> float:
+    """The trial's limit from its FLOPs and the work its fidelity asks for."""
+    steps = fidelity.epochs * math.ceil(n / batch_size)
+    examples = fidelity.epochs * n
+    if fidelity.max_steps is not None and fidelity.max_steps < steps:
+        steps = fidelity.max_steps
+        examples = min(examples, steps * batch_size)
+    checks = fidelity.epochs * min(checks_per_epoch, math.ceil(n / batch_size))
+    scored = checks * len(data["y_val"]) + len(data["y_test"])
+    return trial_limit(throughput, flops, examples, steps, scored, ceiling=fidelity.time_limit)
+
+
+def _score_cut(
+    model: torch.nn.Module,
+    task: Task,
+    data: dict[str, torch.Tensor],
+    amp: bool,
+    dev: torch.device,
+    result: TrialResult,
+    clock: _Clock,
+    reason: str,
+) -> None:
+    """A trial cut at its limit after training: score what it learned (validation where the
+    last check is older than its last step, then test), within a grace, and end ``stopped``
+    with ``cut=True``."""
+    import torch
+
+    clock.pause()
+    clock.observe(result.flops)
+    clock.extend(grace(clock.limit or 0.0))
+    result.cut = True
+    epochs = round(clock.epochs_done, 6)
+    result.status = STOPPED
+    result.message = (
+        f"cut: {reason} after {result.steps_run} steps ({epochs:g} epochs); "
+        "kept the scores it reached"
+    )
+    use_amp = amp and dev.type == "cuda"
+    amp_dtype = amp_dtype_for(dev) if use_amp else torch.float16
+    score = functools.partial(
+        _score, task=task, use_amp=use_amp, amp_dtype=amp_dtype, clock=clock, flops=result.flops
+    )
+    if not result.curve or result.curve[-1]["epoch"] < epochs:
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
+            raise _NonFinite(f"parameters became non-finite by epoch {epochs:g}")
+        t0 = _now()
+        clock.phase = "while scoring the cut trial"
+        val_score = score(model, data["x_val"], data["y_val"])
+        result.eval_seconds += _now() - t0
+        if not math.isfinite(val_score):
+            raise _NonFinite(f"validation outputs became non-finite by epoch {epochs:g}")
+        result.val_score = val_score
+        result.curve.append(
+            {
+                "epoch": epochs,
+                "train_loss": result.train_loss,
+                "val_score": val_score,
+                "seconds": clock.elapsed(),
+            }  # fmt: skip
+        )
+    t0 = _now()
+    result.test_score = score(model, data["x_test"], data["y_test"])
+    result.eval_seconds += _now() - t0
+    if not math.isfinite(result.test_score):
+        raise _NonFinite("test outputs are non-finite")
 
 
 def _train(
@@ -340,7 +521,9 @@ def _train(
         autocast = functools.partial(torch.autocast, "cuda", dtype=amp_dtype)
     else:
         autocast = contextlib.nullcontext  # entering a disabled autocast still costs ~10 us
-    score = functools.partial(_score, task=task, use_amp=use_amp, amp_dtype=amp_dtype, clock=clock)
+    score = functools.partial(
+        _score, task=task, use_amp=use_amp, amp_dtype=amp_dtype, clock=clock, flops=result.flops
+    )
 
     starts = list(range(0, n, batch_size))
     # batch indices after which a check runs: evenly spaced, the last one ends the epoch
@@ -358,7 +541,8 @@ def _train(
             idx = perm[i : i + batch_size]
             last = steps + 1 >= max_steps
             if not (len(idx) == 1 < batch_size):  # a lone leftover example breaks batch norm
-                clock.check(f"in epoch {epoch}")
+                clock.phase = f"in epoch {epoch}"
+                clock.check()
                 xb, yb = x_train[idx], y_train[idx]
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
@@ -378,6 +562,8 @@ def _train(
                 losses.append(loss.detach())
                 sizes.append(len(idx))
                 steps += 1
+                clock.stretch_steps += 1
+                clock.stretch_examples += len(idx)
                 result.steps_run = steps
                 clock.tick(epoch - 1 + (b + 1) / len(starts), steps)
             if b not in check_after and not last:
@@ -385,6 +571,8 @@ def _train(
             # a validation check: after each 1/checks_per_epoch of the epoch, and at max_steps
             sync()
             clock.pause()
+            clock.observe(result.flops)
+            clock.phase = f"during evaluation in epoch {epoch}"
             if losses:
                 weights = torch.tensor(sizes, dtype=torch.float32, device=dev)
                 train_loss = float(torch.stack(losses).float() @ weights) / max(sum(sizes), 1)
@@ -424,12 +612,20 @@ def _train(
         sync()
         clock.pause()
 
+    clock.phase = "while scoring the test set"
     t0 = _now()
     result.test_score = score(model, data["x_test"], data["y_test"])
     result.eval_seconds += _now() - t0
     if not math.isfinite(result.test_score):
         raise _NonFinite("test outputs are non-finite")
     return model
+
+
+def eval_batch(flops: int | None) -> int:
+    """Examples per evaluation batch for a model of ``flops`` FLOPs per example."""
+    if not flops:
+        return EVAL_BATCH
+    return max(1, min(EVAL_BATCH, EVAL_FLOPS // int(flops)))
 
 
 def warm_up() -> None:
@@ -443,6 +639,7 @@ def warm_up() -> None:
 
     with torch.no_grad(), FlopCounterMode(display=False):
         torch.nn.Linear(2, 2)(torch.zeros(1, 2))
+    process_throughput()  # this machine's speed now, for adaptive time limits
 
 
 def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
@@ -495,20 +692,23 @@ def _score(
     use_amp: bool,
     amp_dtype: torch.dtype,
     clock: _Clock | None = None,
+    flops: int | None = None,
 ) -> float:
     """Accuracy or R^2 (over all outputs), in eval mode and large batches (the clock's time
-    limit and deadline are checked between batches)."""
+    limit and deadline are checked between batches), of at most ``EVAL_BATCH`` examples and
+    ``EVAL_FLOPS`` FLOPs (``flops`` per example)."""
     import torch
 
+    batch = eval_batch(flops)
     was_training = model.training
     model.eval()
     outs = []
     try:
         with torch.no_grad(), torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-            for i in range(0, len(x), EVAL_BATCH):
+            for i in range(0, len(x), batch):
                 if clock is not None:
-                    clock.check("during evaluation")
-                outs.append(model(x[i : i + EVAL_BATCH]).float())
+                    clock.check()
+                outs.append(model(x[i : i + batch]).float())
     finally:
         model.train(was_training)
     out = torch.cat(outs)

@@ -20,7 +20,7 @@ from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import LocalExecutor
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.tasks import list_tasks
+from autodlgym.tasks import get_task, list_tasks
 from autodlgym.trial import Fidelity
 
 TINY = Fidelity(epochs=1, max_train_samples=64)
@@ -149,7 +149,9 @@ def test_every_registered_env_passes_the_checker(env_id_):
 def test_default_space_passes_the_checker(env_id_):
     kwargs = {"fidelity": TINY} if "-Seq-" in env_id_ else {"fidelity": TINY, "budget": 2}
     env = gymnasium.make(env_id_, **kwargs)
-    assert env.unwrapped.space == SearchSpace.default()
+    # the default space of the task's modality (digits: images, mnist1d: sequences)
+    task = get_task("digits" if "Digits" in env_id_ else "mnist1d")
+    assert env.unwrapped.space == SearchSpace.default(task.io.modality)
     env.action_space.seed(0)
     check_env(env.unwrapped, skip_render_check=True)
     env.close()

@@ -121,3 +121,14 @@ def test_asha_needs_no_optuna_pruner_and_rejects_unknown_pruners(tmp_path):
     cfg = RunConfig(out=str(tmp_path), time_budget=60)
     assert cfg.pruner == "asha" and cfg.epochs == 20 and cfg.checks_per_epoch == 1
     assert RunConfig(out=str(tmp_path)).pruner == "none"
+
+
+def test_a_trial_cut_at_its_limit_ranks_in_its_rung_with_the_score_it_reached():
+    from autodlgym.trial import STOPPED
+
+    rungs = [Fidelity(1, 10), Fidelity(1)]
+    s = RungScheduler(rungs, reduction_factor=3)
+    s.finished(_spec(0), rungs[0], _ok(0.2))
+    s.finished(_spec(1), rungs[0], _ok(0.3))
+    s.finished(_spec(2), rungs[0], TrialResult(STOPPED, val_score=0.9, cut=True))
+    assert s.promotion() == (_spec(2), rungs[1])

@@ -56,7 +56,7 @@ class _Greedy(Searcher):
         out = []
         for _ in range(n):
             self.n += 1
-            spec = SearchSpace.default().sample(self.rng)  # no budget
+            spec = SearchSpace.default("image").sample(self.rng)  # digits; no budget
             if self.n % 2:
                 spec = spec.replace(**{"stage1.width": 512})
             out.append(spec)

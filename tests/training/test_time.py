@@ -27,22 +27,25 @@ def spec():
     return spec
 
 
-def test_timed_out_trial_records_its_seconds_epochs_and_scores(spec, fake_clock):
-    fake_clock.tick = 0.01  # time passes with every reading: a few readings per batch
+def test_trial_cut_at_its_limit_keeps_its_seconds_epochs_and_scores(spec, fake_clock):
+    # time passes with every reading (a few dozen per batch); the cut falls inside an epoch
+    fake_clock.tick = 0.0007
     t0 = fake_clock.t
     result = train_and_score(spec, "digits", Fidelity(epochs=100_000, time_limit=1.5), seed=0)
     elapsed = fake_clock.t - t0
-    assert result.status == TIMEOUT and "time limit of 1.5 s" in result.message
-    assert result.val_score is None and result.test_score is None
+    assert result.status == STOPPED and result.cut is True
+    assert "cut: time limit of 1.5 s" in result.message and result.limit_seconds == 1.5
+    # it scored what it learned: validation where it stopped, then test
+    assert result.val_score == result.curve[-1]["val_score"] and result.test_score is not None
     # it trained for most of its limit, and says so
     assert 0 < result.train_seconds <= elapsed
-    # and its seconds are its whole time: it ran past the 1.5 s limit
-    assert result.train_seconds + result.eval_seconds > 1.5
     assert result.eval_seconds > 0  # its validation checks, measured as they ran
-    assert result.epochs_run >= 1 and result.epochs_run == len(result.curve)
-    assert [p["epoch"] for p in result.curve] == list(range(1, result.epochs_run + 1))
-    assert all(0 <= p["val_score"] <= 1 for p in result.curve)
     batches = math.ceil(1257 / 32)  # digits' training set, batch 32
+    whole = [p["epoch"] for p in result.curve if p["epoch"] == int(p["epoch"])]
+    assert result.epochs_run >= 1 and whole == list(range(1, result.epochs_run + 1))
+    # the last point is where it was cut, a fraction into the next epoch
+    assert result.curve[-1]["epoch"] == pytest.approx(result.steps_run / batches, abs=1e-6)
+    assert all(0 <= p["val_score"] <= 1 for p in result.curve)
     assert result.steps_run >= result.epochs_run * batches
     assert result.steps_run < (result.epochs_run + 1) * batches
 
@@ -62,13 +65,14 @@ def test_time_limit_ends_the_trial_at_the_next_batch(spec, fake_clock):
         spec, "digits", Fidelity(epochs=5, time_limit=2.5), seed=0, checks_per_epoch=4,
         callback=_advance_at_each_check(fake_clock, 1.0),
     )  # fmt: skip
-    assert result.status == TIMEOUT and "time limit of 2.5 s reached in epoch 1" in result.message
+    # it had trained, so it is cut (stopped, with what it learned), not a bare timeout
+    assert result.status == STOPPED and result.cut is True
+    assert "cut: time limit of 2.5 s reached in epoch 1 after 30 steps" in result.message
     # the third check (after batch 30) passed the limit; batch 31 never ran
     assert [p["epoch"] for p in result.curve] == [0.25, 0.5, 0.75]
     assert result.steps_run == 30 and result.epochs_run == 0
     assert [p["seconds"] for p in result.curve] == [0.0, 1.0, 2.0]
-    assert result.train_seconds + result.eval_seconds == 3.0  # its whole time
-    assert result.val_score is None and result.test_score is None
+    assert result.val_score == result.curve[-1]["val_score"] and result.test_score is not None
 
 
 def test_time_limit_covers_building_and_diagnostics(spec, fake_clock):
@@ -94,7 +98,7 @@ def test_deadline_stops_at_the_next_batch_keeping_the_scores_reached(spec, fake_
 
 
 def test_deadline_with_time_passing_per_batch_keeps_whole_epochs(spec, fake_clock):
-    fake_clock.tick = 0.01
+    fake_clock.tick = 0.0005  # a few dozen readings per batch: several epochs before 1.5 s
     t0 = fake_clock.t
     result = train_and_score(
         spec, "digits", Fidelity(epochs=100_000), seed=0, deadline=fake_clock.wall() + 1.5
