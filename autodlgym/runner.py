@@ -369,10 +369,13 @@ def _save_searcher(store, searcher, told: set[int], elapsed: float, rejected: in
 class _Search:
     """One session of a search: the steps of :func:`run_search`, in the order it calls them."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, resume: bool) -> None:
+    def __init__(
+        self, config: RunConfig, run_dir: Path, resume: bool, allow_changed_data: bool = False
+    ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.resume = resume
+        self.allow_changed_data = allow_changed_data
         self.fidelity = config.fidelity
         self.store: Any = None
         self.searcher: Any = None
@@ -399,7 +402,7 @@ class _Search:
 
         # unknown task, space or searcher: fail before a new run directory is created
         if self.resume:
-            self.run = Run.open(self.run_dir)
+            self.run = Run.open(self.run_dir, allow_changed_data=self.allow_changed_data)
             self.store = self.run.store
             self.task = self.run.task
             self.space = resolve_budget(self.run.space, self.task)  # bound to the task's io
@@ -687,6 +690,7 @@ def run_search(
     progress: bool | None = None,
     searcher: Any = None,
     executor: Any = None,
+    allow_changed_data: bool = False,
 ) -> SearchSummary:
     """Run (or continue) a search and record every trial in ``config.out``.
 
@@ -700,6 +704,8 @@ def run_search(
         searcher: a Searcher instance to use instead of building one from the config
             (its state is still saved; resuming needs the config's searcher name to resolve).
         executor: an Executor instance to use instead of building one from the config.
+        allow_changed_data: resume although the run's data file changed since it was made
+            (by default a one-line error: the splits would differ; see ``Run.open``).
 
     Returns:
         A :class:`SearchSummary`; the trials are in the run directory's store.
@@ -710,7 +716,7 @@ def run_search(
         SearchInterrupted: after Ctrl-C, once everything finished is recorded.
     """
     config, run_dir = resolve_config(config, resume, out)
-    search = _Search(config, run_dir, resume)
+    search = _Search(config, run_dir, resume, allow_changed_data)
     try:
         search.open_store(searcher)
         search.make_searcher(searcher)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from data_fixtures import mixed_frame, write_images
 
@@ -237,3 +238,28 @@ def test_built_in_tasks_export_an_array_preprocessing(tmp_path):
     np.save(tmp_path / "bad.npy", x[:, 0])
     with pytest.raises(pp.InputError, match="shape"):
         pp.read_inputs(pre, tmp_path / "bad.npy")
+
+
+def test_load_model_predicts_a_dataframe_as_predict_py_does(csv_run):
+    import autodlgym
+
+    root, run = csv_run
+    out = root / "model_py"
+    export_model(run, int(load_results(run).trial_id.iloc[0]), out)
+    model = autodlgym.load_model(out)
+    new = pd.read_csv(root / "new.csv")
+    want = predict_lines(out, root / "new.csv")
+    assert model.predict(new).tolist() == want == model.predict(root / "new.csv").tolist()
+    probs = model.predict_proba(new)
+    pre = pp.load_preprocessing(out)
+    x = pp.encode_table(pre, pp.read_csv(root / "new.csv"))
+    logits = in_memory_outputs(run, out, x)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probs, z / z.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    assert model.classes == ["no", "yes"]
+    # a category the training split never had: predicted, counted, reported once
+    odd = new.head(3).assign(colour=["purple", "purple", "red"])
+    with pytest.warns(UserWarning, match=r"colour: 2 cells \('purple' x2\)"):
+        assert len(model.predict(odd)) == 3
+    with pytest.raises(AutoDLError, match="DataFrame or a dict"):
+        model.predict(np.zeros((2, 3)))
