@@ -195,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
     s.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        default=None,
+        help="fit no scikit-learn baselines (default: on a user's data, before the search)",
+    )
+    s.add_argument(
         "--allow-changed-data",
         action="store_true",
         help="with --resume: go on although the data file changed since the run was made",
@@ -390,6 +397,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "searcher_options": args.searcher_opt,
         "max_params": args.max_params,
         "max_flops": args.max_flops,
+        "baselines": args.baselines,
     }
     if args.allow_changed_data and not args.resume:
         raise AutoDLError("--allow-changed-data continues a run: give it with --resume")
@@ -449,6 +457,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     print(_search_summary(summary))
+    from autodlgym.analysis.baselines import baseline_lines
+
+    for line in baseline_lines(
+        summary.baselines, (summary.best_val_score, summary.best_test_score)
+    ):
+        print(line)
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
     print(f"leaderboard: autodlgym leaderboard {summary.run_dir}")
@@ -653,9 +667,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         print("no trial finished ok, so none is ranked; by status:")
         print(format_failures(failure_summary(df), width=width))
+    _print_baselines(args.run, board if len(board) else None, width)
     if n_retrained:
         print(f"{n_retrained} retrained evaluations: autodlgym leaderboard {args.run} --retrained")
     return 0
+
+
+def _print_baselines(run_dir: str, board: Any, width: int | None) -> None:
+    """The run's scikit-learn baselines under its leaderboard, beside its top row."""
+    from autodlgym.analysis.baselines import baseline_lines
+    from autodlgym.run import Run
+
+    with Run.open(run_dir) as run:
+        base = run.baselines()
+    best = None if board is None else (board["val_score"].iloc[0], board["test_score"].iloc[0])
+    for line in baseline_lines(base, best):
+        print(_wrap(line, width))
 
 
 #: the leaderboard's default width in columns (``--wide`` lifts it)

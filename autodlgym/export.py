@@ -141,6 +141,11 @@ def export_model(
             )
         df = run.frame()
         rows = df[df["trial_id"] == int(trial_id)]
+        if rows.empty and int(trial_id) in set(run.baselines()["trial_id"]):
+            raise AutoDLError(
+                f"trial {trial_id} is a scikit-learn baseline, not a network; export a trial "
+                f"of the leaderboard (autodlgym leaderboard {run_dir})"
+            )
         if rows.empty:
             ids = df["trial_id"]
             have = f"{ids.min()}..{ids.max()}" if len(ids) else "none"

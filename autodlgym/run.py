@@ -34,7 +34,7 @@ from autodlgym.registry import import_modules
 from autodlgym.results.store import DB_NAME, SPACE_STATE, ResultStore
 from autodlgym.runner import RunConfig
 from autodlgym.searchspace.space import SearchSpace
-from autodlgym.trial import SEARCH
+from autodlgym.trial import BASELINE, SEARCH
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -296,9 +296,33 @@ class Run:
     # Reading trials ----------------------------------------------------------------------
     def frame(self, include_pending: bool = False, diagnostics: str = "columns") -> pd.DataFrame:
         """The trials as a DataFrame, one column per decision of :attr:`space` (see
-        :meth:`ResultStore.to_dataframe <autodlgym.results.store.ResultStore.to_dataframe>`)."""
+        :meth:`ResultStore.to_dataframe <autodlgym.results.store.ResultStore.to_dataframe>`):
+        the networks trained (search and retrain phases); the scikit-learn baselines are
+        :meth:`baselines`."""
         space = self._space_or_none() if diagnostics == "columns" else None
-        return self.store.to_dataframe(include_pending, diagnostics, space=space)
+        df = self.store.to_dataframe(include_pending, diagnostics, space=space)
+        if diagnostics == "columns" and "phase" in df.columns:
+            df = df[df["phase"] != BASELINE].reset_index(drop=True)
+        return df
+
+    def baselines(self) -> pd.DataFrame:
+        """The run's scikit-learn baselines (see :mod:`autodlgym.training.baselines`), one
+        row each in the order they were fitted: ``baseline`` (its name), ``status``,
+        ``val_score``, ``test_score``, ``train_seconds``, ``trial_id``, ``message``. Empty
+        for a run without them."""
+        import pandas as pd
+
+        cols = ["baseline", "status", "val_score", "test_score", "train_seconds", "trial_id"]
+        rows = []
+        fidelities = self.store.fidelities()
+        for trial_id, spec, result in self.store.results(phase=BASELINE):
+            if fidelities[trial_id].phase != BASELINE:
+                continue
+            rows.append(
+                [spec.get("baseline"), result.status, result.val_score, result.test_score,
+                 result.train_seconds, trial_id, result.message]
+            )  # fmt: skip
+        return pd.DataFrame(rows, columns=[*cols, "message"])
 
     def curves(self) -> pd.DataFrame:
         """Learning curves in long form (``trial_id, epoch, train_loss, val_score,

@@ -42,7 +42,7 @@ from autodlgym.execution.rungs import RungScheduler
 from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import ERROR, SEARCH, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import BASELINE, ERROR, SEARCH, Fidelity, TrialJob, TrialResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from autodlgym.tasks import Task
@@ -110,6 +110,10 @@ class RunConfig:
             :mod:`autodlgym.searchspace.constraints`): a number (``250000``, ``"250k"``),
             None / ``"none"`` for no limit, or ``"default"``: the space's ``constraints``,
             else the task's default budget. Over-budget candidates are never trained.
+        baselines: fit scikit-learn yardsticks on the task's own split before the search
+            (:mod:`autodlgym.training.baselines`; recorded as trials of phase ``baseline``,
+            outside the time budget and never seen by the searcher); None: for tasks on a
+            user's data (those with a ``preprocessing``).
 
     ``auto`` and None settings are resolved when the config is made, so the stored config
     says what ran and a resume that extends the budget runs the same fidelity.
@@ -139,6 +143,7 @@ class RunConfig:
     imports: list[str] = field(default_factory=list)
     max_params: int | str | None = "default"
     max_flops: int | str | None = "default"
+    baselines: bool | None = None
 
     def __post_init__(self) -> None:
         from autodlgym.searchspace.constraints import parse_limit
@@ -246,6 +251,10 @@ class SearchSummary:
     statuses: dict[str, int] = field(default_factory=dict)
     #: candidates found over the budget and never trained, over all sessions of the run
     rejected: int = 0
+    #: the run's scikit-learn baselines: ``(name, status, val_score, test_score)`` each
+    baselines: list[tuple[str, str, float | None, float | None]] = field(default_factory=list)
+    #: the test score of the best trial (None when it has none)
+    best_test_score: float | None = None
 
     def results(self):
         """The run's trials as a pandas DataFrame (see :func:`autodlgym.load_results`)."""
@@ -254,16 +263,18 @@ class SearchSummary:
         return load_results(self.run_dir)
 
 
-def _best_architecture(store: ResultStore) -> tuple[int, float] | None:
-    """``(trial_id, val_score)`` of the search's best architecture, as ``Run.best()`` ranks
-    it, or None."""
+def _best_architecture(store: ResultStore) -> tuple[int, float, float | None] | None:
+    """``(trial_id, val_score, test_score)`` of the search's best architecture, as
+    ``Run.best()`` ranks it, or None."""
     from autodlgym.results.ranking import best_architectures
 
     df = store.to_dataframe()
     best = best_architectures(df[df["phase"] == SEARCH], 1)
     if best.empty:
         return None
-    return int(best["trial_id"].iloc[0]), float(best["val_score"].iloc[0])
+    test = best["test_score"].iloc[0]
+    test = None if test is None or test != test else float(test)
+    return int(best["trial_id"].iloc[0]), float(best["val_score"].iloc[0]), test
 
 
 def _takes(cls: type, name: str) -> bool:
@@ -501,6 +512,25 @@ class _Search:
             [(p.spec, p.fidelity) for p in self.resubmit],
         )
 
+    def record_baselines(self) -> None:
+        """Fit and record the task's scikit-learn baselines (phase ``baseline``), once per
+        run, before the search's clock starts."""
+        wanted = self.config.baselines
+        if wanted is None:
+            wanted = self.task.kind == "trained" and self.task.preprocessing is not None
+        if not wanted or self.task.kind != "trained" or self.store.n_finished(phase=BASELINE):
+            return
+        from autodlgym.training.baselines import fit_baselines
+
+        for name, result in fit_baselines(self.task, self.config.seed):
+            self.store.append(
+                self.store.next_trial_id(),
+                ArchSpec({"baseline": name}),
+                Fidelity(phase=BASELINE),
+                self.config.seed,
+                result,
+            )
+
     def make_executor(self, executor: Any) -> None:
         self.reporter = make_pruner(self.config, self.run_dir)
         self.executor = (
@@ -666,6 +696,10 @@ class _Search:
                 finally:
                     if self.store is not None:
                         self.best = _best_architecture(self.store)
+                        self.baselines = [
+                            (str(spec.get("baseline")), r.status, r.val_score, r.test_score)
+                            for _, spec, r in self.store.results(phase=BASELINE)
+                        ]
                         self.store.close()
 
     def summary(self, stopped_by: str) -> SearchSummary:
@@ -679,6 +713,8 @@ class _Search:
             time.monotonic() - self.start,
             dict(self.statuses),
             self.rejected() if self.searcher is not None else self.rejected_before,
+            list(getattr(self, "baselines", [])),
+            best[2] if best else None,
         )
 
 
@@ -722,6 +758,7 @@ def run_search(
         search.make_searcher(searcher)
         search.make_scheduler()
         search.make_executor(executor)
+        search.record_baselines()
     except BaseException:
         search.executor = None  # nothing ran: only the store needs closing
         search.searcher = None

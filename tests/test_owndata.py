@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from data_fixtures import mixed_frame
 
-from autodlgym import cli
+from autodlgym import cli, load_results
 from autodlgym.errors import AutoDLError
 from autodlgym.run import Run
 from autodlgym.tasks import get_task
@@ -55,7 +55,8 @@ def test_a_relative_data_path_is_stored_absolute_and_export_works_elsewhere(
     with Run.open(root / "work" / "run") as run:
         assert run.settings["task"] == f"csv:{root / 'work' / 'data' / 'd.csv'}"
     monkeypatch.chdir(root)  # another directory: the data is found by its stored path
-    assert cli.main(["export", "work/run", "--trial", "0", "--out", "model"]) == 0
+    trial = str(load_results("work/run")["trial_id"].iloc[0])
+    assert cli.main(["export", "work/run", "--trial", trial, "--out", "model"]) == 0
     assert (root / "model" / "predict.py").is_file()
 
 
@@ -68,7 +69,8 @@ def test_a_changed_data_file_is_a_one_line_error_unless_allowed(relative_run, tm
     try:
         data.write_text(original + original.splitlines()[1] + "\n")  # one row more
         capsys.readouterr()
-        assert cli.main(["export", str(run), "--trial", "0", "--out", str(tmp_path / "m")]) == 2
+        trial = str(load_results(run)["trial_id"].iloc[0])
+        assert cli.main(["export", str(run), "--trial", trial, "--out", str(tmp_path / "m")]) == 2
         err = capsys.readouterr().err
         assert "changed since the run" in err and "--allow-changed-data" in err
         assert err.count("\n") == 1
