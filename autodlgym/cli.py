@@ -195,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
     s.add_argument(
+        "--final-seeds",
+        type=int,
+        metavar="K",
+        help=f"choose the answer on the mean of K seeds of the top candidates (0: off; "
+        f"default {3} under --time-budget on tasks under 10k rows, with a fifth of the budget)",
+    )
+    s.add_argument(
         "--no-baselines",
         dest="baselines",
         action="store_false",
@@ -286,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
         "export", parents=[common], help="write a trial's trained model, preprocessing and program"
     )
     ex.add_argument("run", help="run directory (or its results.sqlite)")
-    ex.add_argument("--trial", type=int, required=True, help="trial id (see the leaderboard)")
+    ex.add_argument(
+        "--trial",
+        type=int,
+        help="trial id (see the leaderboard); default: the run's answer (its final choice "
+        "over seeds, else its best architecture)",
+    )
     ex.add_argument("--out", required=True, help="directory to write")
     ex.add_argument("--epochs", type=int, help="train (or reuse weights) at this many epochs")
     ex.add_argument("--device", default="cpu", help="device for training when needed")
@@ -398,6 +410,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "max_params": args.max_params,
         "max_flops": args.max_flops,
         "baselines": args.baselines,
+        "final_seeds": args.final_seeds,
     }
     if args.allow_changed_data and not args.resume:
         raise AutoDLError("--allow-changed-data continues a run: give it with --resume")
@@ -457,6 +470,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     print(_search_summary(summary))
+    if summary.final_note:
+        print(summary.final_note)
     from autodlgym.analysis.baselines import baseline_lines
 
     for line in baseline_lines(
@@ -873,6 +888,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from autodlgym.export import export_model
 
+    if args.trial is None:
+        from autodlgym.run import Run
+
+        with Run.open(args.run) as run:
+            args.trial = run.answer()
+        if args.trial is None:
+            raise AutoDLError(f"{args.run} has no trial with a score to export; give --trial")
     s = export_model(
         args.run, args.trial, args.out, epochs=args.epochs, device=args.device,
         allow_changed_data=args.allow_changed_data,

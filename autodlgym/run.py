@@ -340,6 +340,23 @@ class Run:
         df = self.frame()
         return best_architectures(df[df["phase"] == phase], n)
 
+    def final(self) -> dict[str, Any] | None:
+        """The search's final choice when it ran final selection (``RunConfig.final_seeds``):
+        ``trial_id`` (the search trial of the chosen architecture), ``arch_id``, ``n``
+        (seeds), ``val_mean``, ``val_sd``, ``test_mean``, ``test_sd``, ``candidates`` (the
+        same for each candidate retrained) and ``note``; None otherwise."""
+        blob = self.store.load_state("final")
+        return None if blob is None else json.loads(blob)
+
+    def answer(self) -> int | None:
+        """The trial id that stands for the run's answer: the final choice, else the best
+        architecture's trial (:meth:`best`); None without a usable trial."""
+        final = self.final()
+        if final is not None:
+            return int(final["trial_id"])
+        best = self.best()
+        return None if best.empty else int(best["trial_id"].iloc[0])
+
     def table_scores(self) -> np.ndarray | None:
         """Every validation score of a lookup task's table at the run's fidelity (what random
         search's expectation is drawn from); None for a task that trains."""

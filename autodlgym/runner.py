@@ -61,6 +61,14 @@ TIME_BUDGET_PRUNER = "asha"
 #: with ``pruner="asha"``, a time budget and ``trial_time_limit="auto"``, a first-rung trial
 #: may take this share of the budget (1/30: 10 s of 5 minutes), three times more per rung up
 FIRST_RUNG_SHARE = 30
+#: final selection (``final_seeds``): how many of the best candidates are retrained, the share
+#: of ``time_budget`` kept for it, and below how many training rows it is on by default
+FINAL_TOP = 3
+FINAL_SHARE = 0.2
+FINAL_AUTO_ROWS = 10_000
+FINAL_AUTO_SEEDS = 3
+#: the named state holding the final choice of a run (see ``_Search.finalise``)
+FINAL_STATE = "final"
 #: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
 RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 
@@ -110,6 +118,15 @@ class RunConfig:
             :mod:`autodlgym.searchspace.constraints`): a number (``250000``, ``"250k"``),
             None / ``"none"`` for no limit, or ``"default"``: the space's ``constraints``,
             else the task's default budget. Over-budget candidates are never trained.
+        final_seeds: choose the search's answer on the mean of this many seeds: the
+            ``FINAL_TOP`` best candidates are trained again with seeds ``seed + 1`` ...
+            (phase ``retrain``, at the fidelity they were ranked at; the search's own trial
+            is the first seed) and the best mean validation score wins
+            (``SearchSummary.best_*``, ``Run.final()``, export's default trial), reported
+            with its standard deviation. With ``time_budget`` the search keeps
+            ``FINAL_SHARE`` of it for this, and stops retraining when it runs out. None:
+            ``FINAL_AUTO_SEEDS`` on a task of fewer than ``FINAL_AUTO_ROWS`` training rows
+            searched under a ``time_budget``, else 0 (off).
         baselines: fit scikit-learn yardsticks on the task's own split before the search
             (:mod:`autodlgym.training.baselines`; recorded as trials of phase ``baseline``,
             outside the time budget and never seen by the searcher); None: for tasks on a
@@ -144,6 +161,7 @@ class RunConfig:
     max_params: int | str | None = "default"
     max_flops: int | str | None = "default"
     baselines: bool | None = None
+    final_seeds: int | None = None
 
     def __post_init__(self) -> None:
         from autodlgym.searchspace.constraints import parse_limit
@@ -179,6 +197,14 @@ class RunConfig:
         if self.pruner not in RUN_PRUNERS:
             raise AutoDLError(
                 f"unknown pruner {self.pruner!r}; choose one of {', '.join(RUN_PRUNERS)}"
+            )
+        if self.final_seeds is not None and (
+            not isinstance(self.final_seeds, int)
+            or isinstance(self.final_seeds, bool)
+            or self.final_seeds < 0
+        ):
+            raise AutoDLError(
+                f"--final-seeds must be 0 (off) or a positive integer, got {self.final_seeds!r}"
             )
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
@@ -253,8 +279,14 @@ class SearchSummary:
     rejected: int = 0
     #: the run's scikit-learn baselines: ``(name, status, val_score, test_score)`` each
     baselines: list[tuple[str, str, float | None, float | None]] = field(default_factory=list)
-    #: the test score of the best trial (None when it has none)
+    #: the test score of the best trial (None when it has none); with final selection the
+    #: mean over its seeds
     best_test_score: float | None = None
+    #: final selection (``final_seeds``): the standard deviation of the best's validation
+    #: scores over its seeds, how many seeds it has, and a line saying what was done
+    best_val_sd: float | None = None
+    final_seeds: int = 0
+    final_note: str = ""
 
     def results(self):
         """The run's trials as a pandas DataFrame (see :func:`autodlgym.load_results`)."""
@@ -275,6 +307,18 @@ def _best_architecture(store: ResultStore) -> tuple[int, float, float | None] | 
     test = best["test_score"].iloc[0]
     test = None if test is None or test != test else float(test)
     return int(best["trial_id"].iloc[0]), float(best["val_score"].iloc[0]), test
+
+
+def _scores(result: TrialResult) -> tuple[float, float | None] | None:
+    """``(val, test)`` of a result with a usable score (ok, or stopped with a finite one)."""
+    import math
+
+    from autodlgym.trial import OK, STOPPED
+
+    val = result.val_score
+    if result.status not in (OK, STOPPED) or val is None or not math.isfinite(val):
+        return None
+    return float(val), result.test_score
 
 
 def _takes(cls: type, name: str) -> bool:
@@ -402,6 +446,8 @@ class _Search:
         self.statuses: Counter[str] = Counter()
         self.start = time.monotonic()
         self.bar: SearchProgress | None = None
+        self.final: dict[str, Any] | None = None
+        self.final_jobs: dict[int, tuple[ArchSpec, Fidelity, int]] = {}
 
     # set-up ---------------------------------------------------------------------------------
     def open_store(self, searcher: Any) -> None:
@@ -564,18 +610,139 @@ class _Search:
         extra = own.rejected if own is not self.space else 0
         return self.rejected_before + self.space.rejected + extra
 
-    def out_of_time(self) -> bool:
+    def search_budget(self) -> float | None:
+        """Seconds the search loop may use: the time budget less the share kept for final
+        selection."""
         budget = self.config.time_budget
+        if budget is None or not self.final_seeds_wanted() or self.config.final_seeds == 0:
+            return budget
+        return budget * (1.0 - FINAL_SHARE)
+
+    def final_seeds_wanted(self) -> int:
+        """Seeds of final selection (0: off); None in the config is decided here (once)."""
+        if getattr(self, "_final_k", None) is None:
+            self._final_k = self._final_seeds()
+        return self._final_k
+
+    def _final_seeds(self) -> int:
+        k = self.config.final_seeds
+        if k is not None:
+            return int(k)
+        if self.config.time_budget is None or self.task.kind != "trained":
+            return 0
+        report = (self.task.preprocessing or {}).get("report") or {}
+        rows = (report.get("splits") or {}).get("train")
+        if rows is None:
+            rows = len(self.task.load().x_train)
+        return FINAL_AUTO_SEEDS if rows < FINAL_AUTO_ROWS else 0
+
+    def out_of_time(self) -> bool:
+        budget = self.search_budget()
         return budget is not None and self.elapsed() >= budget
 
     def out_of_trials(self) -> bool:
         trials = self.config.trials
         return trials is not None and self.finished + len(self.in_flight) >= trials
 
-    def deadline(self) -> float | None:
-        """``time.time()`` at which the time budget runs out (None: no time budget)."""
-        budget = self.config.time_budget
+    def deadline(self, whole: bool = False) -> float | None:
+        """``time.time()`` at which the search's time runs out (``whole``: the whole time
+        budget, final selection included; None: no time budget)."""
+        budget = self.config.time_budget if whole else self.search_budget()
         return None if budget is None else time.time() + budget - self.elapsed()
+
+    # final selection -------------------------------------------------------------------------
+    def finalise(self) -> None:
+        """Retrain the best candidates with more seeds and choose on the mean (see
+        ``RunConfig.final_seeds``); the choice is stored as the named state ``final``."""
+        import math
+
+        import numpy as np
+        import pandas as pd
+
+        from autodlgym.results.ranking import best_architectures
+        from autodlgym.trial import RETRAIN
+
+        self.final: dict[str, Any] | None = None
+        k = self.final_seeds_wanted()
+        if k < 2:
+            return
+        df = self.store.to_dataframe()
+        top = best_architectures(df[df["phase"] == SEARCH], FINAL_TOP)
+        if len(top) < 1:
+            return
+        config = self.config
+        jobs, evals = [], {}
+        for row in top.itertuples(index=False):
+            samples = None if pd.isna(row.max_train_samples) else int(row.max_train_samples)
+            fidelity = Fidelity(int(row.epochs), samples, self.fidelity.time_limit, phase=RETRAIN)
+            evals[row.trial_id] = [(row.val_score, row.test_score)]  # the search's own seed
+            for s in range(1, k):
+                jobs.append((s, row.trial_id, ArchSpec.from_json(row.spec), fidelity))
+        jobs.sort(key=lambda j: j[0])  # seed by seed over the candidates: fair when cut short
+        deadline = self.deadline(whole=True)
+        pending: dict[int, int] = {}
+        skipped = 0
+        for offset, source, spec, fidelity in jobs:
+            seed = config.seed + offset
+            hit = self.store.lookup(spec.arch_id, fidelity, seed)
+            if hit is not None:
+                evals[source].append(_scores(hit[1]))
+                continue
+            if deadline is not None and time.time() >= deadline - 1.0:
+                skipped += 1
+                continue
+            while len(pending) >= self.executor.capacity:
+                self._collect_final(pending, evals)
+            trial_id = self.store.next_trial_id()
+            self.store.add_pending(trial_id, spec, fidelity, seed)
+            job = TrialJob(
+                trial_id, spec.to_json(), config.task, fidelity, seed,
+                task_kwargs=tuple(sorted(config.task_kwargs.items())), prune=False,
+                deadline=deadline, checks_per_epoch=int(config.checks_per_epoch or 1),
+            )  # fmt: skip
+            pending[trial_id] = source
+            self.final_jobs[trial_id] = (spec, fidelity, seed)
+            self.executor.submit(job)
+        while pending:
+            self._collect_final(pending, evals)
+        rows = []
+        for rank, row in enumerate(top.itertuples(index=False)):
+            scores = [e for e in evals[row.trial_id] if e is not None and e[0] is not None]
+            val = np.array([e[0] for e in scores], dtype=float)
+            test = np.array([e[1] for e in scores if not pd.isna(e[1])], dtype=float)
+            rows.append(
+                {
+                    "trial_id": int(row.trial_id),
+                    "arch_id": row.arch_id,
+                    "n": len(val),
+                    "val_mean": float(val.mean()) if len(val) else None,
+                    "val_sd": float(val.std(ddof=1)) if len(val) > 1 else None,
+                    "test_mean": float(test.mean()) if len(test) else None,
+                    "test_sd": float(test.std(ddof=1)) if len(test) > 1 else None,
+                    "rank": rank,
+                }
+            )
+        ranked = [r for r in rows if r["val_mean"] is not None and math.isfinite(r["val_mean"])]
+        if not ranked:
+            return
+        best = max(ranked, key=lambda r: (r["val_mean"], -r["rank"]))
+        note = (
+            f"final choice: trial {best['trial_id']}, mean val {best['val_mean']:.4f}"
+            + (f" +- {best['val_sd']:.4f}" if best["val_sd"] is not None else "")
+            + f" over {best['n']} seed{'s' if best['n'] != 1 else ''} (top {len(rows)} "
+            f"candidates, {k} seeds each"
+            + (f"; {skipped} retrains skipped: no time left" if skipped else "")
+            + ")"
+        )
+        self.final = {**best, "seeds": k, "candidates": rows, "note": note, "skipped": skipped}
+        self.store.save_state(FINAL_STATE, json.dumps(self.final).encode())
+
+    def _collect_final(self, pending: dict[int, int], evals: dict[int, list]) -> None:
+        for job, result in self.executor.wait(timeout=1.0):
+            source = pending.pop(job.trial_id)
+            spec, fidelity, seed = self.final_jobs.pop(job.trial_id)
+            self.store.append(job.trial_id, spec, fidelity, seed, result)
+            evals[source].append(_scores(result))
 
     # the ask / submit / collect loop ------------------------------------------------------
     def record(
@@ -704,6 +871,9 @@ class _Search:
 
     def summary(self, stopped_by: str) -> SearchSummary:
         best = getattr(self, "best", None)
+        final = self.final
+        if final is not None:  # chosen on the mean over seeds
+            best = (final["trial_id"], final["val_mean"], final["test_mean"])
         return SearchSummary(
             self.run_dir,
             self.finished,
@@ -715,6 +885,9 @@ class _Search:
             self.rejected() if self.searcher is not None else self.rejected_before,
             list(getattr(self, "baselines", [])),
             best[2] if best else None,
+            final["val_sd"] if final else None,
+            final["n"] if final else 0,
+            final["note"] if final else "",
         )
 
 
@@ -768,6 +941,7 @@ def run_search(
     try:
         search.show_progress(wants_progress() if progress is None else bool(progress))
         stopped_by = search.loop()
+        search.finalise()
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
