@@ -48,6 +48,7 @@ _EXPORTS = {
     "RunConfig": "autodlgym.runner",
     "run_search": "autodlgym.runner",
     "Run": "autodlgym.run",
+    "load_model": "autodlgym.export",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -92,6 +92,14 @@ def _budgeted_space(args: argparse.Namespace, task: Any):
     )
 
 
+def _add_changed_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-changed-data",
+        action="store_true",
+        help="use the run's data file although it changed since the run was made",
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -188,6 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-retries", type=int, help="retries of a trial whose Ray worker died (default 2)"
     )
     s.add_argument("--amp", action="store_true", default=None, help="mixed precision on CUDA")
+    s.add_argument(
+        "--final-seeds",
+        type=int,
+        metavar="K",
+        help=f"choose the answer on the mean of K seeds of the top candidates (0: off; "
+        f"default {3} under --time-budget on tasks under 10k rows, with a fifth of the budget)",
+    )
+    s.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_false",
+        default=None,
+        help="fit no scikit-learn baselines (default: on a user's data, before the search)",
+    )
+    s.add_argument(
+        "--allow-changed-data",
+        action="store_true",
+        help="with --resume: go on although the data file changed since the run was made",
+    )
     shown = s.add_mutually_exclusive_group()
     shown.add_argument(
         "--progress",
@@ -262,15 +289,22 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--seeds", type=int, default=3, help="seeds per spec (default 3)")
     rt.add_argument("--epochs", type=int, help="final fidelity (default: the search's epochs)")
     rt.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    _add_changed_data(rt)
 
     ex = sub.add_parser(
         "export", parents=[common], help="write a trial's trained model, preprocessing and program"
     )
     ex.add_argument("run", help="run directory (or its results.sqlite)")
-    ex.add_argument("--trial", type=int, required=True, help="trial id (see the leaderboard)")
+    ex.add_argument(
+        "--trial",
+        type=int,
+        help="trial id (see the leaderboard); default: the run's answer (its final choice "
+        "over seeds, else its best architecture)",
+    )
     ex.add_argument("--out", required=True, help="directory to write")
     ex.add_argument("--epochs", type=int, help="train (or reuse weights) at this many epochs")
     ex.add_argument("--device", default="cpu", help="device for training when needed")
+    _add_changed_data(ex)
 
     pr = sub.add_parser("predict", parents=[common], help="run an exported model on new data")
     pr.add_argument("model", help="directory written by autodlgym export")
@@ -383,7 +417,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         "searcher_options": args.searcher_opt,
         "max_params": args.max_params,
         "max_flops": args.max_flops,
+        "baselines": args.baselines,
+        "final_seeds": args.final_seeds,
     }
+    if args.allow_changed_data and not args.resume:
+        raise AutoDLError("--allow-changed-data continues a run: give it with --resume")
     if args.resume:
         fixed = [k for k, v in given.items() if v is not None]
         if fixed:
@@ -401,7 +439,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         config = None
         if args.trials is not None or args.time_budget is not None:
             config = RunConfig(out=args.out, trials=args.trials, time_budget=args.time_budget)
-        summary_call = dict(config=config, resume=True, out=args.out)
+        summary_call = dict(
+            config=config, resume=True, out=args.out, allow_changed_data=args.allow_changed_data
+        )
         before = _finished_trials(args.out)
     else:
         kw: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
@@ -438,6 +478,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     print(_search_summary(summary))
+    if summary.final_note:
+        print(summary.final_note)
+    from autodlgym.analysis.baselines import baseline_lines
+
+    for line in baseline_lines(
+        summary.baselines, (summary.best_val_score, summary.best_test_score)
+    ):
+        print(line)
     if args.resume and summary.finished == before:
         print(_extend_hint(summary), file=sys.stderr)
     if summary.best_val_score is None and summary.finished:
@@ -504,7 +552,7 @@ def _finished_trials(run_dir: str) -> int | None:
     except AutoDLError:
         return None
     try:
-        return store.n_finished()
+        return store.n_finished(phase="search")  # what the summary counts
     finally:
         store.close()
 
@@ -673,9 +721,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         print("no trial finished ok, so none is ranked; by status:")
         print(format_failures(failure_summary(df), width=width))
+    _print_baselines(args.run, board if len(board) else None, width)
     if n_retrained:
         print(f"{n_retrained} retrained evaluations: autodlgym leaderboard {args.run} --retrained")
     return 0
+
+
+def _print_baselines(run_dir: str, board: Any, width: int | None) -> None:
+    """The run's scikit-learn baselines under its leaderboard, beside its top row."""
+    from autodlgym.analysis.baselines import baseline_lines
+    from autodlgym.run import Run
+
+    with Run.open(run_dir) as run:
+        base = run.baselines()
+    best = None if board is None else (board["val_score"].iloc[0], board["test_score"].iloc[0])
+    for line in baseline_lines(base, best):
+        print(_wrap(line, width))
 
 
 #: the leaderboard's default width in columns (``--wide`` lifts it)
@@ -857,7 +918,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     view = retrain(
         args.run, top=args.top, seeds=args.seeds, epochs=args.epochs, device=args.device,
-        progress=True,
+        progress=True, allow_changed_data=args.allow_changed_data,
     )  # fmt: skip
     print(format_retrained(view))
     return 0
@@ -866,7 +927,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from autodlgym.export import export_model
 
-    s = export_model(args.run, args.trial, args.out, epochs=args.epochs, device=args.device)
+    if args.trial is None:
+        from autodlgym.run import Run
+
+        with Run.open(args.run) as run:
+            args.trial = run.answer()
+        if args.trial is None:
+            raise AutoDLError(f"{args.run} has no trial with a score to export; give --trial")
+    s = export_model(
+        args.run, args.trial, args.out, epochs=args.epochs, device=args.device,
+        allow_changed_data=args.allow_changed_data,
+    )  # fmt: skip
     how = "trained now" if s.trained_now else "kept by autodlgym retrain"
     print(f"trial {s.trial_id} exported to {s.out} (weights of trial {s.weights_from}, {how})")
     print(f"files: {', '.join(s.files)}" + ("" if s.onnx == "model.onnx" else f"; {s.onnx}"))
@@ -878,10 +949,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from autodlgym.export import predict_lines
+    from autodlgym.tasks.preprocessing import print_lines
 
-    for line in predict_lines(args.model, args.input, scores=args.scores):
-        print(line)
-    return 0
+    return print_lines(predict_lines(args.model, args.input, scores=args.scores))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -1111,6 +1181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `autodlgym space sample --n 1000 | head`
+        import os
+
+        # what is still buffered would fail again at exit, with a traceback: drop it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

@@ -19,9 +19,14 @@ program is loaded back and checked against the model on the task's test inputs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import logging
 import shutil
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +103,7 @@ def export_model(
     out: str | Path,
     epochs: int | None = None,
     device: str = "cpu",
+    allow_changed_data: bool = False,
 ) -> ExportSummary:
     """Write trial ``trial_id`` of a run as a self-contained model directory ``out``.
 
@@ -108,6 +114,8 @@ def export_model(
         epochs: use (or train) weights at this many epochs; None takes the best kept
             retrained weights of the architecture, else trains at the trial's own epochs.
         device: torch device for training, when training is needed.
+        allow_changed_data: export although the run's data file changed since the run was
+            made (see ``Run.open``).
 
     Raises:
         AutoDLError: no such run or trial, a trial that did not end ``ok``, training that
@@ -123,7 +131,7 @@ def export_model(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AutoDLError(f"--out {str(out)!r} is a file; give a directory")
-    with Run.open(run_dir) as run:
+    with Run.open(run_dir, allow_changed_data=allow_changed_data) as run:
         store = run.store
         task = run.task
         if task.kind != "trained":
@@ -133,6 +141,11 @@ def export_model(
             )
         df = run.frame()
         rows = df[df["trial_id"] == int(trial_id)]
+        if rows.empty and int(trial_id) in set(run.baselines()["trial_id"]):
+            raise AutoDLError(
+                f"trial {trial_id} is a scikit-learn baseline, not a network; export a trial "
+                f"of the leaderboard (autodlgym leaderboard {run_dir})"
+            )
         if rows.empty:
             ids = df["trial_id"]
             have = f"{ids.min()}..{ids.max()}" if len(ids) else "none"
@@ -159,7 +172,13 @@ def export_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the build draws initial weights, which the state replaces
         model = build_model(spec, task.io)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:  # the data's columns changed since the weights were kept
+        raise AutoDLError(
+            f"the weights of trial {source} do not fit the network built for the data as it "
+            f"is now (its inputs changed); export from the data the run was made with"
+        ) from None
     model.eval()
 
     out.mkdir(parents=True, exist_ok=True)
@@ -215,23 +234,27 @@ def _save_program(model: Any, example: Any, out: Path) -> str:
     errors = []
     try:
         batch = torch.export.Dim("batch", min=1)
-        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},), strict=False)
+        with _quiet_torch():
+            program = torch.export.export(
+                model, (example,), dynamic_shapes=({0: batch},), strict=False
+            )
         torch.export.save(program, str(out / "program.pt2"))
         name = "program.pt2"
     except Exception as exc:  # noqa: BLE001 - any export failure falls back to tracing
         errors.append(f"torch.export: {type(exc).__name__}: {exc}".splitlines()[0])
         (out / "program.pt2").unlink(missing_ok=True)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _quiet_torch():
                 traced = torch.jit.trace(model, example, check_trace=False)
-            torch.jit.save(traced, str(out / "program.ts"))
+                torch.jit.save(traced, str(out / "program.ts"))
             name = "program.ts"
         except Exception as exc2:  # noqa: BLE001
             errors.append(f"TorchScript: {type(exc2).__name__}: {exc2}".splitlines()[0])
             raise AutoDLError(
                 "the model could not be saved as a program; " + "; ".join(errors)
             ) from None
-    loaded = pp.load_program(out)
+    with _quiet_torch():
+        loaded = pp.load_program(out)
     with torch.no_grad():
         got, got_one = loaded(example), loaded(example[:1])
     if not (
@@ -245,18 +268,30 @@ def _save_program(model: Any, example: Any, out: Path) -> str:
     return name
 
 
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """torch's exporters log what they traced (a failed torch.export logs the whole graph,
+    tens of KB) and warn about their own internals; an export's output is one line of ours."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _save_onnx(model: Any, example: Any, out: Path) -> str:
     """``model.onnx`` when the ``onnx`` package is installed; else (or on failure) why not."""
     if importlib.util.find_spec("onnx") is None:
         return 'no ONNX file: pip install "autodlgym[export]" (onnx, onnxscript) to write one'
-    import contextlib
-    import io
-
     import torch
 
     try:
         # the exporter reports its steps on stdout, which belongs to the command's own output
-        with contextlib.redirect_stdout(io.StringIO()):
+        with _quiet_torch():
             torch.onnx.export(
                 model,
                 (example,),
@@ -275,6 +310,8 @@ def _save_onnx(model: Any, example: Any, out: Path) -> str:
 def predict_lines(model_dir: str | Path, input_path: str | Path, scores: bool = False) -> list[str]:
     """What ``autodlgym predict`` prints: one line per example (see
     :func:`autodlgym.tasks.preprocessing.main`, the same code as the model's ``predict.py``).
+    Values of the input that the training split did not have (new categories) are counted
+    and reported in one ``UserWarning``.
 
     Raises:
         AutoDLError: no model directory, or input that cannot be read or does not fit.
@@ -283,9 +320,135 @@ def predict_lines(model_dir: str | Path, input_path: str | Path, scores: bool = 
         raise AutoDLError(
             f"model directory {str(model_dir)!r} does not exist; write one with autodlgym export"
         )
+    unseen: dict[str, dict[str, int]] = {}
     try:
         pre = pp.load_preprocessing(model_dir)
-        predictions, outputs, names = pp.predict(model_dir, input_path, pre=pre)
+        predictions, outputs, names = pp.predict(model_dir, input_path, pre=pre, unseen=unseen)
     except pp.InputError as exc:
         raise AutoDLError(str(exc)) from None
+    note = pp.unseen_note(unseen)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
     return pp.format_predictions(pre, predictions, outputs, names, scores)
+
+
+class ExportedModel:
+    """A model directory written by :func:`export_model`, loaded for predictions in Python
+    (:func:`load_model`). The same preprocessing and program as ``predict.py``.
+
+    Attributes:
+        dir: the model directory.
+        preprocessing: its ``preprocessing.json`` as a dict.
+        classes: the class names, in output order (None for regression).
+    """
+
+    def __init__(self, model_dir: str | Path) -> None:
+        self.dir = Path(model_dir)
+        if not self.dir.is_dir():
+            raise AutoDLError(
+                f"model directory {str(model_dir)!r} does not exist; write one with autodlgym export"
+            )
+        try:
+            self.preprocessing = pp.load_preprocessing(self.dir)
+            self._program = pp.load_program(self.dir)
+        except pp.InputError as exc:
+            raise AutoDLError(str(exc)) from None
+        pre = self.preprocessing
+        self.classes = list(pre.get("labels") or []) if pre["problem"] == "classification" else None
+
+    def __repr__(self) -> str:
+        return f"ExportedModel({str(self.dir)!r})"
+
+    def inputs(self, x: Any) -> Any:
+        """Model inputs (float32 ``(N, *input_shape)``) from ``x``:
+
+        - a table model: a pandas DataFrame, or a mapping column -> cells, with the columns it
+          was trained on (others, the target among them, are ignored);
+        - an array model (``npz:``, ``from_arrays``, built-in tasks): an array
+          ``(N, *input_shape)`` of raw inputs (standardised here as in training);
+        - an image model: an array ``(N, C, H, W)`` of pixels in [0, 1] at the model's size;
+        - any model: a path to a file (or folder of images), as ``autodlgym predict`` reads.
+
+        Categories not seen in training are counted and reported in one ``UserWarning``.
+        """
+        import numpy as np
+
+        pre = self.preprocessing
+        unseen: dict[str, dict[str, int]] = {}
+        try:
+            if isinstance(x, str | Path):
+                out, _ = pp.read_inputs(pre, x, unseen)
+            elif pre["kind"] == "table":
+                if hasattr(x, "columns") and hasattr(x, "iloc"):
+                    columns = pp.frame_columns(x)
+                elif isinstance(x, dict):
+                    columns = {str(k): list(v) for k, v in x.items()}
+                else:
+                    raise pp.InputError(
+                        f"a table model takes a DataFrame or a dict of columns "
+                        f"({pp._names(pre)}), not a {type(x).__name__}"
+                    )
+                out = pp.encode_table(pre, columns, unseen)
+            else:
+                arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+                shape = tuple(pre["input_shape"])
+                if arr.shape == shape:
+                    arr = arr[None]  # one example
+                if pre["modality"] == "sequence" and arr.ndim == 2 and shape[0] == 1:
+                    arr = arr[:, None, :]
+                if tuple(arr.shape[1:]) != shape:
+                    raise pp.InputError(
+                        f"inputs of shape {tuple(arr.shape[1:])}; the model reads {shape}"
+                    )
+                out = pp.standardise(pre, arr)
+        except pp.InputError as exc:
+            raise AutoDLError(str(exc)) from None
+        note = pp.unseen_note(unseen)
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=3)
+        return out
+
+    def outputs(self, x: Any) -> Any:
+        """The network's raw outputs (logits, or standardised targets) for ``x``."""
+        return pp.run_program(self._program, self.inputs(x), self.preprocessing)
+
+    def predict(self, x: Any) -> Any:
+        """One prediction per example: class names (an object array) for a classifier,
+        target values in the training data's units (``(N,)``, or ``(N, T)``) for
+        regression. ``x`` as :meth:`inputs` takes it."""
+        import numpy as np
+
+        pre = self.preprocessing
+        raw = pp.run_program(self._program, self.inputs(x), pre)
+        if pre["problem"] == "classification":
+            labels = self.classes or [str(i) for i in range(raw.shape[1])]
+            return np.array([labels[int(i)] for i in raw.argmax(axis=1)], dtype=object)
+        target = pre.get("target") or {}
+        values = raw.astype(np.float64)
+        if target.get("mean") is not None:
+            values = values * np.asarray(target["std"]) + np.asarray(target["mean"])
+        return values[:, 0] if values.shape[1] == 1 else values
+
+    def predict_proba(self, x: Any) -> Any:
+        """Class probabilities ``(N, n_classes)``, columns in :attr:`classes` order.
+
+        Raises:
+            AutoDLError: the model is a regression model.
+        """
+        if self.preprocessing["problem"] != "classification":
+            raise AutoDLError("predict_proba needs a classifier; this model does regression")
+        return pp.probabilities(pp.run_program(self._program, self.inputs(x), self.preprocessing))
+
+
+def load_model(model_dir: str | Path) -> ExportedModel:
+    """A model directory written by ``autodlgym export``, ready for ``.predict(x)`` and
+    ``.predict_proba(x)`` in Python (see :class:`ExportedModel`)::
+
+        model = autodlgym.load_model("model/")
+        model.predict(pd.read_csv("new.csv"))       # class names (or values)
+        model.predict_proba(df)                     # (N, n_classes)
+
+    Raises:
+        AutoDLError: no model directory, or one without a readable program.
+    """
+    return ExportedModel(model_dir)

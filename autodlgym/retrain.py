@@ -109,6 +109,7 @@ def retrain(
     epochs: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    allow_changed_data: bool = False,
 ) -> pandas.DataFrame:
     """Train the ``top`` best specs of a search with ``seeds`` seeds each and record them.
 
@@ -120,6 +121,8 @@ def retrain(
             set and without a time limit.
         device: torch device of the training.
         progress: one line per evaluation on stderr.
+        allow_changed_data: train on the run's data file although it changed since the run
+            was made (see ``Run.open``).
 
     Returns:
         The retrained view of those specs at this fidelity
@@ -136,7 +139,7 @@ def retrain(
         raise AutoDLError(f"--top must be a positive integer, got {top!r}")
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoDLError(f"--seeds must be a positive integer, got {seeds!r}")
-    with Run.open(run_dir) as run:
+    with Run.open(run_dir, allow_changed_data=allow_changed_data) as run:
         store = run.store
         config = run.settings
         task = run.task

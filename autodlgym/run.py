@@ -21,8 +21,11 @@ config says what actually ran.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
+import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +34,17 @@ from autodlgym.registry import import_modules
 from autodlgym.results.store import DB_NAME, SPACE_STATE, ResultStore
 from autodlgym.runner import RunConfig
 from autodlgym.searchspace.space import SearchSpace
-from autodlgym.trial import SEARCH
+from autodlgym.trial import BASELINE, SEARCH
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
     from autodlgym.tasks import Task
+
+
+#: the named state that holds the fingerprint of a run's data file (see data_fingerprint)
+DATA_STATE = "data"
 
 
 def settle_config(config: RunConfig, task: Task) -> RunConfig:
@@ -80,6 +87,35 @@ def settle_config(config: RunConfig, task: Task) -> RunConfig:
     return dataclasses.replace(config, **changes) if changes else config
 
 
+def _absolute_task(config: RunConfig, task: Task) -> RunConfig:
+    """``config`` naming its data by the absolute path its task resolved (``csv:data.csv`` ->
+    ``csv:/home/me/data.csv``), so ``export``, ``retrain``, ``--resume`` and Ray workers find
+    it from any working directory."""
+    name = config.task
+    if not isinstance(name, str) or ":" not in name or name == task.name:
+        return config
+    if task.name.partition(":")[0] != name.partition(":")[0]:
+        return config  # a plugin task that names itself otherwise: keep what was given
+    config = copy.copy(config)  # keeps the settled config's private flags
+    config.task = task.name
+    return config
+
+
+def data_fingerprint(task: Task, now: bool = False) -> dict[str, str] | None:
+    """``{"source", "sha256"}`` of the file or folder a user-data task reads (None for a
+    task without one): what a run stores to notice its data changing. The task's own record
+    of the bytes it read, or with ``now`` the file as it is on disk now."""
+    pre = task.preprocessing or {}
+    source = pre.get("source")
+    if not source or not Path(source).exists():
+        return None
+    if not now and pre.get("sha256"):
+        return {"source": str(source), "sha256": str(pre["sha256"])}
+    from autodlgym.tasks.files import fingerprint
+
+    return {"source": str(source), "sha256": fingerprint(source)}
+
+
 def refuse_held(store: ResultStore) -> None:
     """Raise when ``store`` already holds a run (settings, finished or pending trials): a new
     run never writes into another one."""
@@ -107,15 +143,26 @@ class Run:
         store: its :class:`~autodlgym.results.store.ResultStore` (open until :meth:`close`).
     """
 
-    def __init__(self, store: ResultStore, settings: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        store: ResultStore,
+        settings: dict[str, Any] | None,
+        *,
+        allow_changed_data: bool = False,
+    ) -> None:
         self.store = store
         self.dir = store.run_dir
         self._settings = settings
+        self.allow_changed_data = allow_changed_data
 
     # Opening ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, run_dir: str | Path) -> Run:
+    def open(cls, run_dir: str | Path, *, allow_changed_data: bool = False) -> Run:
         """The run in ``run_dir``; writes nothing (an older store's schema is upgraded).
+
+        ``allow_changed_data``: make :attr:`task` from its data file even when the file
+        changed since the run was made (by default that is an error: the splits, and so every
+        score, would no longer be those of the run).
 
         Raises:
             AutoDLError: no run there, or a file that is not a results store.
@@ -130,7 +177,7 @@ class Run:
         except BaseException:
             store.close()
             raise
-        return cls(store, settings)
+        return cls(store, settings, allow_changed_data=allow_changed_data)
 
     @classmethod
     def create(
@@ -154,6 +201,9 @@ class Run:
             refuse_held(store)
             store.save_config(config.to_dict())
             store.save_space(space.to_config())
+            data = data_fingerprint(task)
+            if data is not None:
+                store.save_state(DATA_STATE, json.dumps(data).encode())
         except BaseException:
             store.close()
             raise
@@ -186,13 +236,37 @@ class Run:
         """The run's task, made from its stored name and options.
 
         Raises:
-            AutoDLError: no settings, or the task cannot be made here (a data file moved, a
-                plugin not installed); the message says which.
+            AutoDLError: no settings, or the task cannot be made here (a data file moved or
+                changed since the run was made, a plugin not installed); the message says
+                which.
         """
         from autodlgym.tasks import get_task
+        from autodlgym.tasks.base import clear_task_cache
 
         config = self.config
-        return get_task(config.task, **dict(config.task_kwargs))
+        task = get_task(config.task, **dict(config.task_kwargs))
+        blob = self.store.load_state(DATA_STATE)
+        if blob is None:
+            return task
+        stored = json.loads(blob)
+        now = data_fingerprint(task, now=True)
+        if now is None:
+            return task
+        made = (task.preprocessing or {}).get("sha256")
+        if made is not None and made != now["sha256"]:
+            clear_task_cache()  # made in this process from the file as it was: make it again
+            task = get_task(config.task, **dict(config.task_kwargs))
+        if now["sha256"] == stored["sha256"]:
+            return task
+        what = f"{stored['source']} changed since the run {self.dir} was made"
+        if not self.allow_changed_data:
+            raise AutoDLError(
+                f"{what} (SHA-256 {stored['sha256'][:12]}, now {now['sha256'][:12]}): its "
+                "splits and scores would not be the run's; restore the file, or pass "
+                "--allow-changed-data to use it as it is now"
+            )
+        warnings.warn(f"{what}; using it as it is now (--allow-changed-data)", stacklevel=2)
+        return task
 
     @functools.cached_property
     def space(self) -> SearchSpace:
@@ -222,9 +296,33 @@ class Run:
     # Reading trials ----------------------------------------------------------------------
     def frame(self, include_pending: bool = False, diagnostics: str = "columns") -> pd.DataFrame:
         """The trials as a DataFrame, one column per decision of :attr:`space` (see
-        :meth:`ResultStore.to_dataframe <autodlgym.results.store.ResultStore.to_dataframe>`)."""
+        :meth:`ResultStore.to_dataframe <autodlgym.results.store.ResultStore.to_dataframe>`):
+        the networks trained (search and retrain phases); the scikit-learn baselines are
+        :meth:`baselines`."""
         space = self._space_or_none() if diagnostics == "columns" else None
-        return self.store.to_dataframe(include_pending, diagnostics, space=space)
+        df = self.store.to_dataframe(include_pending, diagnostics, space=space)
+        if diagnostics == "columns" and "phase" in df.columns:
+            df = df[df["phase"] != BASELINE].reset_index(drop=True)
+        return df
+
+    def baselines(self) -> pd.DataFrame:
+        """The run's scikit-learn baselines (see :mod:`autodlgym.training.baselines`), one
+        row each in the order they were fitted: ``baseline`` (its name), ``status``,
+        ``val_score``, ``test_score``, ``train_seconds``, ``trial_id``, ``message``. Empty
+        for a run without them."""
+        import pandas as pd
+
+        cols = ["baseline", "status", "val_score", "test_score", "train_seconds", "trial_id"]
+        rows = []
+        fidelities = self.store.fidelities()
+        for trial_id, spec, result in self.store.results(phase=BASELINE):
+            if fidelities[trial_id].phase != BASELINE:
+                continue
+            rows.append(
+                [spec.get("baseline"), result.status, result.val_score, result.test_score,
+                 result.train_seconds, trial_id, result.message]
+            )  # fmt: skip
+        return pd.DataFrame(rows, columns=[*cols, "message"])
 
     def curves(self) -> pd.DataFrame:
         """Learning curves in long form (``trial_id, epoch, train_loss, val_score,
@@ -241,6 +339,23 @@ class Run:
 
         df = self.frame()
         return best_architectures(df[df["phase"] == phase], n)
+
+    def final(self) -> dict[str, Any] | None:
+        """The search's final choice when it ran final selection (``RunConfig.final_seeds``):
+        ``trial_id`` (the search trial of the chosen architecture), ``arch_id``, ``n``
+        (seeds), ``val_mean``, ``val_sd``, ``test_mean``, ``test_sd``, ``candidates`` (the
+        same for each candidate retrained) and ``note``; None otherwise."""
+        blob = self.store.load_state("final")
+        return None if blob is None else json.loads(blob)
+
+    def answer(self) -> int | None:
+        """The trial id that stands for the run's answer: the final choice, else the best
+        architecture's trial (:meth:`best`); None without a usable trial."""
+        final = self.final()
+        if final is not None:
+            return int(final["trial_id"])
+        best = self.best()
+        return None if best.empty else int(best["trial_id"].iloc[0])
 
     def table_scores(self) -> np.ndarray | None:
         """Every validation score of a lookup task's table at the run's fidelity (what random
@@ -289,6 +404,7 @@ def plan(config: RunConfig, task: Task | None = None) -> tuple[RunConfig, Task, 
     if task is None:
         task = get_task(config.task, **config.task_kwargs)
     config = settle_config(config, task)
+    config = _absolute_task(config, task)
     if _wants_data_budget(config, task):
         task = with_data_budget(task, max(1, int(config.cpus_per_trial)))
     space = make_space(config, task)

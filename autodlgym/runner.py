@@ -43,7 +43,7 @@ from autodlgym.execution.rungs import RungScheduler
 from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import ERROR, SEARCH, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import BASELINE, ERROR, SEARCH, Fidelity, TrialJob, TrialResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from autodlgym.tasks import Task
@@ -63,6 +63,14 @@ TIME_BUDGET_PRUNER = "asha"
 #: may take at most this share of the budget (1/6: 10 s of a minute), three times more per
 #: rung up; its own limit follows the machine's measured speed below that
 FIRST_RUNG_SHARE = 6
+#: final selection (``final_seeds``): how many of the best candidates are retrained, the share
+#: of ``time_budget`` kept for it, and below how many training rows it is on by default
+FINAL_TOP = 3
+FINAL_SHARE = 0.2
+FINAL_AUTO_ROWS = 10_000
+FINAL_AUTO_SEEDS = 3
+#: the named state holding the final choice of a run (see ``_Search.finalise``)
+FINAL_STATE = "final"
 #: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
 RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 
@@ -119,6 +127,19 @@ class RunConfig:
             :mod:`autodlgym.searchspace.constraints`): a number (``250000``, ``"250k"``),
             None / ``"none"`` for no limit, or ``"default"``: the space's ``constraints``,
             else the task's default budget. Over-budget candidates are never trained.
+        final_seeds: choose the search's answer on the mean of this many seeds: the
+            ``FINAL_TOP`` best candidates are trained again with seeds ``seed + 1`` ...
+            (phase ``retrain``, at the fidelity they were ranked at; the search's own trial
+            is the first seed) and the best mean validation score wins
+            (``SearchSummary.best_*``, ``Run.final()``, export's default trial), reported
+            with its standard deviation. With ``time_budget`` the search keeps
+            ``FINAL_SHARE`` of it for this, and stops retraining when it runs out. None:
+            ``FINAL_AUTO_SEEDS`` on a task of fewer than ``FINAL_AUTO_ROWS`` training rows
+            searched under a ``time_budget``, else 0 (off).
+        baselines: fit scikit-learn yardsticks on the task's own split before the search
+            (:mod:`autodlgym.training.baselines`; recorded as trials of phase ``baseline``,
+            outside the time budget and never seen by the searcher); None: for tasks on a
+            user's data (those with a ``preprocessing``).
 
     ``auto`` and None settings are resolved when the config is made, so the stored config
     says what ran and a resume that extends the budget runs the same fidelity.
@@ -148,6 +169,8 @@ class RunConfig:
     imports: list[str] = field(default_factory=list)
     max_params: int | str | None = "default"
     max_flops: int | str | None = "default"
+    baselines: bool | None = None
+    final_seeds: int | None = None
 
     def __post_init__(self) -> None:
         from autodlgym.searchspace.constraints import parse_limit
@@ -183,6 +206,14 @@ class RunConfig:
         if self.pruner not in RUN_PRUNERS:
             raise AutoDLError(
                 f"unknown pruner {self.pruner!r}; choose one of {', '.join(RUN_PRUNERS)}"
+            )
+        if self.final_seeds is not None and (
+            not isinstance(self.final_seeds, int)
+            or isinstance(self.final_seeds, bool)
+            or self.final_seeds < 0
+        ):
+            raise AutoDLError(
+                f"--final-seeds must be 0 (off) or a positive integer, got {self.final_seeds!r}"
             )
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
@@ -260,6 +291,16 @@ class SearchSummary:
     #: the training FLOPs per second the workers measured (the median of this session's
     #: trials' ``throughput``); None without adaptive time limits
     throughput: float | None = None
+    #: the run's scikit-learn baselines: ``(name, status, val_score, test_score)`` each
+    baselines: list[tuple[str, str, float | None, float | None]] = field(default_factory=list)
+    #: the test score of the best trial (None when it has none); with final selection the
+    #: mean over its seeds
+    best_test_score: float | None = None
+    #: final selection (``final_seeds``): the standard deviation of the best's validation
+    #: scores over its seeds, how many seeds it has, and a line saying what was done
+    best_val_sd: float | None = None
+    final_seeds: int = 0
+    final_note: str = ""
 
     def results(self):
         """The run's trials as a pandas DataFrame (see :func:`autodlgym.load_results`)."""
@@ -268,16 +309,30 @@ class SearchSummary:
         return load_results(self.run_dir)
 
 
-def _best_architecture(store: ResultStore) -> tuple[int, float] | None:
-    """``(trial_id, val_score)`` of the search's best architecture, as ``Run.best()`` ranks
-    it, or None."""
+def _best_architecture(store: ResultStore) -> tuple[int, float, float | None] | None:
+    """``(trial_id, val_score, test_score)`` of the search's best architecture, as
+    ``Run.best()`` ranks it, or None."""
     from autodlgym.results.ranking import best_architectures
 
     df = store.to_dataframe()
     best = best_architectures(df[df["phase"] == SEARCH], 1)
     if best.empty:
         return None
-    return int(best["trial_id"].iloc[0]), float(best["val_score"].iloc[0])
+    test = best["test_score"].iloc[0]
+    test = None if test is None or test != test else float(test)
+    return int(best["trial_id"].iloc[0]), float(best["val_score"].iloc[0]), test
+
+
+def _scores(result: TrialResult) -> tuple[float, float | None] | None:
+    """``(val, test)`` of a result with a usable score (ok, or stopped with a finite one)."""
+    import math
+
+    from autodlgym.trial import OK, STOPPED
+
+    val = result.val_score
+    if result.status not in (OK, STOPPED) or val is None or not math.isfinite(val):
+        return None
+    return float(val), result.test_score
 
 
 def _takes(cls: type, name: str) -> bool:
@@ -392,10 +447,13 @@ def _save_searcher(store, searcher, told: set[int], elapsed: float, rejected: in
 class _Search:
     """One session of a search: the steps of :func:`run_search`, in the order it calls them."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, resume: bool) -> None:
+    def __init__(
+        self, config: RunConfig, run_dir: Path, resume: bool, allow_changed_data: bool = False
+    ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.resume = resume
+        self.allow_changed_data = allow_changed_data
         self.fidelity = config.fidelity
         self.store: Any = None
         self.searcher: Any = None
@@ -413,6 +471,8 @@ class _Search:
         self.throughputs: list[float] = []
         self.start = clock.now()
         self.bar: SearchProgress | None = None
+        self.final: dict[str, Any] | None = None
+        self.final_jobs: dict[int, tuple[ArchSpec, Fidelity, int]] = {}
 
     # set-up ---------------------------------------------------------------------------------
     def open_store(self, searcher: Any) -> None:
@@ -424,7 +484,7 @@ class _Search:
 
         # unknown task, space or searcher: fail before a new run directory is created
         if self.resume:
-            self.run = Run.open(self.run_dir)
+            self.run = Run.open(self.run_dir, allow_changed_data=self.allow_changed_data)
             self.store = self.run.store
             self.task = self.run.task
             self.space = resolve_budget(self.run.space, self.task)  # bound to the task's io
@@ -523,6 +583,25 @@ class _Search:
             [(p.spec, p.fidelity) for p in self.resubmit],
         )
 
+    def record_baselines(self) -> None:
+        """Fit and record the task's scikit-learn baselines (phase ``baseline``), once per
+        run, before the search's clock starts."""
+        wanted = self.config.baselines
+        if wanted is None:
+            wanted = self.task.kind == "trained" and self.task.preprocessing is not None
+        if not wanted or self.task.kind != "trained" or self.store.n_finished(phase=BASELINE):
+            return
+        from autodlgym.training.baselines import fit_baselines
+
+        for name, result in fit_baselines(self.task, self.config.seed):
+            self.store.append(
+                self.store.next_trial_id(),
+                ArchSpec({"baseline": name}),
+                Fidelity(phase=BASELINE),
+                self.config.seed,
+                result,
+            )
+
     def make_executor(self, executor: Any) -> None:
         self.reporter = make_pruner(self.config, self.run_dir)
         self.executor = (
@@ -556,18 +635,139 @@ class _Search:
         extra = own.rejected if own is not self.space else 0
         return self.rejected_before + self.space.rejected + extra
 
-    def out_of_time(self) -> bool:
+    def search_budget(self) -> float | None:
+        """Seconds the search loop may use: the time budget less the share kept for final
+        selection."""
         budget = self.config.time_budget
+        if budget is None or not self.final_seeds_wanted() or self.config.final_seeds == 0:
+            return budget
+        return budget * (1.0 - FINAL_SHARE)
+
+    def final_seeds_wanted(self) -> int:
+        """Seeds of final selection (0: off); None in the config is decided here (once)."""
+        if getattr(self, "_final_k", None) is None:
+            self._final_k = self._final_seeds()
+        return self._final_k
+
+    def _final_seeds(self) -> int:
+        k = self.config.final_seeds
+        if k is not None:
+            return int(k)
+        if self.config.time_budget is None or self.task.kind != "trained":
+            return 0
+        report = (self.task.preprocessing or {}).get("report") or {}
+        rows = (report.get("splits") or {}).get("train")
+        if rows is None:
+            rows = len(self.task.load().x_train)
+        return FINAL_AUTO_SEEDS if rows < FINAL_AUTO_ROWS else 0
+
+    def out_of_time(self) -> bool:
+        budget = self.search_budget()
         return budget is not None and self.elapsed() >= budget
 
     def out_of_trials(self) -> bool:
         trials = self.config.trials
         return trials is not None and self.finished + len(self.in_flight) >= trials
 
-    def deadline(self) -> float | None:
-        """``clock.wall()`` at which the time budget runs out (None: no time budget)."""
-        budget = self.config.time_budget
+    def deadline(self, whole: bool = False) -> float | None:
+        """``clock.wall()`` at which the search's time runs out (``whole``: the whole time
+        budget, final selection included; None: no time budget)."""
+        budget = self.config.time_budget if whole else self.search_budget()
         return None if budget is None else clock.wall() + budget - self.elapsed()
+
+    # final selection -------------------------------------------------------------------------
+    def finalise(self) -> None:
+        """Retrain the best candidates with more seeds and choose on the mean (see
+        ``RunConfig.final_seeds``); the choice is stored as the named state ``final``."""
+        import math
+
+        import numpy as np
+        import pandas as pd
+
+        from autodlgym.results.ranking import best_architectures
+        from autodlgym.trial import RETRAIN
+
+        self.final: dict[str, Any] | None = None
+        k = self.final_seeds_wanted()
+        if k < 2:
+            return
+        df = self.store.to_dataframe()
+        top = best_architectures(df[df["phase"] == SEARCH], FINAL_TOP)
+        if len(top) < 1:
+            return
+        config = self.config
+        jobs, evals = [], {}
+        for row in top.itertuples(index=False):
+            samples = None if pd.isna(row.max_train_samples) else int(row.max_train_samples)
+            fidelity = Fidelity(int(row.epochs), samples, self.fidelity.time_limit, phase=RETRAIN)
+            evals[row.trial_id] = [(row.val_score, row.test_score)]  # the search's own seed
+            for s in range(1, k):
+                jobs.append((s, row.trial_id, ArchSpec.from_json(row.spec), fidelity))
+        jobs.sort(key=lambda j: j[0])  # seed by seed over the candidates: fair when cut short
+        deadline = self.deadline(whole=True)
+        pending: dict[int, int] = {}
+        skipped = 0
+        for offset, source, spec, fidelity in jobs:
+            seed = config.seed + offset
+            hit = self.store.lookup(spec.arch_id, fidelity, seed)
+            if hit is not None:
+                evals[source].append(_scores(hit[1]))
+                continue
+            if deadline is not None and clock.wall() >= deadline - 1.0:
+                skipped += 1
+                continue
+            while len(pending) >= self.executor.capacity:
+                self._collect_final(pending, evals)
+            trial_id = self.store.next_trial_id()
+            self.store.add_pending(trial_id, spec, fidelity, seed)
+            job = TrialJob(
+                trial_id, spec.to_json(), config.task, fidelity, seed,
+                task_kwargs=tuple(sorted(config.task_kwargs.items())), prune=False,
+                deadline=deadline, checks_per_epoch=int(config.checks_per_epoch or 1),
+            )  # fmt: skip
+            pending[trial_id] = source
+            self.final_jobs[trial_id] = (spec, fidelity, seed)
+            self.executor.submit(job)
+        while pending:
+            self._collect_final(pending, evals)
+        rows = []
+        for rank, row in enumerate(top.itertuples(index=False)):
+            scores = [e for e in evals[row.trial_id] if e is not None and e[0] is not None]
+            val = np.array([e[0] for e in scores], dtype=float)
+            test = np.array([e[1] for e in scores if not pd.isna(e[1])], dtype=float)
+            rows.append(
+                {
+                    "trial_id": int(row.trial_id),
+                    "arch_id": row.arch_id,
+                    "n": len(val),
+                    "val_mean": float(val.mean()) if len(val) else None,
+                    "val_sd": float(val.std(ddof=1)) if len(val) > 1 else None,
+                    "test_mean": float(test.mean()) if len(test) else None,
+                    "test_sd": float(test.std(ddof=1)) if len(test) > 1 else None,
+                    "rank": rank,
+                }
+            )
+        ranked = [r for r in rows if r["val_mean"] is not None and math.isfinite(r["val_mean"])]
+        if not ranked:
+            return
+        best = max(ranked, key=lambda r: (r["val_mean"], -r["rank"]))
+        note = (
+            f"final choice: trial {best['trial_id']}, mean val {best['val_mean']:.4f}"
+            + (f" +- {best['val_sd']:.4f}" if best["val_sd"] is not None else "")
+            + f" over {best['n']} seed{'s' if best['n'] != 1 else ''} (top {len(rows)} "
+            f"candidates, {k} seeds each"
+            + (f"; {skipped} retrains skipped: no time left" if skipped else "")
+            + ")"
+        )
+        self.final = {**best, "seeds": k, "candidates": rows, "note": note, "skipped": skipped}
+        self.store.save_state(FINAL_STATE, json.dumps(self.final).encode())
+
+    def _collect_final(self, pending: dict[int, int], evals: dict[int, list]) -> None:
+        for job, result in self.executor.wait(timeout=1.0):
+            source = pending.pop(job.trial_id)
+            spec, fidelity, seed = self.final_jobs.pop(job.trial_id)
+            self.store.append(job.trial_id, spec, fidelity, seed, result)
+            evals[source].append(_scores(result))
 
     # the ask / submit / collect loop ------------------------------------------------------
     def record(
@@ -692,10 +892,17 @@ class _Search:
                 finally:
                     if self.store is not None:
                         self.best = _best_architecture(self.store)
+                        self.baselines = [
+                            (str(spec.get("baseline")), r.status, r.val_score, r.test_score)
+                            for _, spec, r in self.store.results(phase=BASELINE)
+                        ]
                         self.store.close()
 
     def summary(self, stopped_by: str) -> SearchSummary:
         best = getattr(self, "best", None)
+        final = self.final
+        if final is not None:  # chosen on the mean over seeds
+            best = (final["trial_id"], final["val_mean"], final["test_mean"])
         return SearchSummary(
             self.run_dir,
             self.finished,
@@ -707,6 +914,11 @@ class _Search:
             self.rejected() if self.searcher is not None else self.rejected_before,
             self.cut,
             statistics.median(self.throughputs) if self.throughputs else None,
+            list(getattr(self, "baselines", [])),
+            best[2] if best else None,
+            final["val_sd"] if final else None,
+            final["n"] if final else 0,
+            final["note"] if final else "",
         )
 
 
@@ -718,6 +930,7 @@ def run_search(
     progress: bool | None = None,
     searcher: Any = None,
     executor: Any = None,
+    allow_changed_data: bool = False,
 ) -> SearchSummary:
     """Run (or continue) a search and record every trial in ``config.out``.
 
@@ -731,6 +944,8 @@ def run_search(
         searcher: a Searcher instance to use instead of building one from the config
             (its state is still saved; resuming needs the config's searcher name to resolve).
         executor: an Executor instance to use instead of building one from the config.
+        allow_changed_data: resume although the run's data file changed since it was made
+            (by default a one-line error: the splits would differ; see ``Run.open``).
 
     Returns:
         A :class:`SearchSummary`; the trials are in the run directory's store.
@@ -741,12 +956,13 @@ def run_search(
         SearchInterrupted: after Ctrl-C, once everything finished is recorded.
     """
     config, run_dir = resolve_config(config, resume, out)
-    search = _Search(config, run_dir, resume)
+    search = _Search(config, run_dir, resume, allow_changed_data)
     try:
         search.open_store(searcher)
         search.make_searcher(searcher)
         search.make_scheduler()
         search.make_executor(executor)
+        search.record_baselines()
     except BaseException:
         search.executor = None  # nothing ran: only the store needs closing
         search.searcher = None
@@ -756,6 +972,7 @@ def run_search(
     try:
         search.show_progress(wants_progress() if progress is None else bool(progress))
         stopped_by = search.loop()
+        search.finalise()
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:

@@ -20,12 +20,14 @@ WORKER_LOST = "worker_lost"
 OVER_BUDGET = "over_budget"
 FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 
-#: Why a trial was trained: proposed by a searcher, or a re-evaluation of a finished search's
-#: best specs (``autodlgym retrain``). A run keeps both in one store; searchers and budgets see
-#: only the search phase.
+#: Why a trial was trained: proposed by a searcher, a re-evaluation of a finished search's
+#: best specs (``autodlgym retrain``, ``--final-seeds``), or a scikit-learn yardstick fitted on
+#: the same split (``baseline``: its spec is ``{"baseline": NAME}``). A run keeps them in one
+#: store; searchers and budgets see only the search phase.
 SEARCH = "search"
 RETRAIN = "retrain"
-PHASES = (SEARCH, RETRAIN)
+BASELINE = "baseline"
+PHASES = (SEARCH, RETRAIN, BASELINE)
 #: the search's time budget ran out while the trial trained, or the trial reached its own
 #: time limit after training (``TrialResult.cut``): it keeps the scores it reached
 STOPPED = "stopped"
@@ -46,8 +48,9 @@ class Fidelity:
             training and evaluation) before it ends with status ``timeout`` (None: no limit).
         max_steps: stop training after this many optimiser steps, inside an epoch if need be
             (None: ``epochs`` decides).
-        phase: ``"search"`` or ``"retrain"``; the trainer ignores it, the store and the runner
-            keep the phases apart (a retrained evaluation never counts as a search trial).
+        phase: ``"search"``, ``"retrain"`` or ``"baseline"``; the trainer ignores it, the
+            store and the runner keep the phases apart (a retrained evaluation never counts
+            as a search trial).
     """
 
     epochs: int = 1

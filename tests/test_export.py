@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from data_fixtures import mixed_frame, write_images
 
@@ -139,10 +140,11 @@ def test_export_trains_a_search_trial_without_kept_weights(tmp_path, tiny_space_
     run = tmp_path / "run"
     args = ["--task", task.name, "--space", str(tiny_space_file), "--trials", "2"]
     assert cli.main(["search", *args, "--epochs", "3", "--out", str(run), "--no-progress"]) == 0
-    summary = export_model(run, 1, tmp_path / "model")
-    assert summary.trained_now and summary.weights_from == 2  # recorded as a new trial
+    first = int(load_results(run)["trial_id"].min())  # after the baseline (ridge), id 0
+    summary = export_model(run, first, tmp_path / "model")
+    assert summary.trained_now and summary.weights_from == first + 2  # a new trial
     df = load_results(run)
-    kept = df[df["trial_id"] == 2].iloc[0]
+    kept = df[df["trial_id"] == first + 2].iloc[0]
     assert kept["phase"] == "retrain" and kept["epochs"] == 3 and kept["seed"] == 0
     np.savez(tmp_path / "new.npz", x=x[:7])
     lines = predict_lines(tmp_path / "model", tmp_path / "new.npz")
@@ -151,7 +153,7 @@ def test_export_trains_a_search_trial_without_kept_weights(tmp_path, tiny_space_
     want = raw[:, 0] * pre["target"]["std"][0] + pre["target"]["mean"][0]
     np.testing.assert_allclose([float(v) for v in lines], want, rtol=1e-4)
     # exporting again reuses the kept weights
-    assert not export_model(run, 1, tmp_path / "model").trained_now
+    assert not export_model(run, first, tmp_path / "model").trained_now
 
 
 def test_image_folder_end_to_end(tmp_path, tiny_space_file):
@@ -162,7 +164,7 @@ def test_image_folder_end_to_end(tmp_path, tiny_space_file):
     args += ["--space", str(tiny_space_file), "--trials", "2", "--epochs", "2"]
     assert cli.main(["search", *args, "--out", str(run), "--no-progress"]) == 0
     out = tmp_path / "model"
-    export_model(run, 0, out)
+    export_model(run, int(load_results(run)["trial_id"].iloc[0]), out)
     lines, modules = isolated_predict(out, "--input", str(tmp_path / "new"), cwd=tmp_path)
     assert "autodlgym" not in modules
     pre = pp.load_preprocessing(out)
@@ -206,7 +208,7 @@ def test_onnx_is_written_when_onnx_is_installed(csv_run):
 def test_bad_export_and_predict_input_is_one_line(csv_run, capsys, argv, words):
     root, run = csv_run
     if not (root / "model").is_dir():
-        export_model(run, 0, root / "model")
+        export_model(run, int(load_results(run).trial_id.iloc[0]), root / "model")
     argv = [a.format(run=run, root=root) for a in argv]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -216,7 +218,7 @@ def test_bad_export_and_predict_input_is_one_line(csv_run, capsys, argv, words):
 def test_predict_names_a_missing_column(csv_run, tmp_path):
     root, run = csv_run
     if not (root / "model").is_dir():
-        export_model(run, 0, root / "model")
+        export_model(run, int(load_results(run).trial_id.iloc[0]), root / "model")
     (tmp_path / "partial.csv").write_text("x1,colour\n0.5,red\n")
     with pytest.raises(AutoDLError, match="no column 'x2'"):
         predict_lines(root / "model", tmp_path / "partial.csv")
@@ -237,3 +239,28 @@ def test_built_in_tasks_export_an_array_preprocessing(tmp_path):
     np.save(tmp_path / "bad.npy", x[:, 0])
     with pytest.raises(pp.InputError, match="shape"):
         pp.read_inputs(pre, tmp_path / "bad.npy")
+
+
+def test_load_model_predicts_a_dataframe_as_predict_py_does(csv_run):
+    import autodlgym
+
+    root, run = csv_run
+    out = root / "model_py"
+    export_model(run, int(load_results(run).trial_id.iloc[0]), out)
+    model = autodlgym.load_model(out)
+    new = pd.read_csv(root / "new.csv")
+    want = predict_lines(out, root / "new.csv")
+    assert model.predict(new).tolist() == want == model.predict(root / "new.csv").tolist()
+    probs = model.predict_proba(new)
+    pre = pp.load_preprocessing(out)
+    x = pp.encode_table(pre, pp.read_csv(root / "new.csv"))
+    logits = in_memory_outputs(run, out, x)
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probs, z / z.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    assert model.classes == ["no", "yes"]
+    # a category the training split never had: predicted, counted, reported once
+    odd = new.head(3).assign(colour=["purple", "purple", "red"])
+    with pytest.warns(UserWarning, match=r"colour: 2 cells \('purple' x2\)"):
+        assert len(model.predict(odd)) == 3
+    with pytest.raises(AutoDLError, match="DataFrame or a dict"):
+        model.predict(np.zeros((2, 3)))

@@ -16,7 +16,7 @@ from autodlgym.runner import RunConfig, run_search
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import from_arrays
 from autodlgym.training.trainer import train_and_score
-from autodlgym.trial import RETRAIN, SEARCH, Fidelity
+from autodlgym.trial import BASELINE, RETRAIN, SEARCH, Fidelity
 
 
 @pytest.fixture
@@ -77,7 +77,8 @@ def test_retrain_again_trains_nothing_and_search_resume_ignores_it(searched):
     assert summary.finished == 5
     with ResultStore(out, create=False) as store:
         told = set(pickle.loads(store.load_state("searcher"))["told"])
-        assert store.n_finished(phase=SEARCH) == 5 and store.n_finished() == 7
+        assert store.n_finished(phase=SEARCH) == 5 and store.n_finished(phase=RETRAIN) == 2
+        assert store.n_finished() == 7 + store.n_finished(phase=BASELINE)  # its yardsticks
     assert told == set(df[df["phase"] == SEARCH]["trial_id"])
 
 

@@ -188,6 +188,7 @@ def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path, fake_
     cfg = RunConfig(
         out=str(tmp_path / "run"), task="digits", searcher="tests.test_runner:OneSpec",
         trials=None, time_budget=3.0, epochs=100_000, trial_time_limit="none", pruner="none",
+        final_seeds=0,  # the deadline of the search itself, without final selection
     )  # fmt: skip
     t0 = fake_clock.t
     summary = run_search(cfg, progress=False)

@@ -279,6 +279,7 @@ def build_report(
         in_flight = len(opened.store.pending())
         if table_scores is None:
             table_scores = opened.table_scores()
+        baselines = opened.baselines()
     # the search's trials only: retrained evaluations (autodlgym retrain) are not search trials
     df = df[df["phase"] == SEARCH].reset_index(drop=True)
     curves = curves[curves["trial_id"].isin(df["trial_id"])].reset_index(drop=True)
@@ -398,7 +399,8 @@ def build_report(
             "its best validation score there; <code>n_evals</code> counts its trials. A "
             "trial stopped by the search's time budget ranks with the score it reached "
             "(status <code>stopped</code>).</p>"
-            + _table(board, "No trial finished ok: nothing to rank."),
+            + _table(board, "No trial finished ok: nothing to rank.")
+            + baselines_html(baselines),
         )
     )
     summary = failure_summary(df) if len(df) else pd.DataFrame()
@@ -420,6 +422,29 @@ def build_report(
         fail_body += "<p>Every trial finished ok.</p>"
     parts.append(_section("failures", "Failures", fail_body))
     return _page(f"autodlgym report: {run.resolve().name}", "".join(parts))
+
+
+def baselines_html(baselines: pd.DataFrame) -> str:
+    """The run's scikit-learn baselines as a small table (nothing for a run without them):
+    what a network has to beat, fitted on the same split and inputs."""
+    if baselines is None or not len(baselines):
+        return ""
+    from autodlgym.analysis.baselines import LABELS
+
+    shown = pd.DataFrame(
+        {
+            "baseline": [LABELS.get(str(n), str(n)) for n in baselines["baseline"]],
+            "status": baselines["status"],
+            "val_score": baselines["val_score"],
+            "test_score": baselines["test_score"],
+            "fit_seconds": baselines["train_seconds"],
+        }
+    )
+    return (
+        '<h3 id="baselines">Baselines</h3><p>scikit-learn models fitted on the same training '
+        "split and inputs as the networks, scored on the same validation and test splits "
+        "(never seen by the searcher).</p>" + _table(shown, "")
+    )
 
 
 def _page(title: str, body: str) -> str:

@@ -489,6 +489,19 @@ def sinusoidal_positions(channels: int, length: int) -> torch.Tensor:
     return torch.where((i % 2 == 0)[:, None], torch.sin(angles), torch.cos(angles))
 
 
+def _may_backprop(module: nn.Module, h: torch.Tensor) -> bool:
+    """Whether a CPU forward pass may be followed by a backward one (a module training, with
+    gradients), decided in Python: an exported (eval-mode) graph holds no data-dependent
+    branch."""
+    return (
+        module.training
+        and h.device.type == "cpu"
+        and h.requires_grad
+        and torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+    )
+
+
 class AttentionBlock(nn.Module):
     def __init__(self, in_shape: Shape, ctx: BlockContext) -> None:
         super().__init__()
@@ -518,10 +531,11 @@ class AttentionBlock(nn.Module):
         if self.positions is not None:
             x = x + self.positions
         h = self.norm1(x).transpose(1, 2)
-        if h.device.type == "cpu" and float(h.detach().abs().amax()) > 1e3:
+        if _may_backprop(self, h) and float(h.detach().abs().amax()) > 1e3:
             # PyTorch's CPU flash-attention backward returns NaN gradients when the logits are
             # huge (without a norm, deep stacks reach |h| ~ 1e5 and logits ~ 1e10 at init);
-            # the math kernel's stay finite. Only then: it is 2.3x slower at length 256
+            # the math kernel's stay finite. Only then: it is 2.3x slower at length 256. A
+            # guard of training only: inference (and so torch.export / ONNX) never reads it
             with sdpa_kernel(SDPBackend.MATH):
                 a, _ = self.attn(h, h, h, need_weights=False)
         else:

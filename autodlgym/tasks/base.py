@@ -433,7 +433,14 @@ def get_task(name: str | Task = DEFAULT_TASK, **kwargs: Any) -> Task:
     task = factory(arg, **kwargs) if prefixed else factory(**kwargs)
     if cache_key is not None:
         _TASK_CACHE[cache_key] = task
+        if task.name != name:  # a file task asked for by a relative path: its absolute name too
+            _TASK_CACHE[(task.name, cache_key[1])] = task
     return task
+
+
+def clear_task_cache() -> None:
+    """Forget the tasks made in this process (a data file changed on disk: make it again)."""
+    _TASK_CACHE.clear()
 
 
 def _normalise_options(

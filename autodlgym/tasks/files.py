@@ -20,6 +20,7 @@ import difflib
 import hashlib
 import os
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,35 @@ SPLIT_NAMES = {
     "testing": "test",
 }
 _NDIM_MODALITY = {2: "vector", 3: "sequence", 4: "image"}
+#: a drawn validation or test split smaller than this gets a warning: scores on it are noise
+MIN_SPLIT_WARN = 20
+#: a text column whose cells are numbers but for at most this share is flagged (numeric=)
+JUNK_SHARE = 0.2
+#: a column whose every value is distinct, over at least this many rows, looks like an id
+ID_MIN_ROWS = 20
+
+
+def fingerprint(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a data file's bytes, or of a folder's files (relative paths and bytes, in
+    order; hidden files left out): what a run checks to know its data did not change."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    files = (
+        sorted(f for f in p.rglob("*") if f.is_file() and not _hidden(f.relative_to(p)))
+        if p.is_dir()
+        else [p]
+    )
+    for f in files:
+        if p.is_dir():
+            digest.update(str(f.relative_to(p).as_posix()).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
 
 
 # Splits -----------------------------------------------------------------------------------
@@ -99,6 +129,16 @@ def make_splits(
     for name in SPLITS:
         if len(splits[name]) == 0:
             raise AutoDLError(f"the {name} split is empty; give at least one {name} example")
+    small = [k for k in ("val", "test") if k in made and len(splits[k]) < MIN_SPLIT_WARN]
+    if small:
+        warnings.warn(
+            f"{sum(len(splits[k]) for k in SPLITS)} examples split "
+            f"{'/'.join(str(len(splits[k])) for k in SPLITS)} (train/val/test): scores on "
+            f"{' and '.join(f'{len(splits[k])} {k}' for k in small)} examples are mostly noise; "
+            "give more data (or larger val_fraction / test_fraction)",
+            UserWarning,
+            stacklevel=2,
+        )
     if not made:
         note = "splits given"
     else:
@@ -174,6 +214,40 @@ def _label_key(cell: Any, integer: bool) -> str:
     return pp.category(cell)  # type: ignore[return-value]
 
 
+def _is_junk(cell: Any) -> bool:
+    """A cell that is there but is not a number (``?``, ``n.a.``, ``12 kg``)."""
+    if pp.is_missing(cell) or isinstance(cell, bool):
+        return False
+    try:
+        pp.to_number(cell)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+def _junk(cells: Sequence[Any]) -> dict[str, int]:
+    """Cells that are not numbers, by text, with their counts; {} when every one is."""
+    return dict(Counter(str(c).strip() for c in cells if _is_junk(c)))
+
+
+def _counts(counts: dict[str, int], limit: int = 3) -> str:
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    more = f", {len(ranked) - limit} more" if len(ranked) > limit else ""
+    return ", ".join(f"{k!r} x{n}" for k, n in ranked[:limit]) + more
+
+
+def _cells(n: int) -> str:
+    return f"{n} cell" + ("" if n == 1 else "s")
+
+
+def _looks_like_id(cells: Sequence[Any], kind: str) -> bool:
+    """Integers or text, every value distinct, over enough rows: a row identifier."""
+    if kind not in ("int", "category") or len(cells) < ID_MIN_ROWS:
+        return False
+    values = [pp.category(c) for c in cells]
+    return None not in values and len(set(values)) == len(values)
+
+
 def _table_task(
     scheme: str,
     path: str,
@@ -186,6 +260,7 @@ def _table_task(
     test_fraction: float,
     seed: int,
     max_categories: int,
+    numeric: str = "",
 ) -> Task:
     task = f"{scheme} task"
     p = _user_file(task, path, "file", f"give a {scheme} file as {scheme}:PATH")
@@ -220,6 +295,10 @@ def _table_task(
         )
     dropped = set(_names_option(task, "drop", drop, names))
     forced = set(_names_option(task, "categorical", categorical, names))
+    as_numbers = set(_names_option(task, "numeric", numeric, names))
+    both = sorted(forced & as_numbers)
+    if both:
+        raise AutoDLError(f"{task} names {', '.join(both)} in both categorical= and numeric=")
     if split_column and split_column not in columns:
         raise AutoDLError(
             f"{task} split_column={split_column!r} is not a column{_closest(split_column, names)}"
@@ -284,20 +363,50 @@ def _table_task(
     train = splits["train"]
 
     # features: statistics from the training rows only
-    features, notes, missing_report = [], [], {}
+    features, notes, missing_report, junk_report = [], [], {}, {}
     for name in names:
         if name in (target, split_column) or name in dropped:
             continue
         cells = columns[name]
+        junk = _junk(cells)
+        if name in as_numbers:  # numeric=: text in the column is a missing value
+            if junk:
+                junk_report[name] = junk
+                cells = [None if _is_junk(c) else c for c in cells]
+            col_kind = "float"
+        elif name in forced:
+            col_kind = "category"
+        else:
+            col_kind = _value_kind(cells)
         train_cells = [cells[i] for i in train]
         n_missing = sum(pp.is_missing(c) for c in cells)
         n_missing_train = sum(pp.is_missing(c) for c in train_cells)
-        col_kind = "category" if name in forced else _value_kind(cells)
-        if col_kind == "empty" or n_missing_train == len(train):
+        if n_missing_train == len(train) or (col_kind == "empty"):
             notes.append(f"{name} dropped (no values in the training split)")
             continue
         if n_missing:
             missing_report[name] = {"all": n_missing, "train": n_missing_train}
+        if col_kind == "category" and name not in forced:
+            n_values = len(cells) - n_missing
+            if junk and sum(junk.values()) <= JUNK_SHARE * n_values:
+                warnings.warn(
+                    f"column {name!r} holds {n_values - sum(junk.values())} numbers and "
+                    f"{_cells(sum(junk.values()))} that {'is' if sum(junk.values()) == 1 else 'are'} not ({_counts(junk)}); it is read as "
+                    f"categories. To read it as numbers, those cells missing: --task-opt "
+                    f"numeric={name}",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                notes.append(f"{name}: {_cells(sum(junk.values()))} not numbers ({_counts(junk)})")
+        if _looks_like_id(cells, col_kind):
+            warnings.warn(
+                f"column {name!r} looks like an identifier (each of its {len(cells)} values "
+                f"is distinct): it cannot generalise to new rows; leave it out with "
+                f"--task-opt drop={name}",
+                UserWarning,
+                stacklevel=3,
+            )
+            notes.append(f"{name} looks like an identifier (drop={name})")
         if col_kind == "category":
             counts = Counter(pp.category(c) for c in train_cells if not pp.is_missing(c))
             ranked = sorted(counts, key=lambda c: (-counts[c], c))
@@ -321,15 +430,16 @@ def _table_task(
             )
             mean = float(np.nanmean(values))
             std = float(np.nanstd(values))
-            features.append(
-                {
-                    "name": name,
-                    "kind": "numeric",
-                    "mean": mean,
-                    "std": std if std > 0 and np.isfinite(std) else 1.0,
-                    "indicator": n_missing_train > 0,
-                }
-            )
+            entry = {
+                "name": name,
+                "kind": "numeric",
+                "mean": mean,
+                "std": std if std > 0 and np.isfinite(std) else 1.0,
+                "indicator": n_missing_train > 0,
+            }
+            if name in as_numbers:
+                entry["junk_as_missing"] = True  # at predict time too
+            features.append(entry)
     if not features:
         raise AutoDLError(f"{str(p)!r} has no feature columns besides {target!r}")
     if missing_report:
@@ -337,6 +447,11 @@ def _table_task(
             "missing values: "
             + ", ".join(f"{k} {v['all']}" for k, v in missing_report.items())
             + " (numeric: train mean + indicator; categorical: a category of their own)"
+        )
+    if junk_report:
+        notes.append(
+            "read as numbers (numeric=), text as missing: "
+            + ", ".join(f"{k} {sum(v.values())} ({_counts(v)})" for k, v in junk_report.items())
         )
     if n_no_target:
         notes.append(f"{n_no_target} rows without a {target!r} value left out")
@@ -349,6 +464,7 @@ def _table_task(
         "problem": "classification" if classify else "regression",
         "columns": features,
         "source": str(p),
+        "sha256": fingerprint(p),
     }
     x_all = pp.encode_table(pre, columns)
     pre["input_shape"] = [int(x_all.shape[1])]
@@ -366,6 +482,7 @@ def _table_task(
         "splits": {k: len(v) for k, v in splits.items()},
         "split": split_note,
         "missing": missing_report,
+        "not_numbers": junk_report,
         "notes": notes,
     }
     n_out = len(labels) if classify else 1
@@ -398,6 +515,7 @@ def csv_task(
     test_fraction: float = 0.15,
     seed: int = 0,
     max_categories: int = 64,
+    numeric: str = "",
 ) -> Task:
     """A task from a CSV file (``.tsv``: tab-separated) with a header row.
 
@@ -409,6 +527,10 @@ def csv_task(
             out.
         kind: ``auto``, ``classification`` or ``regression``.
         categorical: comma-separated columns to one-hot although they hold numbers.
+        numeric: comma-separated columns to read as numbers although some cells hold text
+            (``?``, ``n/a.``): those cells count as missing, here and at predict time, and
+            the task's report counts them. A column of numbers with a few such cells is
+            read as categories unless named here, with a warning that says so.
         drop: comma-separated columns to leave out (identifiers, leaks).
         split_column: a column saying ``train`` / ``val`` / ``test`` per row (the split is
             then given; a missing val or test split is drawn from train).
@@ -422,10 +544,13 @@ def csv_task(
     encoded over the training split's categories, with a category for missing values. The
     task's ``description`` and ``preprocessing["report"]`` state the split and the missing
     values. A regression target is standardised with training statistics (R^2 is unchanged).
+    A column that looks like a row identifier (integers or text, every value distinct) is
+    flagged with a warning (leave it out with ``drop=``); a drawn validation or test split of
+    fewer than :data:`MIN_SPLIT_WARN` rows is warned about too.
     """
     return _table_task(
         "csv", path, target, kind, categorical, drop, split_column, val_fraction,
-        test_fraction, seed, max_categories,
+        test_fraction, seed, max_categories, numeric,
     )  # fmt: skip
 
 
@@ -443,12 +568,13 @@ def parquet_task(
     test_fraction: float = 0.15,
     seed: int = 0,
     max_categories: int = 64,
+    numeric: str = "",
 ) -> Task:
     """A task from a Parquet file; options and preprocessing as in :func:`csv_task`
     (column types come from the file: numbers are numeric, text and booleans categorical)."""
     return _table_task(
         "parquet", path, target, kind, categorical, drop, split_column, val_fraction,
-        test_fraction, seed, max_categories,
+        test_fraction, seed, max_categories, numeric,
     )  # fmt: skip
 
 
@@ -545,6 +671,7 @@ def images_task(
         "mean": mean.tolist(),
         "std": np.where(std > 0, std, 1.0).tolist(),
         "source": str(root),
+        "sha256": fingerprint(root),
         "report": {
             "images": len(files),
             "splits": {k: len(v) for k, v in splits.items()},
@@ -687,6 +814,7 @@ def npz_task(
         "mean": None,
         "std": None,
         "source": str(p),
+        "sha256": fingerprint(p),
     }
     if standardize:
         train = x_all[splits["train"]].astype(np.float64)

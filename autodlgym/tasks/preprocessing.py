@@ -25,9 +25,12 @@ A preprocessing description is JSON-ready data (``preprocessing.json`` in a mode
   the input vector. ``{"name", "kind": "numeric", "mean", "std", "indicator"}`` gives one
   feature ``(value - mean) / std`` (a missing value is imputed with ``mean``, so 0), then, if
   ``indicator``, a 0/1 feature that says the value was missing.
+  With ``"junk_as_missing": true`` (the task's ``numeric=`` option) a cell that is not a
+  number is a missing value (and counted, see :func:`unseen_note`), else an error.
   ``{"name", "kind": "categorical", "categories": [...], "missing_slot"}`` gives one 0/1
   feature per category (the value as text); with ``missing_slot`` one more for a missing value;
-  a category not seen in training is all zeros. Missing: empty, None, NaN or one of
+  a category not seen in training is all zeros, and counted: ``predict.py`` and ``autodlgym
+  predict`` report such values on stderr. Missing: empty, None, NaN or one of
   :data:`NA_STRINGS`.
 - ``image``: ``"mode"`` (``"RGB"`` or ``"L"``), ``"size"`` ``[height, width]``, ``"mean"`` and
   ``"std"`` per channel: the file is converted to the mode, resized (bilinear), scaled to
@@ -164,13 +167,20 @@ def n_rows(columns: Mapping[str, Sequence[Any]]) -> int:
 
 
 # Encoding ---------------------------------------------------------------------------------
-def encode_table(pre: Mapping[str, Any], columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+def encode_table(
+    pre: Mapping[str, Any],
+    columns: Mapping[str, Sequence[Any]],
+    unseen: dict[str, dict[str, int]] | None = None,
+) -> np.ndarray:
     """Rows of a table as the model's input vectors, float32 of shape ``(N, F)``.
 
     Args:
         pre: a ``table`` preprocessing description.
         columns: column name -> cells (raw text, numbers or None); columns the description
             does not name (the target, identifiers) are ignored.
+        unseen: when given, filled with what the training split did not have: column ->
+            {value: count} for categories not seen in training (encoded as no category) and
+            for text in a column read with ``junk_as_missing`` (encoded as missing).
 
     Raises:
         InputError: a column is absent, or a numeric column holds text.
@@ -188,9 +198,14 @@ def encode_table(pre: Mapping[str, Any], columns: Mapping[str, Sequence[Any]]) -
                 try:
                     x = to_number(cell)
                 except (TypeError, ValueError):
-                    raise InputError(
-                        f"column {name!r} row {i + 1} holds {cell!r}, not a number"
-                    ) from None
+                    if not col.get("junk_as_missing"):
+                        raise InputError(
+                            f"column {name!r} row {i + 1} holds {cell!r}, not a number"
+                        ) from None
+                    x = None  # read with numeric=: text is a missing value
+                    if unseen is not None:
+                        seen = unseen.setdefault(name, {})
+                        seen[str(cell)] = seen.get(str(cell), 0) + 1
                 values[i] = math.nan if x is None else x
             missing = np.isnan(values)
             values[missing] = col["mean"]
@@ -208,6 +223,9 @@ def encode_table(pre: Mapping[str, Any], columns: Mapping[str, Sequence[Any]]) -
                         onehot[i, width - 1] = 1.0
                 elif key in slots:
                     onehot[i, slots[key]] = 1.0
+                elif unseen is not None:
+                    seen = unseen.setdefault(name, {})
+                    seen[key] = seen.get(key, 0) + 1
             features.extend(onehot.T)
     x = np.stack(features, axis=1) if features else np.zeros((n, 0))
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -232,10 +250,7 @@ def load_image(path: str | Path, mode: str, size: Sequence[int]) -> np.ndarray:
     Raises:
         InputError: the file cannot be read as an image.
     """
-    try:
-        from PIL import Image
-    except ImportError:
-        raise InputError("reading images needs Pillow: pip install pillow") from None
+    Image = _pillow()
     try:
         with Image.open(path) as img:
             img = img.convert(mode).resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
@@ -247,10 +262,18 @@ def load_image(path: str | Path, mode: str, size: Sequence[int]) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+def _pillow() -> Any:
+    """Pillow's ``Image`` module, or a one-line :class:`InputError` saying how to get it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise InputError("reading images needs Pillow: pip install pillow") from None
+    return Image
+
+
 def image_files(folder: str | Path) -> list[Path]:
     """The image files under ``folder`` (any depth, by path), known to Pillow by extension."""
-    from PIL import Image
-
+    Image = _pillow()
     known = {ext.lower() for ext in Image.registered_extensions()}
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in known)
 
@@ -282,9 +305,14 @@ def read_arrays(pre: Mapping[str, Any], path: str | Path) -> np.ndarray:
     return x
 
 
-def read_inputs(pre: Mapping[str, Any], path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+def read_inputs(
+    pre: Mapping[str, Any],
+    path: str | Path,
+    unseen: dict[str, dict[str, int]] | None = None,
+) -> tuple[np.ndarray, list[str] | None]:
     """New data for a model: ``(inputs, names)``. ``names`` labels each row for a folder of
-    images (paths relative to the folder) and is None otherwise.
+    images (paths relative to the folder) and is None otherwise. ``unseen`` as for
+    :func:`encode_table` (tables).
 
     Raises:
         InputError: missing or unreadable input, or input that does not fit the model.
@@ -294,7 +322,7 @@ def read_inputs(pre: Mapping[str, Any], path: str | Path) -> tuple[np.ndarray, l
         raise InputError(f"input {str(path)!r} does not exist")
     kind = pre["kind"]
     if kind == "table":
-        return encode_table(pre, read_table(path)), None
+        return encode_table(pre, read_table(path), unseen), None
     if kind == "image":
         files = image_files(path) if path.is_dir() else [path]
         if not files:
@@ -357,25 +385,55 @@ def predict(
     path: str | Path,
     batch_size: int = 1024,
     pre: Mapping[str, Any] | None = None,
+    unseen: dict[str, dict[str, int]] | None = None,
 ) -> tuple[list[str], np.ndarray, list[str] | None]:
     """Run an exported model on new data: ``(predictions, outputs, names)``.
 
     ``outputs`` are the network's raw outputs (logits, or standardised targets), one row per
     example; ``predictions`` as :func:`decode` writes them; ``names`` as :func:`read_inputs`.
-    ``pre`` is the model's preprocessing when already loaded.
+    ``pre`` is the model's preprocessing when already loaded; ``unseen`` is filled as
+    :func:`encode_table` says (see :func:`unseen_note`).
     """
+    pre = load_preprocessing(model_dir) if pre is None else pre
+    x, names = read_inputs(pre, path, unseen)
+    outputs = run_program(load_program(model_dir), x, pre, batch_size)
+    return decode(pre, outputs), outputs, names
+
+
+def run_program(program: Any, x: np.ndarray, pre: Mapping[str, Any], batch_size: int = 1024):
+    """The raw outputs of a loaded program on model inputs ``x``, in batches."""
     import torch
 
-    pre = load_preprocessing(model_dir) if pre is None else pre
-    x, names = read_inputs(pre, path)
-    program = load_program(model_dir)
     parts = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             parts.append(program(torch.from_numpy(x[i : i + batch_size])).float().numpy())
     n_out = len(pre["labels"]) if pre["problem"] == "classification" and pre.get("labels") else 1
-    outputs = np.concatenate(parts) if parts else np.zeros((0, n_out), dtype=np.float32)
-    return decode(pre, outputs), outputs, names
+    return np.concatenate(parts) if parts else np.zeros((0, n_out), dtype=np.float32)
+
+
+def unseen_note(unseen: Mapping[str, Mapping[str, int]], limit: int = 3) -> str | None:
+    """One line about values the model never saw in training (None when there were none):
+    ``colour: 3 cells of categories not seen in training ('purple' x2, 'teal' x1)``."""
+    if not unseen:
+        return None
+    parts = []
+    for name, counts in unseen.items():
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        shown = ", ".join(f"{v!r} x{n}" for v, n in ranked[:limit])
+        more = f", {len(ranked) - limit} more" if len(ranked) > limit else ""
+        n = sum(counts.values())
+        parts.append(f"{name}: {n} cell{'' if n == 1 else 's'} ({shown}{more})")
+    return (
+        "values not seen in training, encoded as no category (or missing, for numeric= "
+        "columns): " + "; ".join(parts)
+    )
+
+
+def probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities (softmax) of a classifier's outputs, one row per example."""
+    z = outputs - outputs.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
 
 
 def format_predictions(
@@ -388,8 +446,7 @@ def format_predictions(
     """The lines :func:`main` prints: ``[name<TAB>]prediction[<TAB>scores]``."""
     lines = []
     if scores and pre["problem"] == "classification":
-        z = outputs - outputs.max(axis=1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        probs = probabilities(outputs)
     for i, label in enumerate(predictions):
         parts = ([names[i]] if names is not None else []) + [label]
         if scores:
@@ -413,14 +470,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scores", action="store_true", help="add class probabilities (or raw outputs)"
     )
     args = parser.parse_args(argv)
+    unseen: dict[str, dict[str, int]] = {}
     try:
         pre = load_preprocessing(args.model_dir)
-        predictions, outputs, names = predict(args.model_dir, args.input, pre=pre)
+        predictions, outputs, names = predict(args.model_dir, args.input, pre=pre, unseen=unseen)
     except InputError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         return 2
-    for line in format_predictions(pre, predictions, outputs, names, args.scores):
-        print(line)
+    note = unseen_note(unseen)
+    if note:
+        print(f"predict: note: {note}", file=sys.stderr)
+    return print_lines(format_predictions(pre, predictions, outputs, names, args.scores))
+
+
+def print_lines(lines: Sequence[str]) -> int:
+    """Print ``lines`` to stdout; a reader that closes the pipe early (``| head``) ends it
+    quietly (exit 0, no traceback)."""
+    try:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # what is still buffered would fail again at exit: point stdout at nothing
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -59,7 +59,7 @@ from autodlgym.results.store import DB_NAME, ResultStore
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks.base import Task, get_task, register_task
-from autodlgym.trial import ERROR, OK, PRUNED, Fidelity, TrialResult, rung_fidelities
+from autodlgym.trial import BASELINE, ERROR, OK, PRUNED, Fidelity, TrialResult, rung_fidelities
 
 NASBENCH_GRAPH_DATASETS = (
     "cora",
@@ -393,8 +393,9 @@ class RunTable(Blackbox):
         self.name = f"table:{self.run_dir}"
         with ResultStore(self.run_dir, create=False) as store:
             config = store.load_config() or {}
-            trials = store.results()
             fidelities = store.fidelities()
+            # networks only: a run's scikit-learn baselines are no architecture of its space
+            trials = [t for t in store.results() if fidelities[t[0]].phase != BASELINE]
             # the space the run searched, as stored with it (a run of 0.1 stored none: its
             # task's own space then)
             space = store.load_space()
