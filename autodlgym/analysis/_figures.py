@@ -98,7 +98,9 @@ def time_unit(seconds: float) -> tuple[float, str]:
 def figure_png(fig: Figure, dpi: int = 96) -> bytes:
     """The figure as PNG bytes, trimmed to what is drawn (no label cut at an edge)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+    # zlib level 1: a quarter of the encoding time of the default, files about a tenth larger
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1,
+                pil_kwargs={"compress_level": 1})  # fmt: skip
     return buf.getvalue()
 
 

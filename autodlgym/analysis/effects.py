@@ -60,7 +60,7 @@ def decision_effects(
         ``n`` (its ``ok`` trials), ``mean``, ``sd``, ``ci_low``, ``ci_high`` (NaN with fewer
         than 2 trials). Decisions in frame order, options in option order.
     """
-    from scipy import stats
+    from autodlgym.analysis._stats import t_quantile
 
     _require(df, "status", "val_score")
     ok = df[(df["status"] == OK) & df["val_score"].notna()]
@@ -76,7 +76,7 @@ def decision_effects(
         g = g.rename(columns={"count": "n", "std": "sd"}).reset_index()
         n = g["n"].to_numpy(dtype="float64")
         with np.errstate(invalid="ignore", divide="ignore"):
-            half = stats.t.ppf(0.5 + level / 2, n - 1) * g["sd"].to_numpy() / np.sqrt(n)
+            half = t_quantile(0.5 + level / 2, n - 1) * g["sd"].to_numpy() / np.sqrt(n)
         half = np.where(n >= 2, half, np.nan)
         g["ci_low"] = g["mean"] - half
         g["ci_high"] = g["mean"] + half
