@@ -121,8 +121,7 @@ def plot_parallel_coordinates(
     lines.set_array(np.asarray(seg_scores))
     ax.add_collection(lines)
     best = y[-1]
-    ax.plot(xs[np.isfinite(best)], best[np.isfinite(best)], color="#D55E00", lw=2.2,
-            label=f"best: trial {int(score.index[-1])} ({score.iloc[-1]:.4f})")  # fmt: skip
+    ax.plot(xs[np.isfinite(best)], best[np.isfinite(best)], color="#D55E00", lw=2.2)
     for j, name in enumerate(axes_names):
         ax.axvline(j, color="#555555", lw=0.8)
         sub = data[data["axis"] == name].dropna(subset=["y"])
@@ -144,6 +143,8 @@ def plot_parallel_coordinates(
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     fig.colorbar(lines, ax=ax, label="validation score", pad=0.02, fraction=0.04)
-    ax.set_title(title, fontsize="medium")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.28), fontsize="x-small", frameon=False)
+    ax.set_title(
+        f"{title}\nred: the best, trial {int(score.index[-1])} ({score.iloc[-1]:.4f})",
+        fontsize="medium",
+    )
     return fig

@@ -48,7 +48,7 @@ def promotion_chains(df: pd.DataFrame) -> pd.DataFrame:
         at their top rung), each in rung order. Empty when the run has one fidelity.
     """
     d = _at_rungs(df)
-    d = d[d["top_rung"] > 0]
+    d = d[d.groupby("arch_id")["rung"].transform("size") >= 2]
     cols = ["arch_id", "rung", "trial_id", "epochs", "status", "val_score", "promoted"]
     cols.append("top_rung")
     if d.empty:

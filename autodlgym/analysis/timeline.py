@@ -62,7 +62,9 @@ def timeline(df: pd.DataFrame) -> pd.DataFrame:
         else np.zeros(len(d), dtype=bool)
     )
     seconds = np.where(reused, 0.0, trial_seconds(d).to_numpy(dtype="float64"))
-    end = pd.to_datetime(d["finished_at"], utc=True).astype("int64").to_numpy() / 1e9
+    stamps = pd.to_datetime(d["finished_at"], utc=True)
+    # seconds from the first finish (the stamps' unit, ns or us, varies with pandas)
+    end = (stamps - stamps.min()).dt.total_seconds().to_numpy(dtype="float64")
     start = end - seconds
     t0 = float(start.min())
     worker = d["worker"].astype("str") if "worker" in d.columns else pd.Series("", index=d.index)
