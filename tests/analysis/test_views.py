@@ -234,7 +234,7 @@ def test_an_asha_run_on_a_lookup_table_promotes_along_real_chains(tmp_path):
 
     run = tmp_path / "asha"
     run_search(
-        RunConfig(out=str(run), task="mnist1d-table", trials=40, pruner="asha", seed=1),
+        RunConfig(out=str(run), task="mnist1d-table", trials=20, pruner="asha", seed=1),
         progress=False,
     )
     df, _ = _frames(run)
@@ -245,9 +245,12 @@ def test_an_asha_run_on_a_lookup_table_promotes_along_real_chains(tmp_path):
         assert (np.diff(g["rung"]) > 0).all()  # strictly up the ladder
         assert set(df.loc[df["trial_id"].isin(g["trial_id"]), "arch_id"]) == {arch}
         assert [rung_of[t] for t in g["trial_id"]] == g["rung"].tolist()
-    page = build_report(run)
-    section = page[page.index('id="promotions"') : page.index('id="diagnostics"')]
+    from autodlgym.analysis.views import promotions_section
+
+    section = promotions_section(df[df["phase"] == "search"])
     assert "<img" in section and "Promotion chains" in section
+    for arch in chains["arch_id"].unique()[:100]:
+        assert f"<td>{arch}</td>" in section
 
 
 # The table of all trials -----------------------------------------------------------------------
@@ -457,3 +460,27 @@ def test_chromium_draws_every_section_of_the_page(browsed_run):
         assert len(colours) > 1, f"section {sid} is blank"
         ink = (crop < 0.9).any(axis=-1).mean()
         assert ink > 0.005, f"section {sid} has almost nothing drawn ({ink:.4f})"
+
+
+def test_importance_leaves_scikit_learn_unimported_until_fanova_asks(tmp_path):
+    import sys
+
+    code = (
+        "import sys, numpy as np, pandas as pd\n"
+        "from autodlgym.analysis.effects import decision_importance\n"
+        "from autodlgym.searchspace.space import SearchSpace\n"
+        "space = SearchSpace.from_config({'base': 'default', 'max_stages': 1})\n"
+        "rng = np.random.default_rng(0)\n"
+        "specs = [space.sample(rng) for _ in range(12)]\n"
+        "df = pd.DataFrame({'trial_id': range(12), 'status': 'ok',\n"
+        "                   'val_score': rng.random(12), 'spec': [s.to_json() for s in specs],\n"
+        "                   'arch_id': [s.arch_id for s in specs]})\n"
+        "assert len(decision_importance(df, space)), 'PED-ANOVA ranked nothing'\n"
+        "assert 'sklearn' not in sys.modules and 'scipy.stats' not in sys.modules\n"
+        "assert len(decision_importance(df, space, 'fanova'))\n"
+        "assert 'sklearn.ensemble' in sys.modules\n"
+        "print('fine')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.stdout.strip() == "fine", done.stderr[-3000:]
