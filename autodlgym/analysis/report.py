@@ -2,9 +2,10 @@
 
 The page holds a header (task, space, searcher, budget, versions, the best spec and its
 architecture summary), the figures of :mod:`autodlgym.analysis` as base64 PNG images, the
-top-k table and the failures. It references nothing outside itself (no script, font or
-stylesheet from the network), so it opens from disk, in a mail attachment or an air-gapped
-cluster. ``autodlgym compare`` writes the same kind of page for several runs of one task.
+top-k table, a sortable table of every trial with a drill-down (:mod:`.views`) and the
+failures. It references nothing outside itself (its one script, ``report.js``, is inlined; no
+font or stylesheet from the network), so it opens from disk, in a mail attachment or an
+air-gapped cluster. ``autodlgym compare`` writes the same kind of page for several runs of one task.
 
 Every section is always present: a run without an ``ok`` trial gets figures that say so and
 a failures section that lists what went wrong.

@@ -18,7 +18,7 @@ import pytest
 from autodlgym.analysis.pairs import pair_grid, top_pair
 from autodlgym.analysis.parallel import parallel_coordinates
 from autodlgym.analysis.promotions import promotion_chains, rung_summary
-from autodlgym.analysis.report import SECTIONS, build_report, write_report
+from autodlgym.analysis.report import SECTIONS, write_report
 from autodlgym.analysis.scores import score_edf, val_test_scores
 from autodlgym.analysis.slices import slice_data
 from autodlgym.analysis.timeline import timeline, worker_usage
