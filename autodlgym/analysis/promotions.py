@@ -72,6 +72,7 @@ def rung_summary(df: pd.DataFrame) -> pd.DataFrame:
         a = at[at["rung"] == k]
         scores = g.loc[g["_usable"], "val_score"].astype("float64")
         samples = g["max_train_samples"].iloc[0] if "max_train_samples" in g.columns else None
+        samples = np.nan if samples is None or pd.isna(samples) else float(samples)  # NaN: all
         rows.append(
             {
                 "rung": int(k),
