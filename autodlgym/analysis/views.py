@@ -88,7 +88,8 @@ def parallel_section(df: pd.DataFrame, space: SearchSpace | None, ranked: list[s
     return section(
         "parallel",
         "Parallel coordinates",
-        f"<p>The {MAX_AXES} most important decisions that vary, then the validation score; "
+        f"<p>The most important decisions that vary (at most {MAX_AXES}), then the validation "
+        "score; "
         "one line per architecture, the best on top.</p>"
         + figure(
             lambda: plot_parallel_coordinates(df, ranked, space, MAX_AXES),
