@@ -87,3 +87,37 @@ def live_trial(study: optuna.Study, number: int) -> optuna.Trial:
 
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
     return optuna.trial.Trial(study, trial_id)
+
+
+def import_importance() -> Any:
+    """``optuna.importance``, without importing scikit-learn until a forest is built.
+
+    ``optuna.importance`` imports ``sklearn.ensemble`` for its fANOVA and MDI evaluators as
+    soon as it is imported, about a second of scikit-learn and scipy.stats, which a report
+    that ranks decisions by PED-ANOVA never uses. While Optuna imports, ``sklearn.ensemble``
+    is a stand-in whose ``RandomForestRegressor`` imports the real class when it is called
+    (the only use Optuna makes of it); the stand-in is gone once Optuna is imported, so
+    every other import of scikit-learn is the real one. fANOVA and MDI work as before.
+    """
+    import sys
+    import types
+
+    if "optuna.importance" in sys.modules or "sklearn.ensemble" in sys.modules:
+        import optuna.importance
+
+        return optuna.importance
+
+    def RandomForestRegressor(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - its name
+        from sklearn.ensemble import RandomForestRegressor as forest
+
+        return forest(*args, **kwargs)
+
+    stand_in = types.ModuleType("sklearn.ensemble")
+    stand_in.RandomForestRegressor = RandomForestRegressor  # type: ignore[attr-defined]
+    sys.modules["sklearn.ensemble"] = stand_in
+    try:
+        import optuna.importance
+    finally:
+        if sys.modules.get("sklearn.ensemble") is stand_in:
+            del sys.modules["sklearn.ensemble"]
+    return optuna.importance

@@ -232,12 +232,32 @@ def layer_violations(root: Path, exceptions: dict | None = None) -> list[str]:
 
 def sys_modules_uses(root: Path) -> list[str]:
     """``file:line`` of each use of ``sys.modules`` other than asking whether a module outside
-    the package is loaded (``"ipykernel" in sys.modules``)."""
+    the package is loaded (``"ipykernel" in sys.modules``) or reading, setting or deleting the
+    entry of a module outside it by name (``sys.modules.get("sklearn.ensemble")``,
+    ``sys.modules["sklearn.ensemble"] = ...``)."""
+
+    def outside(node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and not node.value.startswith(root.name)
+        )
+
     out = []
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         allowed: set[int] = set()
         for node in ast.walk(tree):
+            if isinstance(node, ast.Subscript) and outside(node.slice):
+                allowed.add(id(node.value))
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and node.args
+                and outside(node.args[0])
+            ):
+                allowed.add(id(node.func.value))
             if (
                 isinstance(node, ast.Compare)
                 and len(node.ops) == 1
@@ -371,10 +391,16 @@ def test_the_checker_finds_sys_modules_hooks(tmp_path):
                 "    return 'autodlgym.envs' in sys.modules\n"  # line 4: a package module
             ),
             "progress.py": "import sys\nNOTEBOOK = 'ipykernel' in sys.modules\n",  # fine
+            "optuna_utils.py": (  # an outside module's entry by name: fine
+                "import sys\nsys.modules['sklearn.ensemble'] = None\n"
+                "sys.modules.get('sklearn.ensemble')\ndel sys.modules['sklearn.ensemble']\n"
+            ),
+            "run.py": "import sys\nsys.modules['autodlgym.envs'] = None\n",  # line 2
             "utils.py": "from sys import modules\n",  # line 1
         },
     )
     assert sys_modules_uses(root) == [
+        "autodlgym/run.py:2",
         "autodlgym/tasks/base.py:3",
         "autodlgym/tasks/base.py:4",
         "autodlgym/utils.py:1",

@@ -42,8 +42,20 @@ from autodlgym.analysis.leaderboard import (
     leaderboard,
 )
 from autodlgym.analysis.optuna_export import export_optuna, run_space
+from autodlgym.analysis.pairs import pair_grid, plot_pair
+from autodlgym.analysis.parallel import parallel_coordinates, plot_parallel_coordinates
 from autodlgym.analysis.pareto import pareto_front, plot_pareto
+from autodlgym.analysis.promotions import plot_promotions, promotion_chains, rung_summary
 from autodlgym.analysis.report import build_report, write_comparison, write_report
+from autodlgym.analysis.scores import (
+    plot_score_edf,
+    plot_val_test_scores,
+    score_edf,
+    val_test_scores,
+)
+from autodlgym.analysis.slices import plot_slices, slice_data
+from autodlgym.analysis.timeline import plot_timeline, timeline, worker_usage
+from autodlgym.analysis.trials import trial_details, trials_table
 from autodlgym.run import load_results
 
 __all__ = [
@@ -51,8 +63,11 @@ __all__ = [
     "compare_bands", "compute_by_block", "compute_by_status", "decision_effects",
     "decision_importance", "diagnostic_correlations", "effects_note", "export",
     "export_optuna", "failure_summary", "init_diagnostics", "leaderboard", "learning_curves",
-    "load_results", "pareto_front", "plot_anytime", "plot_compare", "plot_compute",
-    "plot_decision_effects", "plot_decision_importance", "plot_init_diagnostics",
-    "plot_learning_curves", "plot_pareto", "random_search_band", "run_space", "write_comparison",
-    "write_report",
+    "load_results", "pair_grid", "parallel_coordinates", "pareto_front", "plot_anytime",
+    "plot_compare", "plot_compute", "plot_decision_effects", "plot_decision_importance",
+    "plot_init_diagnostics", "plot_learning_curves", "plot_pair", "plot_parallel_coordinates",
+    "plot_pareto", "plot_promotions", "plot_score_edf", "plot_slices", "plot_timeline",
+    "plot_val_test_scores", "promotion_chains", "random_search_band", "run_space",
+    "rung_summary", "score_edf", "slice_data", "timeline", "trial_details", "trials_table",
+    "val_test_scores", "worker_usage", "write_comparison", "write_report",
 ]  # fmt: skip

@@ -95,10 +95,38 @@ def time_unit(seconds: float) -> tuple[float, str]:
     return 1 / 3600, "h"
 
 
-def figure_png(fig: Figure, dpi: int = 96) -> bytes:
-    """The figure as PNG bytes, trimmed to what is drawn (no label cut at an edge)."""
+def figure_png(fig: Figure, dpi: int = 96, pad_inches: float = 0.1) -> bytes:
+    """The figure as PNG bytes, trimmed to what is drawn (no label cut at an edge).
+
+    Drawn once: the canvas is rendered, then cropped to the drawn artists' box plus
+    ``pad_inches``. ``savefig(bbox_inches="tight")`` draws a figure twice to find that box,
+    which was about a third of the time of a report. When something is drawn outside the
+    canvas (a legend placed beyond it), that path is taken, so nothing is cut.
+    """
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig.get_tightbbox(canvas.get_renderer())
+    w, h = fig.get_size_inches()
+    inside = box is not None and box.x0 >= 0 and box.y0 >= 0 and box.x1 <= w and box.y1 <= h
+    if not inside:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad_inches,
+                    pil_kwargs={"compress_level": 1})  # fmt: skip
+        return buf.getvalue()
+    pixels = np.asarray(canvas.buffer_rgba())
+    rows, cols = pixels.shape[:2]
+    x0 = max(int(np.floor((box.x0 - pad_inches) * dpi)), 0)
+    x1 = min(int(np.ceil((box.x1 + pad_inches) * dpi)), cols)
+    y0 = max(rows - int(np.ceil((box.y1 + pad_inches) * dpi)), 0)  # pixel rows run downwards
+    y1 = min(rows - int(np.floor((box.y0 - pad_inches) * dpi)), rows)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+    # zlib level 1: a quarter of the encoding time of the default, files about a tenth larger
+    Image.fromarray(pixels[y0:y1, x0:x1]).save(buf, format="png", compress_level=1)
     return buf.getvalue()
 
 

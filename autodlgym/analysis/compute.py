@@ -114,7 +114,7 @@ def plot_compute(df: pd.DataFrame) -> Figure:
     by_status = by_status.loc[status_order(list(by_status.index))].reset_index()
     info = _ComputeInfo(by_status, compute_by_block(df))
     left = label_inches(list(info.by_block["block"]), 9)
-    fig = new_figure((11.0, 3.8), left=0.7, bottom=1.1, top=0.55)
+    fig = new_figure((11.0, 3.8), left=0.7, bottom=1.1, top=0.55, right=1.0)
     ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"wspace": 0.3 + left})
     s = info.by_status
     colors = [STATUS_COLORS.get(x, "#333333") for x in s["status"]]

@@ -60,7 +60,7 @@ def decision_effects(
         ``n`` (its ``ok`` trials), ``mean``, ``sd``, ``ci_low``, ``ci_high`` (NaN with fewer
         than 2 trials). Decisions in frame order, options in option order.
     """
-    from scipy import stats
+    from autodlgym.analysis._stats import t_quantile
 
     _require(df, "status", "val_score")
     ok = df[(df["status"] == OK) & df["val_score"].notna()]
@@ -76,7 +76,7 @@ def decision_effects(
         g = g.rename(columns={"count": "n", "std": "sd"}).reset_index()
         n = g["n"].to_numpy(dtype="float64")
         with np.errstate(invalid="ignore", divide="ignore"):
-            half = stats.t.ppf(0.5 + level / 2, n - 1) * g["sd"].to_numpy() / np.sqrt(n)
+            half = t_quantile(0.5 + level / 2, n - 1) * g["sd"].to_numpy() / np.sqrt(n)
         half = np.where(n >= 2, half, np.nan)
         g["ci_low"] = g["mean"] - half
         g["ci_high"] = g["mean"] + half
@@ -222,7 +222,7 @@ def plot_decision_effects(
     ncols = min(4, k)
     nrows = -(-k // ncols)
     note_text = info.note if note else None
-    bottom = 0.55 + (0.45 if note_text else 0.0)
+    bottom = 0.75 + (0.45 if note_text else 0.0)
     fig = new_figure((2.6 * ncols + 0.4, 2.5 * nrows + 0.9 + bottom), bottom=bottom, top=1.0)
     fig.subplots_adjust(hspace=1.0, wspace=0.15)
     axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
@@ -330,7 +330,7 @@ def decision_importance(
     import optuna
 
     from autodlgym.analysis.optuna_export import frozen_trials
-    from autodlgym.optuna_utils import quiet_optuna
+    from autodlgym.optuna_utils import import_importance, quiet_optuna
 
     if evaluator not in EVALUATORS:
         raise AutoDLError(f"unknown evaluator {evaluator!r}; choose one of {', '.join(EVALUATORS)}")
@@ -342,6 +342,7 @@ def decision_importance(
     if len(ok) < 2:
         return empty
     quiet_optuna()
+    importance = import_importance()  # scikit-learn only if fANOVA is asked for
     # numeric decisions on their own scale ("snap": ranges over the options), so both
     # evaluators can use their order; categories stay categorical
     trials = frozen_trials(ok, space, encoding="snap")
@@ -354,15 +355,15 @@ def decision_importance(
     study = optuna.create_study(direction="maximize")
     study.add_trials([_shared(t) for t in trials])
     ev = (
-        optuna.importance.PedAnovaImportanceEvaluator()
+        importance.PedAnovaImportanceEvaluator()
         if evaluator == "ped-anova"
-        else optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        else importance.FanovaImportanceEvaluator(seed=seed)
     )
     with warnings.catch_warnings():
         # PED-ANOVA warns when its top quantile holds few trials; the numbers still stand
         warnings.simplefilter("ignore")
         try:
-            imp = optuna.importance.get_param_importances(study, evaluator=ev, params=varying)
+            imp = importance.get_param_importances(study, evaluator=ev, params=varying)
         except (ValueError, RuntimeError) as exc:
             warnings.warn(f"decision importance unavailable: {exc}", stacklevel=2)
             return empty

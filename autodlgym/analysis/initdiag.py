@@ -89,7 +89,7 @@ def diagnostic_correlations(df: pd.DataFrame) -> pd.DataFrame:
         with both numbers), ``rho`` and ``p_value`` (NaN with fewer than 3 trials or a
         constant column).
     """
-    from scipy import stats
+    from autodlgym.analysis._stats import spearman
 
     long = init_diagnostics(df)
     rows = []
@@ -97,8 +97,7 @@ def diagnostic_correlations(df: pd.DataFrame) -> pd.DataFrame:
         sub = long[long["diagnostic"] == name]
         rho = p = np.nan
         if len(sub) >= 3 and sub["value"].nunique() > 1 and sub["val_score"].nunique() > 1:
-            res = stats.spearmanr(sub["value"], sub["val_score"])
-            rho, p = float(res.statistic), float(res.pvalue)
+            rho, p = spearman(sub["value"].to_numpy(), sub["val_score"].to_numpy())
         rows.append({"diagnostic": name, "n": len(sub), "rho": rho, "p_value": p})
     return pd.DataFrame(rows).astype(
         {"diagnostic": "str", "n": "int64", "rho": "float64", "p_value": "float64"}

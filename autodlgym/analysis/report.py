@@ -2,9 +2,10 @@
 
 The page holds a header (task, space, searcher, budget, versions, the best spec and its
 architecture summary), the figures of :mod:`autodlgym.analysis` as base64 PNG images, the
-top-k table and the failures. It references nothing outside itself (no script, font or
-stylesheet from the network), so it opens from disk, in a mail attachment or an air-gapped
-cluster. ``autodlgym compare`` writes the same kind of page for several runs of one task.
+top-k table, a sortable table of every trial with a drill-down (:mod:`.views`) and the
+failures. It references nothing outside itself (its one script, ``report.js``, is inlined; no
+font or stylesheet from the network), so it opens from disk, in a mail attachment or an
+air-gapped cluster. ``autodlgym compare`` writes the same kind of page for several runs of one task.
 
 Every section is always present: a run without an ``ok`` trial gets figures that say so and
 a failures section that lists what went wrong.
@@ -16,25 +17,25 @@ import html
 import json
 import os
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from autodlgym.analysis._figures import figure_data_uri
+from autodlgym.analysis._html import VIEW_CSS, figure, script, section, table
 from autodlgym.errors import AutoDLError
 from autodlgym.trial import OK, SEARCH, STOPPED
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+    pass
 
 #: Section ids of a report page, in order (the browser test checks each is rendered).
 SECTIONS = (
-    "summary", "anytime", "curves", "effects", "importance", "pareto", "diagnostics",
-    "compute", "top", "failures",
+    "summary", "anytime", "curves", "effects", "slices", "importance", "pairs", "parallel",
+    "pareto", "scores", "timeline", "promotions", "diagnostics", "compute", "top", "trials",
+    "failures",
 )  # fmt: skip
 
 _CSS = """
@@ -53,28 +54,9 @@ th{background:#f3f3f3}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-s
 """
 
 
-def _figure(make: Callable[[], Figure], alt: str) -> str:
-    # empty figures warn (for notebooks); in a page the figure itself says what is missing
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        fig = make()
-    return f'<img alt="{html.escape(alt)}" src="{figure_data_uri(fig)}">'
-
-
-def _table(df: pd.DataFrame, empty: str, floats: str = "{:.4g}") -> str:
-    if df.empty:
-        return f'<p class="empty">{html.escape(empty)}</p>'
-    return df.to_html(
-        index=False,
-        escape=True,
-        na_rep="",
-        border=0,
-        float_format=lambda v: floats.format(v),
-    )
-
-
-def _section(sid: str, title: str, body: str) -> str:
-    return f'<section id="{sid}"><h2>{html.escape(title)}</h2>\n{body}\n</section>\n'
+_figure = figure
+_table = table
+_section = section
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -247,6 +229,7 @@ def build_report(
     Raises:
         AutoDLError: no run in ``run_dir``; ``top < 1``.
     """
+    from autodlgym.analysis import views
     from autodlgym.analysis.anytime import plot_anytime
     from autodlgym.analysis.compute import compute_by_block, compute_by_status, plot_compute
     from autodlgym.analysis.curves import plot_learning_curves
@@ -325,8 +308,10 @@ def build_report(
             ),
         )
     )
+    imp = decision_importance(df, space) if space is not None else pd.DataFrame()
+    ranked = views.ranked_decisions(imp, df)
+    parts.append(views.slices_section(df, space, ranked, imp))
     if space is not None:
-        imp = decision_importance(df, space)
         imp_body = _figure(
             lambda: _draw_importance(imp, "ped-anova", 15, None), "decision importance"
         )
@@ -344,6 +329,8 @@ def build_report(
             "trial has are left out.</p>" + imp_note + imp_body,
         )
     )
+    parts.append(views.pairs_section(df, space, imp))
+    parts.append(views.parallel_section(df, space, ranked))
     costs = available_costs(df) if len(df) else []
     pareto_body = '<div class="figs">'
     for cost in costs or ["params"]:
@@ -361,6 +348,9 @@ def build_report(
         )
         pareto_body += _table(front.rename(columns={"cost": costs[0]}), "")
     parts.append(_section("pareto", "Pareto fronts", pareto_body))
+    parts.append(views.scores_section(df))
+    parts.append(views.timeline_section(df))
+    parts.append(views.promotions_section(df))
     corr = diagnostic_correlations(df)
     parts.append(
         _section(
@@ -403,6 +393,7 @@ def build_report(
             + baselines_html(baselines),
         )
     )
+    parts.append(views.trials_section(df, curves))
     summary = failure_summary(df) if len(df) else pd.DataFrame()
     fail_body = _table(summary, "No trials yet.") if len(summary) or not len(df) else ""
     failed = df[df["status"] != OK] if len(df) else df
@@ -452,9 +443,9 @@ def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}"
-        f'<footer><p class="empty">Written by autodlgym on {html.escape(stamp)}.</p></footer>'
-        "</body></html>\n"
+        f"<title>{html.escape(title)}</title><style>{_CSS}{VIEW_CSS}</style></head><body>\n"
+        f'{body}<footer><p class="empty">Written by autodlgym on {html.escape(stamp)}.</p>'
+        f"</footer><script>{script()}</script></body></html>\n"
     )
 
 

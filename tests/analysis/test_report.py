@@ -157,7 +157,7 @@ def test_the_header_tells_what_was_searched(make_run, trial_result, space):
         f"trial 1: validation score 0.8000, test score 0.7900, 654,321 parameters; {summary}"
         in page
     )
-    top = page[page.index('id="top"') : page.index('id="failures"')]
+    top = page[page.index('id="top"') : page.index('id="trials"')]
     assert top.count("<tr") == 2  # header + top 1
     with pytest.raises(AutoDLError, match="top"):
         build_report(run, top=0)
