@@ -62,6 +62,7 @@ def test_maskable_ppo_only_takes_legal_actions_and_builds_specs_in_the_space():
     assert finished, "no episode finished within 64 steps"
     for info in finished:
         assert isinstance(info["spec"], ArchSpec) and env.space.contains(info["spec"])
-        assert info["status"] == info["result"].status
+        assert info["status"] in ("ok", "error", "nan", "timeout", "over_budget")
+        assert "result" not in info and "test_score" not in info  # validation only
     # the space's masks differ between decisions, so this run did exercise masking
     assert len({int(m.sum()) for m in record.masks}) > 1
