@@ -8,9 +8,10 @@ is judged on, the best found, rather than for each score.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 
@@ -24,6 +25,23 @@ from autodlgym.trial import TrialJob, TrialResult
 
 #: reward options of :class:`SearchEpisodeEnv`
 REWARDS = ("improvement", "regret", "rank")
+
+
+_TABLES: dict[tuple[str, tuple, int], tuple[np.ndarray, float]] = {}
+
+
+def _table_scores(task: Task, epochs: int) -> tuple[np.ndarray, float]:
+    """A lookup's validation scores, sorted, and their mean under the space's sampling law;
+    kept per process (many envs of one table share them)."""
+    key = (task.name, tuple(sorted(task.kwargs)), int(epochs))
+    if key not in _TABLES:
+        outcomes = task.outcomes(epochs)
+        mass = max(float(outcomes.mass.sum()), 1e-12)
+        _TABLES[key] = (
+            np.sort(np.asarray(outcomes.val, dtype=float)),
+            float((outcomes.val * outcomes.mass).sum() / mass),
+        )
+    return _TABLES[key]
 
 
 class SearchEpisodeEnv(AutoDLEnv):
@@ -106,10 +124,8 @@ class SearchEpisodeEnv(AutoDLEnv):
         self.top_k = top_k
         self._table: np.ndarray | None = None  # sorted validation scores of a lookup's table
         if self.task.kind == "lookup":
-            outcomes = self.task.outcomes(self.fidelity.epochs)
-            self._table = np.sort(np.asarray(outcomes.val, dtype=float))
+            self._table, mean = _table_scores(self.task, self.fidelity.epochs)
             self._optimum = float(self._table[-1])
-            mean = float((outcomes.val * outcomes.mass).sum() / max(outcomes.mass.sum(), 1e-12))
             self._spread = max(self._optimum - mean, 1e-12)
         elif reward != "improvement":
             raise AutoDLError(
@@ -162,3 +178,81 @@ class SearchEpisodeEnv(AutoDLEnv):
         if search is None:  # during AutoDLEnv's constructor
             return super()._observation()
         return search.vector()
+
+
+class TaskSamplingEnv(gymnasium.Env):
+    """Search episodes on tasks drawn from ``tasks``, one task per episode (from
+    ``np_random``): the training env of a suite's fold (:mod:`autodlgym.rl.suites`).
+
+    The tasks' spaces must have the same decisions in the same order (NAS-Bench-Graph's
+    tables do; proteins offers 5 operations where the others offer 9). The action space is a
+    ``MultiDiscrete`` of the largest option counts; an index a task does not have is mapped
+    onto ``index % n_options`` and reported (``info["invalid_action"]``, and
+    ``info["remapped"]``, the entries remapped this step). ``info["task"]`` names the
+    episode's task; ``info["action_mask"]`` is the task's mask, padded with zeros. The rest
+    is :class:`SearchEpisodeEnv`'s (``kwargs`` reach every task's env).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(self, tasks: Sequence[str], **kwargs: Any) -> None:
+        super().__init__()
+        if not tasks:
+            raise AutoDLError("give at least one training task")
+        self.render_mode = kwargs.get("render_mode")
+        self.envs = [SearchEpisodeEnv(task, **kwargs) for task in tasks]
+        names = [tuple(env.space.names) for env in self.envs]
+        if len(set(names)) != 1:
+            raise AutoDLError(
+                "the tasks' spaces differ in their decisions; a task-sampling env needs one "
+                f"list of decisions (got {sorted(set(names))[:2]})"
+            )
+        self._nvecs = np.stack([env.space.nvec for env in self.envs])
+        self.action_space = spaces.MultiDiscrete(self._nvecs.max(0))
+        self.observation_space = self.envs[0].observation_space
+        self.current = self.envs[0]
+
+    @property
+    def task_names(self) -> list[str]:
+        return [env.task.name for env in self.envs]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        i = int(self.np_random.integers(len(self.envs)))
+        self.current = self.envs[i]
+        obs, info = self.current.reset(seed=int(self.np_random.integers(2**31 - 1)))
+        info["action_mask"] = self._padded(info["action_mask"])
+        info["task"] = self.current.task.name
+        return obs, info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        vec = np.asarray(action, dtype=np.int64)
+        nvec = self.current.space.nvec
+        if vec.shape != nvec.shape:
+            raise AutoDLError(f"action has shape {vec.shape}; give {len(nvec)} option indices")
+        wrapped = vec % nvec
+        remapped = int((wrapped != vec).sum())
+        obs, reward, terminated, truncated, info = self.current.step(wrapped)
+        info["invalid_action"] = remapped > 0
+        info["remapped"] = remapped
+        info["action_mask"] = self._padded(info["action_mask"])
+        info["task"] = self.current.task.name
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        return self.current.render()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        super().close()
+
+    def _padded(self, masks: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        out = []
+        for m, n in zip(masks, self.action_space.nvec):
+            padded = np.zeros(int(n), dtype=np.int8)
+            padded[: len(m)] = m
+            out.append(padded)
+        return tuple(out)

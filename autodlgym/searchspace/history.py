@@ -125,6 +125,14 @@ class SearchHistory:
         )
         return improved
 
+    def summary(self) -> np.ndarray:
+        """The entries after the last encoding: score, best, left, rank, improved, failed."""
+        return self._summary.copy()
+
+    def scores(self) -> list[float]:
+        """The scores so far (failures left out), ascending."""
+        return list(self._sorted)
+
     def vector(self) -> np.ndarray:
         """The history as one float32 vector (layout in the module docstring)."""
         parts = [self._last, self._summary]
