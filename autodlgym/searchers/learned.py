@@ -1,5 +1,5 @@
 """A learned searcher: a recurrent policy over the search's history, trained by
-:mod:`autodlgym.rl.train` on some tasks and run here on any task (``--searcher rl:PATH``).
+:mod:`autodlgym.rl.learn` on some tasks and run here on any task (``--searcher rl:PATH``).
 
 The policy (:func:`make_policy`) reads the history one evaluation at a time with a GRU cell:
 its input is the mean embedding of the last candidate's options and the task-free summary of
