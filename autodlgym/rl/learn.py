@@ -22,7 +22,6 @@ import numpy as np
 from autodlgym.envs.search_env import SearchEpisodeEnv
 from autodlgym.errors import AutoDLError
 from autodlgym.searchers.learned import REDRAWS, history_features, make_policy, option_keys
-from autodlgym.searchspace.spec import ArchSpec
 
 
 def train_searcher(
@@ -82,25 +81,24 @@ def train_searcher(
             env.reset(seed=int(rng.integers(2**31 - 1)))
         h = policy.observe(policy.initial(batch), None, _features(copies))
         logps, ents, rewards = [], [], []
-        seen: list[set[ArchSpec]] = [set() for _ in range(batch)]
+        seen: list[set[tuple[int, ...]]] = [set() for _ in range(batch)]
         for _ in range(budget):
-            values, chosen, logp, ent = policy.propose(h, space, ids[task], gen)
-            specs = [space.validate(ArchSpec(v)) for v in values]
+            _, chosen, logp, ent, actions = policy.propose(h, space, ids[task], gen)
+            keys = [tuple(a) for a in actions.tolist()]
             for _ in range(REDRAWS):  # repeats are drawn again, as the searcher does
-                again = [r for r in range(batch) if specs[r] in seen[r]]
+                again = [r for r in range(batch) if keys[r] in seen[r]]
                 if not again:
                     break
-                v2, c2, lp2, en2 = policy.propose(h, space, ids[task], gen)
+                _, c2, lp2, en2, a2 = policy.propose(h, space, ids[task], gen)
                 redo = torch.zeros(batch, dtype=torch.bool)
                 redo[again] = True
                 logp, ent = torch.where(redo, lp2, logp), torch.where(redo, en2, ent)
                 for r in again:
-                    values[r], chosen[r] = v2[r], c2[r]
-                    specs[r] = space.validate(ArchSpec(v2[r]))
+                    chosen[r], actions[r], keys[r] = c2[r], a2[r], tuple(a2[r].tolist())
             step_rewards = []
             for r, env in enumerate(copies):
-                seen[r].add(specs[r])
-                _, reward_r, *_ = env.step(space.encode(specs[r]))
+                seen[r].add(keys[r])
+                _, reward_r, *_ = env.step(actions[r])
                 step_rewards.append(reward_r)
             logps.append(logp)
             ents.append(ent)

@@ -113,8 +113,9 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
             ids: tuple[list[list[int]], list[int]],
             gen: torch.Generator,
             greedy: bool = False,
-        ) -> tuple[list[dict[str, Any]], list[list[int]], torch.Tensor, torch.Tensor]:
-            """One candidate per row of ``h``: (values, option ids, log-prob, entropy)."""
+        ) -> tuple[list[dict[str, Any]], list[list[int]], torch.Tensor, torch.Tensor, np.ndarray]:
+            """One candidate per row of ``h``: (values, option ids, log-prob, entropy, the
+            option indices as an action of the space, 0 for inactive decisions)."""
             opts, decs = ids
             b = h.shape[0]
             q0 = self.query(h)
@@ -123,6 +124,7 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
             ent = torch.zeros(b)
             values: list[dict[str, Any]] = [{} for _ in range(b)]
             chosen: list[list[int]] = [[] for _ in range(b)]
+            actions = np.zeros((b, len(space)), dtype=np.int64)
             for j, c in enumerate(space.choices):
                 active = [space.is_active(c, v) for v in values]
                 if not any(active):
@@ -140,12 +142,14 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
                 logp = logp + dist.log_prob(pick) * act
                 ent = ent + dist.entropy() * act
                 ctx = ctx + e[pick] * act[:, None]
+                picks = pick.tolist()
                 for r in range(b):
                     if active[r]:
-                        i = int(pick[r])
+                        i = picks[r]
                         values[r][c.name] = c.options[i]
                         chosen[r].append(opts[j][i])
-            return values, chosen, logp, ent
+                        actions[r, j] = i
+            return values, chosen, logp, ent, actions
 
     return HistoryPolicy()
 

@@ -129,3 +129,16 @@ def test_evaluate_reports_the_bench_figures_for_an_agent(policy_file, tmp_path):
     assert (mine["evaluations"] == 4).all() and (mine["regret"] >= 0).all()
     with pytest.raises(AutoDLError, match="trains"):
         rl.evaluate(agent, "mnist1d", seeds=1, log=lambda s: None)
+
+
+def test_a_missing_policy_is_a_one_line_cli_error(tmp_path, capsys):
+    from autodlgym.cli import main
+
+    out = tmp_path / "run"
+    code = main(
+        ["search", "--task", "nasbench-graph:cora", "--searcher", f"rl:{tmp_path / 'no.pt'}",
+         "--trials", "2", "--out", str(out)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "no trained policy" in err and "Traceback" not in err
+    assert not out.exists()
