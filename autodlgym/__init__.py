@@ -37,6 +37,7 @@ _EXPORTS = {
     "AutoDLEnv": "autodlgym.envs.autodl_env",
     "SequentialAutoDLEnv": "autodlgym.envs.sequential_env",
     "AutoDLVectorEnv": "autodlgym.envs.vector_env",
+    "SearchEpisodeEnv": "autodlgym.envs.search_env",
     "ResultStore": "autodlgym.results.store",
     "load_results": "autodlgym.run",
     "leaderboard": "autodlgym.analysis.leaderboard",

@@ -60,7 +60,8 @@ def main() -> None:
     from sb3_contrib import MaskablePPO
 
     outcomes = get_task(args.task).lookup().outcomes()
-    env = Evaluations(gymnasium.make(env_id(args.task, sequential=True)))
+    # report_test: the example prints the test score of the best architecture it found
+    env = Evaluations(gymnasium.make(env_id(args.task, sequential=True), report_test=True))
     model = MaskablePPO("MlpPolicy", env, seed=args.seed, n_steps=1024, batch_size=256, verbose=0)
     model.learn(total_timesteps=args.steps)
     evals = len(env.seen)

@@ -35,7 +35,7 @@ class BestSpec(BaseCallback):
 
     def _on_step(self) -> bool:
         for info, reward in zip(self.locals["infos"], self.locals["rewards"]):
-            if "result" in info:
+            if "status" in info:  # the step that finished an architecture
                 self.episodes += 1
                 if reward > self.best_reward:
                     self.best_reward, self.best_info = float(reward), info
@@ -71,7 +71,7 @@ def main() -> None:
     info = best.best_info
     print(
         f"best reward {best.best_reward:.4f}: status {info['status']}, "
-        f"val_score {info['val_score']}, {info['params']} parameters"
+        f"val_score {info.get('val_score')}, {info.get('params')} parameters"
     )
     for name, value in sorted(info["spec"].items()):
         print(f"  {name:<24} {value}")

@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     # 9 what users call on runs: views of results, retraining, export, experiments, the
     # conformance suite for searcher plugins
     "analysis": 9,
+    "rl": 9,
     "experiments": 9,
     "retrain": 9,
     "export": 9,

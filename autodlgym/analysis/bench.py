@@ -213,8 +213,6 @@ def run_bench(
     Raises:
         AutoDLError: an unknown task or searcher, a task that trains, bad counts.
     """
-    import pandas as pd
-
     tasks, budgets = list(tasks), sorted(set(int(b) for b in budgets))
     searchers = list(dict.fromkeys(searchers))
     if BASELINE not in searchers:
@@ -235,23 +233,47 @@ def run_bench(
                         f"{run_dir} already holds a run; give bench a fresh --out directory"
                     )
                 work.append((t, s, seed, max(budgets), str(run_dir)))
-    t0 = time.monotonic()
     log(f"bench: {len(work)} searches of {max(budgets)} evaluations on {jobs} process(es)")
+    results = run_searches(work, jobs, log)
+    return collect(results, tasks, searchers, budgets, out_dir)
+
+
+def run_searches(
+    work: Sequence[tuple[str, str, int, int, str]], jobs: int, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Run each ``(task, searcher, seed, trials, run_dir)`` search (in ``jobs`` spawned
+    processes when more than one): per search its validation and test score per trial."""
+    t0 = time.monotonic()
     results: list[dict[str, Any]] = []
     if jobs == 1:
         for i, args in enumerate(work, 1):
             results.append(_run_one(*args))
             _progress(log, i, len(work), t0)
-    else:
-        import multiprocessing
+        return results
+    import multiprocessing
 
-        # spawn: workers start clean (no inherited locks or threads), as on every platform
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_one, *args) for args in work]
-            for i, fut in enumerate(as_completed(futures), 1):
-                results.append(fut.result())
-                _progress(log, i, len(work), t0)
+    # spawn: workers start clean (no inherited locks or threads), as on every platform
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(_run_one, *args) for args in work]
+        for i, fut in enumerate(as_completed(futures), 1):
+            results.append(fut.result())
+            _progress(log, i, len(work), t0)
+    return results
+
+
+def collect(
+    results: Sequence[dict[str, Any]],
+    tasks: Sequence[str],
+    searchers: Sequence[str],
+    budgets: Sequence[int],
+    out_dir: Path,
+) -> BenchResult:
+    """The report's figures from searches' per-trial scores (``task``, ``searcher``, ``seed``,
+    ``val`` with NaN for failures, ``test``, ``seconds`` each): rows per run and budget, the
+    summary, the anchors, the CSVs and the anytime plot in ``out_dir``. Any producer of such
+    traces (a searcher run by :func:`run_searches`, an agent stepping an env) shares it."""
+    import pandas as pd
 
     anchors = {t: _anchors(t, budgets) for t in tasks}
     rows, traces = [], {}
@@ -286,6 +308,7 @@ def run_bench(
         out=out_dir,
         traces={k: np.array(v) for k, v in traces.items()},
     )
+    out_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out_dir / "bench_runs.csv", index=False)
     summary.to_csv(out_dir / "bench_summary.csv", index=False)
     result.files = [out_dir / "bench_runs.csv", out_dir / "bench_summary.csv"]

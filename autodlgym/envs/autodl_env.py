@@ -12,6 +12,7 @@ executor, and the reward.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -23,28 +24,43 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 
 from autodlgym.errors import AutoDLError
 from autodlgym.execution.local import Executor, LocalExecutor
 from autodlgym.searchspace.constraints import resolve_budget
+from autodlgym.searchspace.history import NO_SCORE as HISTORY_NO_SCORE
+from autodlgym.searchspace.history import clip_score
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
-from autodlgym.trial import OVER_BUDGET, WORKER_LOST, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import ERROR, OVER_BUDGET, WORKER_LOST, Fidelity, TrialJob, TrialResult
 
 #: a step that trains logs what it trains and how it ended at INFO
 log = logging.getLogger("autodlgym.envs")
 
 #: Score written into observations where there is none: before the first evaluation and for a
-#: failed one. Observed scores are clipped to [-1, 1] (accuracies lie in [0, 1]; R^2 <= 1).
-NO_SCORE = -1.0
+#: failed one (-2.0). Observed scores are clipped to [-1, 1] (accuracies lie in [0, 1];
+#: R^2 <= 1, an R^2 below -1 reads -1), so "no score" stays apart from every real score.
+NO_SCORE = HISTORY_NO_SCORE
 
-#: TrialResult fields copied into ``info``. Timings, the worker name and peak memory differ
+#: The lowest reward a scored trial can earn, per task metric: an accuracy is at least 0; an
+#: R^2 is unbounded below, so its reward is ``max(R^2, -1)``. The default failure reward
+#: (``failure_reward="auto"``) is the floor minus 1: -1.0 for accuracy, -2.0 for R^2, below
+#: every real score (without a size penalty).
+SCORE_FLOORS = {"accuracy": 0.0, "r2": -1.0}
+
+#: TrialResult fields copied into ``info``, the same keys and types in every env: ``status``
+#: and ``message`` are str, ``val_score`` and ``train_loss`` float, ``params``,
+#: ``trainable_params``, ``flops`` and ``epochs_run`` int. A value the trial does not have (a
+#: failed trial's ``val_score``) is a missing key, never None: Gymnasium's vector envs batch
+#: the others and mark the gap in ``info["_val_score"]``. Timings, the worker name and peak memory differ
 #: between two runs of the same trial, so they stay out: infos are deterministic for a seed.
+#: Test scores are left out unless the env is made with ``report_test=True``: agents, like
+#: searchers, see validation scores only.
 INFO_FIELDS = (
     "status",
     "val_score",
-    "test_score",
     "train_loss",
     "params",
     "trainable_params",
@@ -52,6 +68,8 @@ INFO_FIELDS = (
     "epochs_run",
     "message",
 )
+_FLOAT_FIELDS = frozenset({"val_score", "train_loss", "test_score"})
+_INT_FIELDS = frozenset({"params", "trainable_params", "flops", "epochs_run"})
 
 # Trial ids only need to be unique among the jobs on one executor; one counter per process
 # keeps envs that share an executor (the vector env) apart.
@@ -120,6 +138,23 @@ def check_size_penalty(size_penalty: float) -> float:
     return value
 
 
+def score_floor(task: Task) -> float:
+    """The lowest reward a scored trial of ``task`` earns (see :data:`SCORE_FLOORS`)."""
+    return SCORE_FLOORS.get(getattr(task, "metric", "accuracy"), 0.0)
+
+
+def check_failure_reward(failure_reward: float | str, task: Task) -> float:
+    """``"auto"``: the task's score floor minus 1 (below every real score); else the number."""
+    if isinstance(failure_reward, str):
+        if failure_reward != "auto":
+            raise AutoDLError(f"failure_reward must be a number or 'auto', got {failure_reward!r}")
+        return score_floor(task) - 1.0
+    value = float(failure_reward)
+    if not math.isfinite(value):
+        raise AutoDLError(f"failure_reward must be a finite number, got {failure_reward!r}")
+    return value
+
+
 def make_job(spec: ArchSpec, task: Task, fidelity: Fidelity, seed: int) -> TrialJob:
     """A TrialJob for ``spec`` with a fresh trial id."""
     return TrialJob(
@@ -140,13 +175,16 @@ def run_jobs(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialResult]:
     taken here and dropped. A job the executor no longer knows about ends as ``worker_lost``.
     """
     started = time.monotonic()
+    # the log lines decode each spec: only when someone listens
+    logging_info = log.isEnabledFor(logging.INFO)
     for job in jobs:
-        log.info(
-            "training %s on %s for %d epoch(s)",
-            ArchSpec.from_json(job.spec_json).summary(),
-            job.task,
-            job.fidelity.epochs,
-        )
+        if logging_info:
+            log.info(
+                "training %s on %s for %d epoch(s)",
+                ArchSpec.from_json(job.spec_json).summary(),
+                job.task,
+                job.fidelity.epochs,
+            )
         executor.submit(job)
     results: dict[int, TrialResult] = {}
     wanted = {job.trial_id for job in jobs}
@@ -160,7 +198,7 @@ def run_jobs(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialResult]:
                 results[trial_id] = TrialResult.failure(
                     WORKER_LOST, "the executor finished without returning this trial"
                 )
-    for job in jobs:
+    for job in jobs if logging_info else ():
         r = results[job.trial_id]
         score = "none" if r.val_score is None else f"{r.val_score:.4f}"
         log.info(
@@ -174,31 +212,82 @@ def run_jobs(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialResult]:
     return [results[job.trial_id] for job in jobs]
 
 
-def reward_of(result: TrialResult, size_penalty: float, failure_reward: float) -> float:
-    """``val_score - size_penalty * log10(params)`` for a scored trial, else ``failure_reward``."""
+def reward_of(
+    result: TrialResult, size_penalty: float, failure_reward: float, floor: float = -math.inf
+) -> float:
+    """``max(val_score, floor) - size_penalty * log10(params)`` for a scored trial, else
+    ``failure_reward``."""
     if not result.ok or result.val_score is None or not math.isfinite(result.val_score):
         return float(failure_reward)
-    reward = float(result.val_score)
+    reward = max(float(result.val_score), floor)
     if size_penalty:
         reward -= size_penalty * math.log10(max(int(result.params or 1), 1))
     return reward
 
 
-def result_info(spec: ArchSpec, result: TrialResult, seed: int) -> dict[str, Any]:
-    """The deterministic part of a trial for ``info``: spec JSON, arch_id, :data:`INFO_FIELDS`."""
-    info: dict[str, Any] = {"spec": spec.to_json(), "arch_id": spec.arch_id, "trial_seed": seed}
-    for name in INFO_FIELDS:
-        info[name] = getattr(result, name)
+def result_info(
+    spec: ArchSpec, result: TrialResult, seed: int | None, report_test: bool = False
+) -> dict[str, Any]:
+    """The deterministic part of a trial for ``info``: ``spec`` (the ArchSpec), ``arch_id``,
+    ``trial_seed`` (-1 when none was drawn), :data:`INFO_FIELDS` with fixed types (a missing
+    value leaves its key out), and ``test_score`` only with ``report_test``."""
+    info: dict[str, Any] = {
+        "spec": spec,
+        "arch_id": spec.arch_id,
+        "trial_seed": -1 if seed is None else int(seed),
+    }
+    for name in INFO_FIELDS + (("test_score",) if report_test else ()):
+        value = getattr(result, name)
+        if name in _FLOAT_FIELDS:
+            if value is not None and math.isfinite(value):
+                info[name] = float(value)
+        elif name in _INT_FIELDS:
+            if value is not None:
+                info[name] = int(value)
+        else:
+            info[name] = "" if value is None else str(value)
     info["over_budget"] = result.status == OVER_BUDGET
     return info
 
 
+def lookup_now(executor: Executor, job: TrialJob, spec: ArchSpec, task: Task) -> TrialResult:
+    """A lookup task's answer read in this process (no JSON round trip through the executor)
+    when the env's executor is an in-process one; otherwise the executor runs the job."""
+    if task.kind == "lookup" and type(executor) is LocalExecutor:
+        try:
+            return task.evaluate(spec, job.fidelity, job.seed)
+        except Exception as exc:  # noqa: BLE001 - as run_job: a failing lookup is a result
+            return TrialResult.failure(ERROR, f"{type(exc).__name__}: {exc}")
+    (result,) = run_jobs(executor, [job])
+    return result
+
+
+def budget_masks(space: SearchSpace) -> tuple[np.ndarray, ...]:
+    """Per decision of ``space``, the options (int8, 1 = allowed) that some candidate inside
+    the budget uses, judged by completing each option with the cheapest candidate's other
+    values; all ones without a budget (or when nothing fits, then every step fails anyway)."""
+    from autodlgym.searchspace.constraints import option_fits
+
+    masks = []
+    for c in space.choices:
+        allowed = [option_fits(space, {}, c, option) for option in c.options]
+        masks.append(np.asarray(allowed, dtype=np.int8))
+    return tuple(masks)
+
+
+def check_render_mode(render_mode: str | None, metadata: Mapping[str, Any]) -> str | None:
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise AutoDLError(
+            f"render_mode {render_mode!r} is not offered; use one of "
+            f"{', '.join(metadata['render_modes'])} or None"
+        )
+    return render_mode
+
+
 def observed_score(result: TrialResult | None) -> float:
-    if result is None or not result.ok or result.val_score is None:
+    if result is None or not result.ok:
         return NO_SCORE
-    if not math.isfinite(result.val_score):
-        return NO_SCORE
-    return float(np.clip(result.val_score, -1.0, 1.0))
+    return clip_score(result.val_score)
 
 
 class AutoDLEnv(gymnasium.Env):
@@ -210,35 +299,47 @@ class AutoDLEnv(gymnasium.Env):
     action outside the bounds (wrong length, non-integer, an index out of range) raises
     :class:`~autodlgym.errors.AutoDLError`.
 
-    **Rewards**: ``val_score - size_penalty * log10(params)`` for a trial with status ``ok``
-    (``val_score`` is the task's validation metric, higher is better: accuracy, or R^2 for
-    regression); ``failure_reward`` (default 0.0) for a failed trial (status ``nan``, ``oom``,
+    **Rewards**: ``max(val_score, floor) - size_penalty * log10(params)`` for a trial with
+    status ``ok`` (``val_score`` is the task's validation metric, higher is better: accuracy,
+    or R^2 for regression; ``floor`` is 0 for accuracy and -1 for R^2, see
+    :data:`SCORE_FLOORS`); ``failure_reward`` for a failed trial (status ``nan``, ``oom``,
     ``timeout``, ``error`` or ``worker_lost``; see ``info["status"]`` and ``info["message"]``).
+    The default ``"auto"`` is the floor minus 1 (-1.0 for accuracy, -2.0 for R^2): failing
+    never pays more than a trained architecture.
 
     **Budget**: a candidate over the space's budget (``max_params`` / ``max_flops``, see
     :mod:`autodlgym.searchspace.constraints`; by default the task's) is not trained: the step
     returns ``failure_reward`` with ``info["over_budget"] = True``, ``info["status"]``
     ``"over_budget"`` and the reason in ``info["message"]``; it counts as one evaluation.
+    ``info["action_mask"]`` (and :meth:`action_masks`, flattened, for sb3-contrib) masks the
+    options that no candidate inside the budget uses (a tuple of int8 arrays, one per
+    decision, the form ``action_space.sample(mask=...)`` takes); the mask is per decision, so
+    a masked-in action can still be over budget.
 
     **Observations** are a flat float32 ``Box`` of length ``len(space) + 3``:
 
     - ``obs[:len(space)]``: the last candidate's encoding, each option index divided by its
       number of options minus one (so in [0, 1]; inactive decisions and single-option
       decisions read 0; all zeros after ``reset``);
-    - ``obs[-3]``: the last candidate's validation score clipped to [-1, 1], or -1 after
-      ``reset`` and when the trial failed;
-    - ``obs[-2]``: the best validation score of this episode, clipped likewise (-1 if none);
+    - ``obs[-3]``: the last candidate's validation score clipped to [-1, 1], or
+      :data:`NO_SCORE` (-2) after ``reset`` and when the trial failed;
+    - ``obs[-2]``: the best validation score of this episode, clipped likewise (-2 if none);
     - ``obs[-1]``: the fraction of the episode's budget left, in [0, 1].
 
     **Episodes** last ``budget`` evaluations: the step that spends the budget returns
-    ``terminated=True``; the env never truncates. Stepping a finished episode raises
-    AutoDLError.
+    ``terminated=True``; the env never truncates; ``spec.max_episode_steps`` (under
+    ``gymnasium.make``) is the budget. Stepping a finished episode raises AutoDLError.
 
-    **Info** after each step: ``spec`` (canonical JSON), ``arch_id``, ``trial_seed``, the trial
-    fields in :data:`INFO_FIELDS` (``status``, ``val_score``, ``test_score``, ``params``, ...),
-    ``best_score`` (None until a trial succeeds) and ``evaluations`` (this episode so far).
-    Timings are left out so that infos are deterministic; the full TrialResults of the episode
-    are in :attr:`history`.
+    **Info** after each step: ``spec`` (the :class:`~autodlgym.ArchSpec`), ``arch_id``,
+    ``trial_seed``, the trial fields in :data:`INFO_FIELDS` (fixed types; a value that is
+    missing leaves its key out), ``over_budget``, ``best_score`` (left out until a trial
+    succeeds), ``evaluations``
+    (this episode so far), ``action_mask`` and ``invalid_action`` (always False here: no
+    action is remapped); ``test_score`` only with ``report_test=True``. Reset's info has
+    ``budget`` and ``action_mask``. Timings are left out so that infos are deterministic; the
+    full TrialResults of the episode are in :attr:`history`.
+
+    **Rendering**: ``render_mode="ansi"``: :meth:`render` returns the last evaluation as text.
 
     **Randomness**: ``reset(seed=s)`` seeds ``np_random``; each step draws its training seed
     from it, so the same seed and actions give the same rollout (on CPU).
@@ -255,12 +356,16 @@ class AutoDLEnv(gymnasium.Env):
             An executor passed in is not closed here, and must not run other jobs while the
             env waits for its own.
         task_kwargs: options of the task (e.g. ``{"length": 100}`` for ``adding``).
-        failure_reward: reward of a failed trial (and of an over-budget candidate).
+        failure_reward: reward of a failed trial (and of an over-budget candidate); ``"auto"``
+            (default): below every real score, see above.
         max_params, max_flops: the budget: a number, None to lift it, or ``"default"`` (the
             space's ``constraints``, else the task's default budget).
+        report_test: put the trial's ``test_score`` in ``info`` (for reporting; an agent that
+            reads it is tuned on the test set).
+        render_mode: None or ``"ansi"``.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
@@ -271,19 +376,24 @@ class AutoDLEnv(gymnasium.Env):
         size_penalty: float = 0.0,
         executor: Executor | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
-        failure_reward: float = 0.0,
+        failure_reward: float | str = "auto",
         max_params: int | str | None = "default",
         max_flops: int | str | None = "default",
+        report_test: bool = False,
+        render_mode: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
             raise AutoDLError(f"budget must be a positive number of evaluations, got {budget!r}")
+        self.render_mode = check_render_mode(render_mode, self.metadata)
         self.task = as_task(task, task_kwargs)
         self.space = resolve_budget(as_space(space, self.task), self.task, max_params, max_flops)
         self.fidelity = as_fidelity(fidelity, self.task)
         self.budget = budget
         self.size_penalty = check_size_penalty(size_penalty)
-        self.failure_reward = float(failure_reward)
+        self.failure_reward = check_failure_reward(failure_reward, self.task)
+        self.floor = score_floor(self.task)
+        self.report_test = bool(report_test)
         self._owns_executor = executor is None
         self.executor: Executor = executor if executor is not None else LocalExecutor()
 
@@ -303,6 +413,25 @@ class AutoDLEnv(gymnasium.Env):
         self._last_encoding = np.zeros(n, dtype=np.float32)
         self._last_score = NO_SCORE
         self._best: float | None = None
+        self._masks: tuple[np.ndarray, ...] | None = None
+
+    # EnvSpec: gymnasium.make sets it; the episode length is known, so it is filled in
+    @property
+    def spec(self) -> EnvSpec | None:
+        return self._env_spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.max_episode_steps)
+        self._env_spec = value
+
+    _env_spec: EnvSpec | None = None
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Steps per episode: the budget of evaluations."""
+        return self.budget
 
     # Gymnasium API --------------------------------------------------------------------------
     def reset(
@@ -316,14 +445,37 @@ class AutoDLEnv(gymnasium.Env):
         self._last_encoding = np.zeros(len(self.space), dtype=np.float32)
         self._last_score = NO_SCORE
         self._best = None
-        return self._observation(), {"budget": self.budget}
+        return self._observation(), {"budget": self.budget, "action_mask": self.action_mask()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         job, spec = self.prepare(action)
         result = over_budget_result(self.space, spec)
         if result is None:
-            (result,) = run_jobs(self.executor, [job])
+            result = lookup_now(self.executor, job, spec, self.task)
         return self.finish(job, spec, result)
+
+    def action_mask(self) -> tuple[np.ndarray, ...]:
+        """Per decision, the options some candidate inside the budget uses (int8 arrays, a
+        fresh copy; see :func:`budget_masks`)."""
+        if self._masks is None:
+            self._masks = budget_masks(self.space)
+        return tuple(m.copy() for m in self._masks)
+
+    def action_masks(self) -> np.ndarray:
+        """:meth:`action_mask` flattened to one bool array (sb3-contrib's MaskablePPO form)."""
+        return np.concatenate(self.action_mask()).astype(bool)
+
+    def render(self) -> str | None:
+        """The last evaluation as one line of text (``render_mode="ansi"``); None otherwise."""
+        if self.render_mode != "ansi":
+            return None
+        head = f"evaluation {self._used}/{self.budget}"
+        if not self.history:
+            return f"{head}: nothing evaluated yet"
+        spec, result = self.history[-1]
+        score = "none" if result.val_score is None else f"{result.val_score:.4f}"
+        best = "none" if self._best is None else f"{self._best:.4f}"
+        return f"{head}: {spec.summary()} -> {result.status}, val {score} (best {best})"
 
     def close(self) -> None:
         if self._owns_executor:
@@ -362,10 +514,13 @@ class AutoDLEnv(gymnasium.Env):
             self._best = (
                 max(self._best, result.val_score) if self._best is not None else result.val_score
             )
-        reward = reward_of(result, self.size_penalty, self.failure_reward)
-        info = result_info(spec, result, job.seed)
-        info["best_score"] = self._best
+        reward = reward_of(result, self.size_penalty, self.failure_reward, self.floor)
+        info = result_info(spec, result, job.seed, self.report_test)
+        if self._best is not None:
+            info["best_score"] = float(self._best)
         info["evaluations"] = self._used
+        info["action_mask"] = self.action_mask()
+        info["invalid_action"] = False
         return self._observation(), reward, self._used >= self.budget, False, info
 
     def check_running(self) -> None:
@@ -403,7 +558,7 @@ class AutoDLEnv(gymnasium.Env):
         return vec
 
     def _observation(self) -> np.ndarray:
-        best = NO_SCORE if self._best is None else float(np.clip(self._best, -1.0, 1.0))
+        best = clip_score(self._best)
         left = (self.budget - self._used) / self.budget
         tail = np.array([self._last_score, best, left], dtype=np.float32)
         return np.concatenate([self._last_encoding, tail]).astype(np.float32)

@@ -11,6 +11,12 @@ Only ``gymnasium.register`` calls with string entry points: nothing heavy is imp
   on one executor.
 - ``autodlgym/<Name>-Seq-v0``: :class:`~autodlgym.envs.sequential_env.SequentialAutoDLEnv`
   (one step = one decision).
+- ``autodlgym/<Name>-Search-v0``: :class:`~autodlgym.envs.search_env.SearchEpisodeEnv` (one
+  episode = one search of ``budget`` evaluations, the history in the observation).
+
+Every id has a vector entry point (``gymnasium.make_vec``'s default mode): the whole-architecture
+ids a batched env, the others Gymnasium's ``SyncVectorEnv`` over copies sharing one executor.
+``spec.max_episode_steps`` is filled in by the env (the budget; ``len(space)`` for ``-Seq``).
 
 Plugins are not loaded here: their ids use the entry point's name until the plugin loads.
 Keyword arguments of ``make`` reach the constructor (``fidelity``, ``budget``, ``space``, ...).
@@ -53,18 +59,20 @@ def _env_name(task: str) -> str | None:
     return _env_names_of(task.partition(":")[0]).get(task)
 
 
-def env_id(task: str, sequential: bool = False) -> str:
-    """The Gymnasium id of a task, e.g. ``autodlgym/MNIST1D-Seq-v0``."""
+def env_id(task: str, sequential: bool = False, search: bool = False) -> str:
+    """The Gymnasium id of a task, e.g. ``autodlgym/MNIST1D-Seq-v0`` (``sequential``) or
+    ``autodlgym/MNIST1D-Search-v0`` (``search``)."""
     name = _env_name(task)
     if name is None:
         if task in TASKS:
             raise AutoDLError(f"task {task!r} takes an argument ({task}:ARG) and has no env id")
         raise TASKS.unknown(task)
-    return f"{NAMESPACE}/{name}{'-Seq' if sequential else ''}-v{VERSION}"
+    kind = "-Search" if search else "-Seq" if sequential else ""
+    return f"{NAMESPACE}/{name}{kind}-v{VERSION}"
 
 
 def register_task_ids(registered: str) -> None:
-    """Register the two ids of each task a registration makes (no-op for ids that exist, or
+    """Register the three ids of each task a registration makes (no-op for ids that exist, or
     tasks that take any ``:ARG``)."""
     for task in _env_names_of(registered):
         _register_ids(task)
@@ -83,6 +91,15 @@ def _register_ids(task: str) -> None:
         register(
             id=seq,
             entry_point="autodlgym.envs.sequential_env:SequentialAutoDLEnv",
+            vector_entry_point="autodlgym.envs.vector_env:sequential_vector_env",
+            kwargs={"task": task},
+        )
+    search = env_id(task, search=True)
+    if search not in registry:
+        register(
+            id=search,
+            entry_point="autodlgym.envs.search_env:SearchEpisodeEnv",
+            vector_entry_point="autodlgym.envs.vector_env:search_vector_env",
             kwargs={"task": task},
         )
 

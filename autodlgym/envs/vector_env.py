@@ -21,6 +21,7 @@ from autodlgym.envs.autodl_env import (
     SpaceLike,
     as_space,
     as_task,
+    lookup_now,
     over_budget_result,
     run_jobs,
 )
@@ -81,7 +82,7 @@ class AutoDLVectorEnv(VectorEnv):
     Args:
         num_envs: number of copies.
         task, space, fidelity, budget, size_penalty, task_kwargs, failure_reward, max_params,
-            max_flops: as for AutoDLEnv (the same for every copy; over-budget candidates are
+            max_flops, report_test: as for AutoDLEnv (the same for every copy; over-budget candidates are
             not trained).
         executor: runs the trials (default: a LocalExecutor, one trial at a time, closed by
             :meth:`close`; pass a Ray executor to train the batch in parallel). It must not run
@@ -100,9 +101,10 @@ class AutoDLVectorEnv(VectorEnv):
         size_penalty: float = 0.0,
         executor: Executor | None = None,
         task_kwargs: Mapping[str, Any] | None = None,
-        failure_reward: float = 0.0,
+        failure_reward: float | str = "auto",
         max_params: int | str | None = "default",
         max_flops: int | str | None = "default",
+        report_test: bool = False,
     ) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise AutoDLError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -121,11 +123,13 @@ class AutoDLVectorEnv(VectorEnv):
                 executor=self.executor,
                 task_kwargs=task_kwargs,
                 failure_reward=failure_reward,
+                report_test=report_test,
             )
             for _ in range(num_envs)
         ]
         self.num_envs = num_envs
         self.space = space
+        self.task = the_task
         self.single_action_space = self.envs[0].action_space
         self.single_observation_space = self.envs[0].observation_space
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -178,7 +182,13 @@ class AutoDLVectorEnv(VectorEnv):
         prepared = {i: self.envs[i].prepare(actions[i]) for i in to_step}
         results = {i: over_budget_result(self.space, prepared[i][1]) for i in to_step}
         to_run = [i for i in to_step if results[i] is None]  # over budget: never trained
-        results.update(zip(to_run, run_jobs(self.executor, [prepared[i][0] for i in to_run])))
+        if self.envs[0].task.kind == "lookup" and type(self.executor) is LocalExecutor:
+            # a table answers at once: no JSON round trip through the executor
+            for i in to_run:
+                results[i] = lookup_now(self.executor, prepared[i][0], prepared[i][1], self.task)
+        else:
+            jobs = [prepared[i][0] for i in to_run]
+            results.update(zip(to_run, run_jobs(self.executor, jobs)))
 
         for i in range(self.num_envs):
             if self._needs_reset[i]:
@@ -200,3 +210,42 @@ class AutoDLVectorEnv(VectorEnv):
 
     def _current_observations(self) -> np.ndarray:
         return np.stack([env._observation() for env in self.envs]).astype(np.float32)
+
+
+def sync_vector_env(num_envs: int, env_class: str, **kwargs: Any) -> VectorEnv:
+    """``num_envs`` copies of ``env_class`` (``"module:Class"``) in Gymnasium's
+    ``SyncVectorEnv``, sharing one executor: the vector entry point of the ids whose env has
+    no batched implementation (``-Seq`` and ``-Search``). Copies reset with seeds ``s + i``."""
+    from gymnasium.envs.registration import load_env_creator
+    from gymnasium.vector import SyncVectorEnv
+
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        raise AutoDLError(f"num_envs must be a positive integer, got {num_envs!r}")
+    kwargs.pop("max_episode_steps", None)  # the env reports its own
+    make = load_env_creator(env_class)
+    executor = kwargs.pop("executor", None)
+    shared = executor if executor is not None else LocalExecutor()
+
+    def one() -> Any:
+        return make(executor=shared, **kwargs)
+
+    venv = SyncVectorEnv([one for _ in range(num_envs)])
+    if executor is None:  # ours: closed with the vector env
+        close_extras = venv.close_extras
+
+        def close_all(**kw: Any) -> None:
+            close_extras(**kw)
+            shared.close()
+
+        venv.close_extras = close_all  # type: ignore[method-assign]
+    return venv
+
+
+def sequential_vector_env(num_envs: int, **kwargs: Any) -> VectorEnv:
+    """The vector entry point of the ``-Seq`` ids (see :func:`sync_vector_env`)."""
+    return sync_vector_env(num_envs, "autodlgym.envs.sequential_env:SequentialAutoDLEnv", **kwargs)
+
+
+def search_vector_env(num_envs: int, **kwargs: Any) -> VectorEnv:
+    """The vector entry point of the ``-Search`` ids (see :func:`sync_vector_env`)."""
+    return sync_vector_env(num_envs, "autodlgym.envs.search_env:SearchEpisodeEnv", **kwargs)

@@ -193,7 +193,12 @@ def list_searchers() -> list[tuple[str, str, str]]:
 
 
 def get_searcher(name: str) -> type[Searcher]:
-    """A searcher class by registry name, entry-point name or ``package.module:Class``."""
+    """A searcher class by registry name, entry-point name or ``package.module:Class``; ``rl:PATH``
+    is a trained policy (:mod:`autodlgym.searchers.learned`)."""
+    if name.startswith("rl:"):
+        from autodlgym.searchers.learned import searcher_for
+
+        return searcher_for(name)
     if ":" in name:
         mod_name, _, attr = name.partition(":")
         try:

@@ -319,6 +319,44 @@ def cheapest(space: SearchSpace) -> ArchSpec:
     return spec
 
 
+def option_fits(space: SearchSpace, partial: Mapping[str, Any], choice: Any, option: Any) -> bool:
+    """Whether some candidate inside the budget extends ``partial`` with ``choice = option``,
+    judged by completing it with the cheapest candidate's values (see :func:`cheapest`) where
+    they apply and first options elsewhere: True is certain, False a heuristic's verdict.
+    Always True without a budget, and when nothing in the space fits."""
+    if not space.constraints.active:
+        return True
+    try:
+        target = cheapest(space)
+    except AutoDLError:
+        return True
+    values = {**partial, choice.name: option}
+    spec = space._complete(values, lambda c: target[c.name] if c.name in target else c.options[0])
+    return space.fits(spec, count=False)
+
+
+def budget_mask(space: SearchSpace, partial: Mapping[str, Any], decision: Any) -> np.ndarray:
+    """``decision.mask`` (the options that exist) narrowed to the options
+    :func:`option_fits` allows after ``partial``; when it allows none, the option of the
+    cheapest completion stays, so a mask is never empty."""
+    import numpy as np
+
+    mask = decision.mask.copy()
+    if not space.constraints.active:
+        return mask
+    c = decision.choice
+    allowed = [option_fits(space, partial, c, o) for o in c.options]
+    if not any(allowed):
+        cons = space.constraints
+        excess = []
+        for o in c.options:
+            spec = space._complete({**partial, c.name: o}, lambda ch: ch.options[0])
+            excess.append(cons.excess(space.cost(spec)))
+        allowed[int(np.argmin(excess))] = True
+    mask[: len(c.options)] = allowed
+    return mask
+
+
 def _move_towards(
     space: SearchSpace, spec: ArchSpec, target: ArchSpec, gen: np.random.Generator
 ) -> ArchSpec:

@@ -65,11 +65,12 @@ class DecisionSequence:
             return np.zeros(self.space.max_options, dtype=bool)
         return self._current.mask.copy()
 
-    def choose(self, option: int) -> tuple[int, bool]:
+    def choose(self, option: int, mask: np.ndarray | None = None) -> tuple[int, bool]:
         """Make the current decision: option ``option`` (an index in ``[0, max_options)``).
 
         An index the mask rules out is not an error: it is mapped onto the legal option number
-        ``option % n_legal`` (legal options counted in order).
+        ``option % n_legal`` (legal options counted in order). ``mask`` narrows the decision's
+        own mask (a budget's; bool, ``max_options`` long, at least one legal option).
 
         Returns:
             ``(index, ruled_out)``: the option index applied and whether ``option`` was ruled
@@ -84,8 +85,11 @@ class DecisionSequence:
         k = self.space.max_options
         if not 0 <= option < k:
             raise AutoDLError(f"option {option} is outside [0, {k - 1}]")
-        legal = np.flatnonzero(decision.mask)
-        ruled_out = not bool(decision.mask[option])
+        allowed = decision.mask if mask is None else decision.mask & np.asarray(mask, bool)
+        if not allowed.any():
+            allowed = decision.mask
+        legal = np.flatnonzero(allowed)
+        ruled_out = not bool(allowed[option])
         index = int(legal[option % len(legal)]) if ruled_out else int(option)
         choice = decision.choice
         self.values[choice.name] = choice.options[index]

@@ -320,7 +320,7 @@ def register_task(
 
     This one registration is all a task needs: ``autodlgym tasks`` lists it, ``--task``
     and Ray workers find it, and (unless ``prefix``) it gets the Gymnasium ids
-    ``autodlgym/<env_name>-v0`` and ``autodlgym/<env_name>-Seq-v0``; ``env_name`` defaults to
+    ``autodlgym/<env_name>-v0``, ``-Seq-v0`` and ``-Search-v0``; ``env_name`` defaults to
     the name in CamelCase (``my_task`` -> ``MyTask``).
 
     The factory takes keyword options with defaults (JSON scalars) and returns a

@@ -53,16 +53,35 @@ def test_vector_env_trains_only_the_copies_inside_the_budget():
     env.close()
 
 
-def test_sequential_env_flags_the_last_step_and_defers_nothing():
-    env = SequentialAutoDLEnv(executor=_NoTraining(), **TINY)
-    env.reset(seed=0)
-    done, info, reward = False, {}, 0.0
+def test_sequential_masks_keep_every_choice_inside_the_budget():
+    env = SequentialAutoDLEnv(executor=_NoTraining(), evaluate=False, **TINY)
+    _, info = env.reset(seed=0)
+    done, widest_masked = False, False
     while not done:
         mask = env.action_masks()
-        _, reward, done, _, info = env.step(int(np.flatnonzero(mask)[-1]))  # the last option
-    assert info["over_budget"] is True and info["status"] == OVER_BUDGET
-    assert reward == -1.0 and "deferred" not in info
-    assert info["spec"]["stage1.width"] == 512
+        name = info["decision"]
+        n_options = len(env.space[name].options)
+        widest_masked |= bool(name == "stage1.width" and not mask[n_options - 1])
+        # the widest option that exists, whether or not the budget allows it
+        _, _, done, _, info = env.step(n_options - 1)
+    assert widest_masked, "the budget's mask should rule out width 512 under 3,000 parameters"
+    assert info["remapped"] >= 1 and info["over_budget"] is False
+    assert env.space.fits(info["spec"])
+
+
+def test_whole_env_masks_rule_out_options_no_candidate_inside_the_budget_uses():
+    env = AutoDLEnv(executor=_NoTraining(), budget=1, **TINY)
+    _, info = env.reset(seed=0)
+    masks = info["action_mask"]
+    assert len(masks) == len(env.space) and all(m.dtype == np.int8 for m in masks)
+    width = env.space.names.index("stage1.width")
+    assert masks[width][-1] == 0 and masks[width][0] == 1
+    assert env.action_masks().shape == (int(env.space.nvec.sum()),)
+    # a draw under the mask stays in the space, and the cheapest widths stay allowed
+    action = env.action_space.sample(mask=masks)
+    assert action in env.action_space
+    unbounded = AutoDLEnv(executor=_NoTraining(), budget=1, task="digits", max_params=None)
+    assert all(m.all() for m in unbounded.reset(seed=0)[1]["action_mask"])
 
 
 def test_sequential_env_inside_the_budget_is_not_flagged():

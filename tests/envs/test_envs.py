@@ -71,17 +71,22 @@ def deterministic(result) -> dict:
     return {k: v for k, v in result.to_dict().items() if k not in TIMING_FIELDS}
 
 
+def _listed(mask):
+    """An action mask (an array, or a tuple of them for MultiDiscrete) as nested lists."""
+    return [m.tolist() for m in mask] if isinstance(mask, tuple) else mask.tolist()
+
+
 def rollout(env, seed: int, actions) -> list:
     """(obs, reward, terminated, info) of every step after reset(seed); results made comparable."""
     obs, info = env.reset(seed=seed)
-    out = [(obs.tolist(), info["action_mask"].tolist() if "action_mask" in info else info)]
+    out = [(obs.tolist(), _listed(info["action_mask"]) if "action_mask" in info else info)]
     for a in actions:
         obs, reward, terminated, truncated, info = env.step(a)
         info = dict(info)
         if "result" in info:
             info["result"] = deterministic(info["result"])
         if "action_mask" in info:
-            info["action_mask"] = info["action_mask"].tolist()
+            info["action_mask"] = _listed(info["action_mask"])
         out.append((obs.tolist(), reward, terminated, truncated, info))
         if terminated:
             break
@@ -97,12 +102,14 @@ def test_registered_tasks_match_the_built_in_tasks():
     }
     assert set(env_names()) == built_in
     for task in built_in:
-        for sequential in (False, True):
-            spec = gymnasium.spec(env_id(task, sequential))
+        for sequential, search in ((False, False), (True, False), (False, True)):
+            spec = gymnasium.spec(env_id(task, sequential, search))
             assert isinstance(spec.entry_point, str)
+            assert isinstance(spec.vector_entry_point, str)
             assert spec.kwargs == {"task": task}
     assert "autodlgym/MNIST1D-v0" in ENV_IDS and "autodlgym/MNIST1D-Seq-v0" in ENV_IDS
-    assert len(ENV_IDS) == 2 * len(built_in)
+    assert "autodlgym/MNIST1D-Search-v0" in ENV_IDS
+    assert len(ENV_IDS) == 3 * len(built_in)
 
 
 def test_the_ids_of_the_first_release_still_exist():
@@ -178,7 +185,7 @@ def test_whole_architecture_step_rewards_observes_and_reports():
     action = np.zeros(len(TINY_SPACE), dtype=np.int64)
     obs, reward, terminated, truncated, info = env.step(action)
     spec = TINY_SPACE.decode(action)
-    assert info["spec"] == spec.to_json() and info["arch_id"] == spec.arch_id
+    assert info["spec"] == spec and info["arch_id"] == spec.arch_id
     assert set(INFO_FIELDS) <= set(info)
     assert info["status"] == "ok", info["message"]
     assert reward == pytest.approx(info["val_score"] - 0.01 * math.log10(info["params"]))
@@ -197,9 +204,9 @@ def test_a_failed_trial_gets_the_failure_reward():
     env = AutoDLEnv("digits", space=TINY_SPACE, fidelity=too_short, budget=1, failure_reward=-0.5)
     env.reset(seed=0)
     obs, reward, terminated, _, info = env.step(np.zeros(len(TINY_SPACE), dtype=np.int64))
-    assert info["status"] == "timeout" and info["val_score"] is None
+    assert info["status"] == "timeout" and "val_score" not in info
     assert reward == -0.5 and terminated
-    assert obs[-3] == NO_SCORE and obs[-2] == NO_SCORE and info["best_score"] is None
+    assert obs[-3] == NO_SCORE and obs[-2] == NO_SCORE and "best_score" not in info
 
 
 @pytest.mark.parametrize(
@@ -249,7 +256,9 @@ def test_bad_constructor_arguments_are_errors():
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, SearchSpace.default().max_options - 1), min_size=80, max_size=80))
 def test_masks_and_invalid_action_mapping(actions):
-    env = SequentialAutoDLEnv("mnist1d", evaluate=False)
+    # no budget: the masks are the options each decision has (tests/envs/test_env_budget.py
+    # checks the budget's masks)
+    env = SequentialAutoDLEnv("mnist1d", evaluate=False, max_params=None, max_flops=None)
     space = env.space
     obs, info = env.reset(seed=0)
     assert (obs[:-1] == -1).all() and obs[-1] == space.names.index(info["decision"])
@@ -271,7 +280,7 @@ def test_masks_and_invalid_action_mapping(actions):
     assert isinstance(spec, ArchSpec) and space.contains(spec)
     for i, c in enumerate(space.choices):  # the observation is the spec's encoding
         assert obs[i] == (c.index(spec[c.name]) if c.name in spec else -1)
-    assert obs[-1] == len(space) and not env.action_masks().any() and info["decision"] is None
+    assert obs[-1] == len(space) and not env.action_masks().any() and info["decision"] == ""
 
 
 def test_deferred_last_step_trains_nothing():
@@ -290,7 +299,9 @@ def test_deferred_last_step_trains_nothing():
 
 
 def test_evaluated_last_step_trains_and_is_deterministic():
-    env = SequentialAutoDLEnv("digits", space=TINY_SPACE, fidelity=TINY, size_penalty=0.02)
+    env = SequentialAutoDLEnv(
+        "digits", space=TINY_SPACE, fidelity=TINY, size_penalty=0.02, report_test=True
+    )
     actions = [1, 0, 1, 1, 0, 3, 2] * 10  # 3 and 2 are masked for two-option decisions
     first, second = rollout(env, 3, actions), rollout(env, 3, actions)
     assert first == second
