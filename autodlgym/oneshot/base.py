@@ -67,6 +67,8 @@ class OneShotEvaluator:
         device: torch device string.
         recalibrate: training batches that re-estimate batch-norm statistics of a scored
             network (its running statistics are reset first); 0 keeps them reset.
+        finetune: training steps a scored network takes from its inherited weights, with its
+            own optimizer settings, before it is scored (0: scored as inherited).
         max_networks: the most distinct networks the space may have.
         max_partitions: the most distinct combinations of training settings.
 
@@ -76,16 +78,19 @@ class OneShotEvaluator:
     """
 
     kind = "oneshot"
+    #: epochs of training per partition when none are given
+    default_epochs = 30
 
     def __init__(
         self,
         space: SearchSpace,
         task: Task | str,
         *,
-        epochs: int = 10,
+        epochs: int | None = None,
         seed: int = 0,
         device: str = "cpu",
         recalibrate: int = 4,
+        finetune: int = 0,
         max_networks: int = 4096,
         max_partitions: int = 8,
     ) -> None:
@@ -96,7 +101,8 @@ class OneShotEvaluator:
                 f"task {self.task.name!r} is a lookup table: a one-shot evaluator needs a task "
                 "with data to train shared weights on"
             )
-        self.epochs = int(epochs)
+        self.epochs = int(self.default_epochs if epochs is None else epochs)
+        self.finetune = int(finetune)
         self.seed = int(seed)
         self.device = torch.device(device)
         self.recalibrate = int(recalibrate)
@@ -250,6 +256,8 @@ class OneShotEvaluator:
         start = time.perf_counter()
         data = _device_data(self.task, self.device)
         model = self.inherit(spec)
+        if self.finetune > 0:
+            self._finetune(model, spec, data["x_train"], data["y_train"])
         self._recalibrate(model, data["x_train"])
         value = _score(model, data["x_val"], data["y_val"], self.task, False, torch.float16)
         self._cache[key] = value
@@ -258,6 +266,33 @@ class OneShotEvaluator:
     def score_many(self, specs: Iterable[Mapping[str, Any]]) -> list[OneShotScore]:
         """:meth:`score` for each spec, in order."""
         return [self.score(s) for s in specs]
+
+    def _finetune(self, model: nn.Module, spec: ArchSpec, x: torch.Tensor, y: torch.Tensor) -> None:
+        loss_fn = F.cross_entropy if self.task.is_classification else F.mse_loss
+        optimizer = _make_optimizer(model, spec)
+        grad_clip = float(spec.get("grad_clip", 0.0))
+        batch = max(1, min(int(spec.get("batch_size", 128)), len(y)))
+        order = torch.Generator().manual_seed(self.seed)
+        model.train()
+        steps = 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # dropout
+            while steps < self.finetune:
+                perm = torch.randperm(len(y), generator=order).to(self.device)
+                for i in range(0, len(y), batch):
+                    idx = perm[i : i + batch]
+                    if steps >= self.finetune or len(idx) == 1 < batch:
+                        break
+                    loss = loss_fn(model(x[idx]), y[idx])
+                    if not torch.isfinite(loss):
+                        return
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if grad_clip > 0:
+                        nn.utils.clip_grad_norm_(list(model.parameters()), grad_clip)
+                    optimizer.step()
+                    steps += 1
+        model.eval()
 
     def _recalibrate(self, model: nn.Module, x_train: torch.Tensor) -> None:
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
