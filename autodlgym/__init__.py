@@ -48,6 +48,8 @@ _EXPORTS = {
     "RunConfig": "autodlgym.runner",
     "run_search": "autodlgym.runner",
     "Run": "autodlgym.run",
+    "SupernetEvaluator": "autodlgym.oneshot",
+    "HypernetEvaluator": "autodlgym.oneshot",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -92,7 +92,13 @@ def reference_points(rows: list[dict], truth: list[float]) -> dict[str, float]:
 
 
 def run_one(
-    kind: str, seed: int, epochs: int, finetunes: list[int], rows: list[dict], truth: list[float]
+    kind: str,
+    seed: int,
+    epochs: int,
+    finetunes: list[int],
+    split: tuple[str, ...],
+    rows: list[dict],
+    truth: list[float],
 ) -> list[dict]:
     """Fit one evaluator, then score the table's specs once per fine-tuning length."""
     from autodlgym.oneshot import EVALUATORS
@@ -100,7 +106,7 @@ def run_one(
     from autodlgym.tasks.base import get_task
 
     space = get_task("mnist1d-table").default_space()
-    ev = EVALUATORS[kind](space, "mnist1d", epochs=epochs, seed=seed)
+    ev = EVALUATORS[kind](space, "mnist1d", epochs=epochs, seed=seed, split=split)
     t0 = time.perf_counter()
     ev.fit()
     fit_s = time.perf_counter() - t0
@@ -149,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[0, 28],
         help="steps each scored network trains from its inherited weights (0: none)",
     )
+    parser.add_argument(
+        "--split", default="", help="stage decisions that do not share weights, e.g. depth"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -166,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         f"seeds {args.seeds}; {args.threads} torch thread(s); shared 2-core machine: seconds are noisy"
     )
     results: dict[str, list[dict]] = {}
+    split = tuple(s for s in args.split.split(",") if s)
+    shared = f", split by {', '.join(split)}" if split else ""
     for kind in args.evaluators.split(","):
         epochs = args.epochs or EVALUATORS[kind].default_epochs
         for seed in args.seeds:
-            for r in run_one(kind, seed, epochs, args.finetune, rows, truth):
-                name = f"{kind} ({epochs} epochs, finetune {r['finetune']} steps)"
+            for r in run_one(kind, seed, epochs, args.finetune, split, rows, truth):
+                name = f"{kind} ({epochs} epochs{shared}, finetune {r['finetune']} steps)"
                 results.setdefault(name, []).append(r)
                 print(
                     f"  {name} seed {seed}: spearman {r['spearman']:.3f} kendall "

@@ -67,6 +67,9 @@ class OneShotEvaluator:
         device: torch device string.
         recalibrate: training batches that re-estimate batch-norm statistics of a scored
             network (its running statistics are reset first); 0 keeps them reset.
+        split: stage decisions that give each of their options its own weights instead of
+            sharing them (few-shot NAS; e.g. ``("depth",)``); empty: width, kernel and depth
+            share.
         finetune: training steps a scored network takes from its inherited weights, with its
             own optimizer settings, before it is scored (0: scored as inherited).
         max_networks: the most distinct networks the space may have.
@@ -91,6 +94,7 @@ class OneShotEvaluator:
         device: str = "cpu",
         recalibrate: int = 4,
         finetune: int = 0,
+        split: tuple[str, ...] = (),
         max_networks: int = 4096,
         max_partitions: int = 8,
     ) -> None:
@@ -103,6 +107,7 @@ class OneShotEvaluator:
             )
         self.epochs = int(self.default_epochs if epochs is None else epochs)
         self.finetune = int(finetune)
+        self.split = tuple(split)
         self.seed = int(seed)
         self.device = torch.device(device)
         self.recalibrate = int(recalibrate)
@@ -130,7 +135,7 @@ class OneShotEvaluator:
                 torch.manual_seed(self.seed)
                 child = build_model(net, self.task.io).to(self.device)
             names = []
-            for slot_key, name, slot in layout.describe(child, net):
+            for slot_key, name, slot in layout.describe(child, net, self.split):
                 old = self.slots.get(slot_key)
                 self.slots[slot_key] = slot if old is None else layout.merge(old, slot, slot_key)
                 names.append((slot_key, name))
@@ -320,6 +325,7 @@ class OneShotEvaluator:
             "space": self.space.to_config(),
             "epochs": self.epochs,
             "seed": self.seed,
+            "split": list(self.split),
             "slots": {k: list(s.shape) for k, s in self.slots.items()},
         }
 

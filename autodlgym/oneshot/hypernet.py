@@ -21,7 +21,9 @@ from torch import nn
 
 from autodlgym.oneshot import layout
 from autodlgym.oneshot.base import OneShotEvaluator, slot_parameters
+from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
+from autodlgym.tasks.base import Task
 
 
 class _HyperBank(nn.Module):
@@ -40,15 +42,41 @@ class HypernetEvaluator(OneShotEvaluator):
     Args:
         rank: how many weight directions each slot's generator mixes.
         hidden: the hidden width of the encoder of the spec.
-        kwargs: as :class:`OneShotEvaluator`.
+        others: as :class:`~autodlgym.oneshot.base.OneShotEvaluator`.
     """
 
     kind = "hypernet"
 
-    def __init__(self, *args: Any, rank: int = 4, hidden: int = 32, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        task: Task | str,
+        *,
+        epochs: int | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        recalibrate: int = 4,
+        finetune: int = 0,
+        split: tuple[str, ...] = (),
+        max_networks: int = 4096,
+        max_partitions: int = 8,
+        rank: int = 4,
+        hidden: int = 32,
+    ) -> None:
         self.rank = int(rank)
         self.hidden = int(hidden)
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            space,
+            task,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            recalibrate=recalibrate,
+            finetune=finetune,
+            split=split,
+            max_networks=max_networks,
+            max_partitions=max_partitions,
+        )
         names = layout.network_key({c.name: 0 for c in self.space.choices})
         self._choices = [c for c in self.space.choices if c.name in names]
         self._offsets = {}

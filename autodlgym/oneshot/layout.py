@@ -145,8 +145,10 @@ def partitions_of(space: SearchSpace, limit: int) -> list[tuple[tuple[str, Any],
     return [partition_key(s) for s in specs]
 
 
-def group_of(spec: ArchSpec, name: str) -> str:
-    """The group of parameter ``name`` of the network built from ``spec``."""
+def group_of(spec: ArchSpec, name: str, split: tuple[str, ...] = ()) -> str:
+    """The group of parameter ``name`` of the network built from ``spec``; ``split`` names
+    stage decisions that key groups instead of sharing (few-shot NAS, Zhao et al. 2021:
+    ``("depth",)`` gives each depth its own weights)."""
     parts = name.split(".")
     if parts[0] == "stages":
         stage = int(parts[1]) + 1
@@ -159,7 +161,7 @@ def group_of(spec: ArchSpec, name: str) -> str:
             {
                 k: v
                 for k, v in sorted(st.items())
-                if k not in SLICED and k not in WEIGHT_FREE and k not in INIT
+                if k in split or (k not in SLICED and k not in WEIGHT_FREE and k not in INIT)
             }
         )
     where = f"stage{stage}" if parts[0] == "stages" else f"head@stage{stage}"
@@ -186,9 +188,11 @@ class Slot:
     fan_in: int = 1
 
 
-def describe(model: nn.Module, spec: ArchSpec) -> Iterator[tuple[str, str, Slot]]:
+def describe(
+    model: nn.Module, spec: ArchSpec, split: tuple[str, ...] = ()
+) -> Iterator[tuple[str, str, Slot]]:
     """``(slot key, parameter name, slot of this parameter's own shape)`` for every
-    parameter of a network built from ``spec``."""
+    parameter of a network built from ``spec`` (``split``: see :func:`group_of`)."""
     for name, p in model.named_parameters():
         owner_name, _, leaf = name.rpartition(".")
         owner = model.get_submodule(owner_name) if owner_name else model
@@ -211,7 +215,11 @@ def describe(model: nn.Module, spec: ArchSpec) -> Iterator[tuple[str, str, Slot]
                 gates = len(tagged)
         if isinstance(owner, nn.MultiheadAttention) and leaf.startswith("in_proj"):
             gates = 3
-        yield f"{group_of(spec, name)}|{name}", name, Slot(shape, gates, spatial, law, fan_in)
+        yield (
+            f"{group_of(spec, name, split)}|{name}",
+            name,
+            Slot(shape, gates, spatial, law, fan_in),
+        )
 
 
 def merge(a: Slot, b: Slot, key: str) -> Slot:
