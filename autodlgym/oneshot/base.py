@@ -33,6 +33,9 @@ from autodlgym.training.trainer import _device_data, _make_optimizer, _score
 
 #: what a score's status says
 INSIDE, OUTSIDE = "ok", "outside"
+#: the most networks and combinations of training settings a space may have by default
+MAX_NETWORKS = 4096
+MAX_PARTITIONS = 8
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,8 @@ class OneShotEvaluator:
         recalibrate: int = 4,
         finetune: int = 0,
         split: tuple[str, ...] = (),
-        max_networks: int = 4096,
-        max_partitions: int = 8,
+        max_networks: int = MAX_NETWORKS,
+        max_partitions: int = MAX_PARTITIONS,
     ) -> None:
         self.space = space
         self.task = get_task(task) if isinstance(task, str) else task
