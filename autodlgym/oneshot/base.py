@@ -10,7 +10,6 @@ network's weights come from the shared ones (:meth:`OneShotEvaluator._slot_tenso
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -126,7 +125,7 @@ class OneShotEvaluator:
         self.banks: dict[tuple, nn.Module] = {}
         self.fit_seconds = 0.0
         self.skipped_steps: dict[tuple, int] = {}
-        self._cache: dict[tuple[str, tuple], float] = {}
+        self._cache: dict[tuple[str, tuple, int], float] = {}
 
     # The layout ----------------------------------------------------------------------
     def _child(self, net: ArchSpec) -> nn.Module:
@@ -168,7 +167,8 @@ class OneShotEvaluator:
 
     def inherit(self, spec: Mapping[str, Any]) -> nn.Module:
         """A stand-alone network of ``spec`` (``build_model``) holding its inherited weights
-        (copies), in eval mode; batch-norm statistics as left by the last recalibration."""
+        (copies), in eval mode; its batch-norm statistics are fresh (:meth:`score`
+        recalibrates them)."""
         spec = ArchSpec(dict(spec))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -258,7 +258,7 @@ class OneShotEvaluator:
         if not self.banks:
             raise AutoDLError("the one-shot evaluator is not trained yet; call fit() first")
         spec = ArchSpec(dict(spec))
-        key = (layout.network_key(spec).to_json(), layout.partition_key(spec))
+        key = (layout.network_key(spec).to_json(), layout.partition_key(spec), self.finetune)
         if key in self._cache:
             return OneShotScore(INSIDE, self._cache[key])
         start = time.perf_counter()
@@ -378,8 +378,3 @@ def slot_parameters(
         layout.init_slot_(t, slots[key], gen)
         params.append(nn.Parameter(t))
     return params
-
-
-def finite_or_worst(value: float | None) -> float:
-    """A score for ranking: nan or None (diverged, outside) ranks last."""
-    return -math.inf if value is None or not math.isfinite(value) else float(value)

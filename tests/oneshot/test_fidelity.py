@@ -12,18 +12,12 @@ from autodlgym.execution.oneshot import ONESHOT_DIR
 from autodlgym.oneshot import SupernetEvaluator
 from autodlgym.run import Run
 from autodlgym.runner import RunConfig, run_search
-from autodlgym.tasks.base import get_task
-from autodlgym.tasks.files import from_arrays
-from tests.oneshot.test_supernet import TINY
+from tests.oneshot.tiny import TINY, mnist1d_slice
 
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    data = get_task("mnist1d").load()
-    return from_arrays(
-        data.x_train[:64], data.y_train[:64], data.x_val[:64], data.y_val[:64],
-        data.x_test[:32], data.y_test[:32], path=tmp_path_factory.mktemp("slice") / "s.npz",
-    )  # fmt: skip
+    return mnist1d_slice(tmp_path_factory.mktemp("slice") / "s.npz")
 
 
 def config(out, task, trials, **kw):
@@ -33,6 +27,7 @@ def config(out, task, trials, **kw):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # two searches (a run and its resume)
 def test_a_oneshot_search_records_the_evaluators_scores_in_their_own_phase(tmp_path, task):
     out = tmp_path / "run"
     summary = run_search(config(out, task, trials=4), progress=False)

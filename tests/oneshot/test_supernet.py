@@ -10,41 +10,7 @@ import torch
 from autodlgym.oneshot import EVALUATORS, HypernetEvaluator, SupernetEvaluator, layout
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.tasks.base import get_task
-from autodlgym.tasks.files import from_arrays
-
-#: 2 blocks x 2 widths x 2 depths (x 2 kernels for conv) x 2 learning rates x 2 init laws
-TINY = {
-    "base": "default",
-    "max_stages": 1,
-    "remove": ["growth", "heads", "momentum"],
-    "globals": {
-        "n_stages": {"options": [1]},
-        "connections": {"options": ["chain"]},
-        "activation": {"options": ["relu"]},
-        "norm": {"options": ["none"]},
-        "dropout": {"options": [0.0]},
-        "init": {"options": ["he_normal", "orthogonal"]},
-        "zero_init_residual": {"options": [False]},
-        "trainable": {"options": ["all", "head"]},
-        "head_pool": {"options": ["avg"]},
-        "optimizer": {"options": ["adam"]},
-        "lr": {"options": [1e-3, 1e-2]},
-        "weight_decay": {"options": [0.0]},
-        "batch_size": {"options": [32]},
-        "grad_clip": {"options": [0.0]},
-    },
-    "stage": {
-        "block": {"options": ["conv", "recurrent"]},
-        "depth": {"options": [1, 2]},
-        "width": {"options": [4, 8]},
-        "kernel": {"options": [3, 5], "when": {"block": ["conv"]}},
-        "dilation": {"options": [1]},
-        "cell": {"options": ["gru"]},
-        "bidirectional": {"options": [False]},
-        "chrono_init": {"options": [False], "when": {"cell": ["gru"]}},
-    },
-}
+from tests.oneshot.tiny import TINY, mnist1d_slice
 
 
 def spec_of(**changes):
@@ -66,11 +32,7 @@ def spec_of(**changes):
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    data = get_task("mnist1d").load()
-    return from_arrays(
-        data.x_train[:64], data.y_train[:64], data.x_val[:64], data.y_val[:64],
-        data.x_test[:32], data.y_test[:32], path=tmp_path_factory.mktemp("slice") / "s.npz",
-    )  # fmt: skip
+    return mnist1d_slice(tmp_path_factory.mktemp("slice") / "s.npz")
 
 
 @pytest.fixture(scope="module")
