@@ -22,6 +22,10 @@ seconds are noisy; the correlations are not timed and do not depend on load.
 
     python benchmarks/bench_oneshot.py                       # both evaluators, seeds 0 1 2
     python benchmarks/bench_oneshot.py --evaluators supernet --seeds 0 --epochs 30 --finetune 0
+    python benchmarks/bench_oneshot.py --evaluators supernet --split depth,width  # few-shot
+
+Top-10 overlap counts specs, and specs that differ only in their init law tie in the one-shot
+scores (a recurrent block also ignores the activation), so it moves in steps of several.
 """
 
 from __future__ import annotations
