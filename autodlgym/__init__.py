@@ -50,6 +50,8 @@ _EXPORTS = {
     "run_search": "autodlgym.runner",
     "Run": "autodlgym.run",
     "load_model": "autodlgym.export",
+    "SupernetEvaluator": "autodlgym.oneshot",
+    "HypernetEvaluator": "autodlgym.oneshot",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

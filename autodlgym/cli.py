@@ -188,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
         "none; default auto: asha with --time-budget, else none",
     )
     s.add_argument(
+        "--fidelity",
+        choices=["trained", "oneshot"],
+        help="trained (default): every candidate is trained; oneshot: scored with the weights "
+        "of a one-shot evaluator trained once over the space (a small space: a space file), "
+        "recorded in the phase 'oneshot'",
+    )
+    s.add_argument(
+        "--oneshot-evaluator",
+        choices=["supernet", "hypernet"],
+        help="with --fidelity oneshot: shared weights (supernet, the default) or weights "
+        "generated from the spec (hypernet)",
+    )
+    s.add_argument(
         "--checks-per-epoch",
         type=int,
         help="validation checks (pruner reports) per epoch (default 4 with median/sha/hyperband)",
@@ -393,6 +406,15 @@ def _space(path: str | None):
     return SearchSpace.from_file(path) if path else SearchSpace.default()
 
 
+def _oneshot(args: argparse.Namespace) -> str | None:
+    """``RunConfig.oneshot`` from ``--fidelity`` and ``--oneshot-evaluator``."""
+    if args.oneshot_evaluator is not None and args.fidelity != "oneshot":
+        raise AutoDLError("--oneshot-evaluator needs --fidelity oneshot")
+    if args.fidelity != "oneshot":
+        return None
+    return args.oneshot_evaluator or "supernet"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from autodlgym.runner import RunConfig, SearchInterrupted, run_search
 
@@ -419,6 +441,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "max_flops": args.max_flops,
         "baselines": args.baselines,
         "final_seeds": args.final_seeds,
+        "oneshot": _oneshot(args),
     }
     if args.allow_changed_data and not args.resume:
         raise AutoDLError("--allow-changed-data continues a run: give it with --resume")
@@ -430,6 +453,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 + k.replace("_", "-")
                 .replace("task-kwargs", "task-opt")
                 .replace("searcher-options", "searcher-opt")
+                .replace("oneshot", "fidelity")
                 for k in fixed
             )
             raise AutoDLError(

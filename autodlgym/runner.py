@@ -43,7 +43,7 @@ from autodlgym.execution.rungs import RungScheduler
 from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import BASELINE, ERROR, SEARCH, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import BASELINE, ERROR, ONESHOT, SEARCH, Fidelity, TrialJob, TrialResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from autodlgym.tasks import Task
@@ -73,6 +73,10 @@ FINAL_AUTO_SEEDS = 3
 FINAL_STATE = "final"
 #: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
 RUN_PRUNERS = ("auto", "asha", *PRUNERS)
+#: ``oneshot`` values: the one-shot evaluators of :mod:`autodlgym.oneshot`
+ONESHOT_EVALUATORS = ("supernet", "hypernet")
+#: epochs per partition of training settings of a one-shot evaluator when none are given
+ONESHOT_EPOCHS = 30
 
 
 @dataclass
@@ -140,6 +144,12 @@ class RunConfig:
             (:mod:`autodlgym.training.baselines`; recorded as trials of phase ``baseline``,
             outside the time budget and never seen by the searcher); None: for tasks on a
             user's data (those with a ``preprocessing``).
+        oneshot: None trains every candidate; ``"supernet"`` or ``"hypernet"`` scores them
+            with that one-shot evaluator instead (``--fidelity oneshot``): trained once per
+            run over the run's space (``epochs`` per partition of training settings, default
+            ``ONESHOT_EPOCHS``), stored in ``RUN/oneshot/`` and reused on resume; its trials
+            are recorded in the phase ``oneshot``, so rankings never mix them with trained
+            ones. No pruner; scoring runs in the driver, also with Ray workers.
 
     ``auto`` and None settings are resolved when the config is made, so the stored config
     says what ran and a resume that extends the budget runs the same fidelity.
@@ -171,6 +181,7 @@ class RunConfig:
     max_flops: int | str | None = "default"
     baselines: bool | None = None
     final_seeds: int | None = None
+    oneshot: str | None = None
 
     def __post_init__(self) -> None:
         from autodlgym.searchspace.constraints import parse_limit
@@ -201,6 +212,20 @@ class RunConfig:
         # own fidelities: autodlgym.run.settle_config); explicit ones are checked there
         self._auto_pruner = self.pruner == "auto"
         self._auto_epochs = self.epochs is None
+        if self.oneshot is not None:
+            if self.oneshot not in ONESHOT_EVALUATORS:
+                raise AutoDLError(
+                    f"unknown one-shot evaluator {self.oneshot!r}; choose one of "
+                    f"{', '.join(ONESHOT_EVALUATORS)}"
+                )
+            if self.pruner not in ("auto", "none"):
+                raise AutoDLError(
+                    f"--fidelity oneshot scores candidates without training them: --pruner "
+                    f"{self.pruner} has nothing to stop; drop it"
+                )
+            self.pruner = "none"
+            if self.epochs is None:
+                self.epochs = ONESHOT_EPOCHS
         if self.pruner == "auto":
             self.pruner = TIME_BUDGET_PRUNER if self.time_budget is not None else "none"
         if self.pruner not in RUN_PRUNERS:
@@ -235,6 +260,8 @@ class RunConfig:
     @property
     def fidelity(self) -> Fidelity:
         """The full fidelity of a trial (what an unpruned trial trains)."""
+        if self.oneshot is not None:
+            return Fidelity(int(self.epochs), phase=ONESHOT)
         limit = self.trial_time_limit
         if limit == "auto":
             limit = AUTO_SECONDS_PER_EPOCH * self.epochs if isinstance(self.epochs, int) else None
@@ -309,13 +336,15 @@ class SearchSummary:
         return load_results(self.run_dir)
 
 
-def _best_architecture(store: ResultStore) -> tuple[int, float, float | None] | None:
-    """``(trial_id, val_score, test_score)`` of the search's best architecture, as
-    ``Run.best()`` ranks it, or None."""
+def _best_architecture(
+    store: ResultStore, phase: str = SEARCH
+) -> tuple[int, float, float | None] | None:
+    """``(trial_id, val_score, test_score)`` of the search's best architecture in ``phase``,
+    as ``Run.best()`` ranks it, or None."""
     from autodlgym.results.ranking import best_architectures
 
     df = store.to_dataframe()
-    best = best_architectures(df[df["phase"] == SEARCH], 1)
+    best = best_architectures(df[df["phase"] == phase], 1)
     if best.empty:
         return None
     test = best["test_score"].iloc[0]
@@ -474,6 +503,11 @@ class _Search:
         self.final: dict[str, Any] | None = None
         self.final_jobs: dict[int, tuple[ArchSpec, Fidelity, int]] = {}
 
+    @property
+    def phase(self) -> str:
+        """The phase this run's trials are recorded in (``oneshot`` for one-shot scores)."""
+        return ONESHOT if self.config.oneshot else SEARCH
+
     # set-up ---------------------------------------------------------------------------------
     def open_store(self, searcher: Any) -> None:
         """Check the task, space and searcher; open the run when resuming (a new run's
@@ -501,6 +535,10 @@ class _Search:
                 with existing:
                     refuse_held(existing)
         self.searcher_cls = get_searcher(self.config.searcher) if searcher is None else None
+        if self.config.oneshot and not self.resume:
+            from autodlgym.execution.oneshot import check_space
+
+            check_space(self.space, self.task)  # before the run directory is made
 
     def make_searcher(self, searcher: Any) -> None:
         """Build the searcher (unless given), store the config, restore the searcher's state
@@ -556,12 +594,12 @@ class _Search:
             self.rejected_before = int(saved.get("rejected", 0))
         # results committed but not told before a crash: tell them now (search trials only:
         # retrained evaluations share the store but not the search's budget)
-        for trial_id, spec, result in store.results(phase=SEARCH):
+        for trial_id, spec, result in store.results(phase=self.phase):
             if trial_id not in self.told:
                 searcher.tell(spec, result)
                 self.told.add(trial_id)
         self.resubmit = deque(store.pending())  # in flight when the last session stopped
-        self.finished = store.n_finished(phase=SEARCH)
+        self.finished = store.n_finished(phase=self.phase)
 
     def make_scheduler(self) -> None:
         """With ``pruner="asha"``: the rungs, rebuilt from the trials already in the store."""
@@ -579,7 +617,10 @@ class _Search:
         self.scheduler = RungScheduler(rungs)
         fidelities = self.store.fidelities()
         self.scheduler.restore(
-            [(spec, fidelities[t], result) for t, spec, result in self.store.results(phase=SEARCH)],
+            [
+                (spec, fidelities[t], result)
+                for t, spec, result in self.store.results(phase=self.phase)
+            ],
             [(p.spec, p.fidelity) for p in self.resubmit],
         )
 
@@ -604,13 +645,17 @@ class _Search:
 
     def make_executor(self, executor: Any) -> None:
         self.reporter = make_pruner(self.config, self.run_dir)
+        if executor is None and self.config.oneshot:
+            from autodlgym.execution.oneshot import make_oneshot_executor
+
+            executor = make_oneshot_executor(self.config, self.task, self.space, self.run_dir)
         self.executor = (
             executor if executor is not None else make_executor(self.config, self.reporter)
         )
 
     def show_progress(self, enabled: bool) -> None:
         self.start = clock.now()  # the search's clock starts with the loop
-        best = self.store.best(phase=SEARCH)
+        best = self.store.best(phase=self.phase)
         self.bar = SearchProgress(
             enabled,
             self.config.trials,
@@ -891,7 +936,7 @@ class _Search:
                         self.searcher.close()
                 finally:
                     if self.store is not None:
-                        self.best = _best_architecture(self.store)
+                        self.best = _best_architecture(self.store, self.phase)
                         self.baselines = [
                             (str(spec.get("baseline")), r.status, r.val_score, r.test_score)
                             for _, spec, r in self.store.results(phase=BASELINE)

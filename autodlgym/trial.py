@@ -27,7 +27,10 @@ FAILURES = (NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET)
 SEARCH = "search"
 RETRAIN = "retrain"
 BASELINE = "baseline"
-PHASES = (SEARCH, RETRAIN, BASELINE)
+#: scored by a one-shot evaluator (inherited weights, not trained on its own): a phase of its
+#: own, so its scores never rank beside trained ones
+ONESHOT = "oneshot"
+PHASES = (SEARCH, RETRAIN, BASELINE, ONESHOT)
 #: the search's time budget ran out while the trial trained, or the trial reached its own
 #: time limit after training (``TrialResult.cut``): it keeps the scores it reached
 STOPPED = "stopped"
@@ -48,9 +51,9 @@ class Fidelity:
             training and evaluation) before it ends with status ``timeout`` (None: no limit).
         max_steps: stop training after this many optimiser steps, inside an epoch if need be
             (None: ``epochs`` decides).
-        phase: ``"search"``, ``"retrain"`` or ``"baseline"``; the trainer ignores it, the
-            store and the runner keep the phases apart (a retrained evaluation never counts
-            as a search trial).
+        phase: ``"search"``, ``"retrain"``, ``"baseline"`` or ``"oneshot"``; the trainer
+            ignores it, the store and the runner keep the phases apart (a retrained evaluation
+            never counts as a search trial; a one-shot score never ranks beside a trained one).
     """
 
     epochs: int = 1
@@ -75,9 +78,7 @@ class Fidelity:
             raise AutoDLError(f"max_steps must be a positive integer, got {self.max_steps!r}")
 
         if self.phase not in PHASES:
-            raise AutoDLError(
-                f"fidelity phase {self.phase!r} is unknown; use {' or '.join(PHASES)}"
-            )
+            raise AutoDLError(f"fidelity phase {self.phase!r} is unknown; use {', '.join(PHASES)}")
 
     def key(self) -> str:
         """Canonical text used to recognise an evaluation already made. The search phase and

@@ -38,6 +38,8 @@ LAYERS: dict[str, int] = {
     "nn": 3,
     # 4 how one candidate is trained and scored (and measured at initialisation)
     "training": 4,
+    # one-shot evaluators: shared weights trained once, scoring many networks
+    "oneshot": 4,
     # 5 where trials run
     "execution": 5,
     # 6 the Gymnasium environments
