@@ -136,21 +136,18 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, tiny_space_
 
 @pytest.mark.slow  # two searches, one interrupted mid-trial
 def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path, tiny_space_file):
-    out = tmp_path / "run"
+    # the searcher stalls after 3 trials, so Ctrl-C always comes before the search could end
+    out, marker = tmp_path / "run", tmp_path / "stalled"
+    searcher = ["--searcher", "tests.test_cli:StallingEvolution"]
     proc = subprocess.Popen(
-        [*CLI, *_search_args(out, tiny_space_file, 50)],
+        [*CLI, *_search_args(out, tiny_space_file, 50, *searcher)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=dict(os.environ, STALL_MARKER=str(marker)),
     )
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            if len(load_results(out)) >= 1:
-                break
-        except Exception:  # noqa: BLE001
-            pass
-        time.sleep(0.2)
+    while proc.poll() is None and not marker.exists():
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130

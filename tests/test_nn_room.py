@@ -74,7 +74,12 @@ def test_building_sampling_and_costing_a_space_import_no_torch(tmp_path):
 def test_the_builtins_are_declared_in_table_order_with_their_registrations():
     assert BLOCKS.builtins()[: len(builtins.BLOCKS)] == list(builtins.BLOCKS)
     for name, row in builtins.BLOCKS.items():
-        assert BLOCKS.meta(name) == {"reads": row.reads, "uses": row.uses, "doc": row.doc}
+        assert BLOCKS.meta(name) == {
+            "reads": row.reads,
+            "uses": row.uses,
+            "doc": row.doc,
+            "modalities": row.modalities,
+        }
         assert BLOCKS.origin(name) == BUILTIN
     assert INIT_LAWS.builtins()[: len(builtins.INIT_LAWS)] == list(builtins.INIT_LAWS)
 

@@ -220,7 +220,8 @@ def test_failure_statuses_come_back_through_ray(pool, specs, tmp_path: Path) -> 
     np.savez(nan_data, x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
     jobs = {
         "nan": _job(0, specs[0], task=f"npz:{nan_data}"),
-        "timeout": _job(1, specs[0], Fidelity(epochs=100_000, time_limit=0.5)),
+        # reaching its limit after training, a trial is cut: stopped with its scores
+        "stopped": _job(1, specs[0], Fidelity(epochs=100_000, time_limit=0.5)),
         "error": _job(2, specs[0], task="no_such_task"),
         "ok": _job(3, specs[0]),
     }
@@ -230,7 +231,8 @@ def test_failure_statuses_come_back_through_ray(pool, specs, tmp_path: Path) -> 
     for status, job in jobs.items():
         assert done[job.trial_id].status == status, done[job.trial_id]
     assert "no_such_task" in done[2].message
-    assert done[0].val_score is None and done[1].val_score is None
+    assert done[0].val_score is None
+    assert done[1].cut is True and done[1].val_score is not None and done[1].epochs_run >= 0
 
 
 @pytest.mark.slow  # starts three worker processes one after the other
