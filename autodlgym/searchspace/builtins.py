@@ -57,7 +57,21 @@ BLOCKS: dict[str, BuiltinBlock] = {
     "wavenet": BuiltinBlock(
         "WaveNetBlock", "sequence", ("kernel",), "dilated causal gated conv, residual and skip"
     ),
+    # graph blocks (nn/graph.py, on PyTorch Geometric): offered by the graph tasks' spaces,
+    # not by the default space of other tasks
+    "gcn": BuiltinBlock("GCNBlock", "graph", (), "graph convolution (Kipf & Welling)"),
+    "gat": BuiltinBlock("GATBlock", "graph", ("heads",), "graph attention (heads)"),
+    "gin": BuiltinBlock("GINBlock", "graph", (), "graph isomorphism network layer, GIN-0"),
+    "sage": BuiltinBlock("SAGEBlock", "graph", (), "GraphSAGE, mean aggregation"),
+    "cheb": BuiltinBlock("ChebBlock", "graph", ("cheb_k",), "Chebyshev spectral filter (K)"),
+    "arma": BuiltinBlock("ARMABlock", "graph", (), "ARMA graph filter, one stack"),
+    "graphconv": BuiltinBlock("GraphConvBlock", "graph", (), "k-GNN graph convolution"),
+    "fc": BuiltinBlock("FCBlock", "graph", (), "linear layer on each node"),
+    "skip": BuiltinBlock("SkipBlock", "graph", (), "identity (NAS-Bench-Graph's skip)"),
 }
+
+#: the blocks that read a graph: offered by the graph spaces, left out of the default space
+GRAPH_BLOCKS: tuple[str, ...] = tuple(n for n, b in BLOCKS.items() if b.reads == "graph")
 
 #: name -> (function in autodlgym.nn.init, metadata), in the order they are listed
 INIT_LAWS: dict[str, tuple[str, dict[str, Any]]] = {
