@@ -86,6 +86,11 @@ class GraphTask(Task):
 
         return SearchSpace.from_config(graph_config(self.io.modality))
 
+    def prepare(self, warm_up: Any = None) -> None:
+        """The graphs, and PyTorch Geometric's import (seconds), before any trial's clock."""
+        super().prepare(warm_up)
+        import autodlgym.nn.graph  # noqa: F401
+
     def default_fidelity(self) -> Fidelity | None:
         return Fidelity(NODE_EPOCHS if self.io.modality == "node" else GRAPH_EPOCHS)
 

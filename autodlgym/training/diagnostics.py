@@ -194,11 +194,15 @@ class _Naswot:
     """Accumulates NASWOT's kernel ``K = C C^T + (1 - C)(1 - C)^T`` hook by hook, so the codes
     of all units (millions in a wide conv net) are never held at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, nodes: int | None = None, select: Any = None) -> None:
         self.kernel: torch.Tensor | None = None
         self.units = 0
+        # a node-level graph task: codes of the measured nodes only (rows of ``nodes``)
+        self.nodes, self.select = nodes, select
 
     def add(self, pre_activation: torch.Tensor) -> None:
+        if self.select is not None and pre_activation.shape[0] == self.nodes:
+            pre_activation = pre_activation[self.select]
         if pre_activation.dim() < 2 or (
             self.kernel is not None and pre_activation.shape[0] != self.kernel.shape[0]
         ):
@@ -272,7 +276,8 @@ def diagnose(
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     stats: list[tuple[float, float]] = [(math.nan, math.nan)] * len(layers)
-    naswot = _Naswot()
+    select = graph[2] if graph is not None else None
+    naswot = _Naswot(batch.shape[0], select) if select is not None else _Naswot()
 
     def hook(i: int, module: nn.Module, args: tuple, output: Any) -> None:
         inp, out = _first(args), _first(output)
