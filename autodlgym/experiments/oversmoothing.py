@@ -37,7 +37,6 @@ def dirichlet_energy(x: Any, edge_index: Any) -> float:
 
 def run(quick: bool = False, seed: int = 0) -> Outcome:
     import pandas as pd
-    import torch
 
     from autodlgym.tasks import get_task
     from autodlgym.training.trainer import train_model
@@ -62,12 +61,7 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
             result, model = train_model(spec, task, Fidelity(epochs), seed=seed, diagnostics=False)
             energy = None
             if model is not None:
-                feats = []
-                hook = model.blocks[-1].register_forward_hook(lambda m, a, o: feats.append(o))
-                with torch.no_grad():
-                    model(graph.x, graph.edge_index)
-                hook.remove()
-                energy = dirichlet_energy(feats[-1], graph.edge_index) / base
+                energy = _last_block_energy(model, graph) / base
             rows.append(
                 {
                     "connections": kind,
@@ -101,6 +95,20 @@ def run(quick: bool = False, seed: int = 0) -> Outcome:
         f"ratio {_fmt(at.energy_ratio['residual'])})."
     ]
     return Outcome(table, fig, lines)
+
+
+def _last_block_energy(model: Any, graph: Any) -> float:
+    """The Dirichlet energy of the last block's output on the whole graph."""
+    import torch
+
+    feats: list[Any] = []
+    hook = model.blocks[-1].register_forward_hook(lambda m, a, o: feats.append(o))
+    try:
+        with torch.no_grad():
+            model(graph.x, graph.edge_index)
+    finally:
+        hook.remove()
+    return dirichlet_energy(feats[-1], graph.edge_index)
 
 
 def _deep_spec(space: Any, n_stages: int, values: dict[str, Any], connections: str) -> Any:
