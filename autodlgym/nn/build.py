@@ -388,6 +388,9 @@ class AutoDLNet(nn.Module):
             output width for a block that does not list them. Hanin's sum reads these.
         spec: the ArchSpec it was built from; io: the IOSpec it was built for.
 
+    A spec with ``links`` and ``op1`` .. ``op4`` builds NAS-Bench-Graph's cell
+    (:class:`CellStage`) as its one stage, ``width`` (default 64) channels wide.
+
     A graph task's network (``io.modality`` ``node`` or ``graph``) is called
     ``model(x, edge_index, batch=None)``: node features ``(N, F)``, edges ``(2, E)`` and, for a
     mini-batch of graphs, the graph of each node; it returns one row per node (``node``) or
@@ -425,6 +428,60 @@ class AutoDLNet(nn.Module):
         for stage in self.stages:
             x, graph = stage(x, graph)
         return self.head(x, graph)
+
+
+# NAS-Bench-Graph's cells --------------------------------------------------------------------
+#: NAS-Bench-Graph's operation names -> blocks (its ``graph`` is the k-GNN layer, ``graphconv``)
+CELL_OPS = {"gat": "gat", "gcn": "gcn", "gin": "gin", "cheb": "cheb", "sage": "sage",
+            "arma": "arma", "graph": "graphconv", "fc": "fc", "skip": "skip"}  # fmt: skip
+#: the link patterns of NAS-Bench-Graph (``architecture.link_list``)
+CELL_LINKS = ("0-0-0-0", "0-0-0-1", "0-0-1-1", "0-0-1-2", "0-0-1-3", "0-1-1-1", "0-1-1-2",
+              "0-1-2-2", "0-1-2-3")  # fmt: skip
+#: NAS-Bench-Graph's settings of the operations that have one (GAT with 2 heads, K = 2)
+CELL_OPTIONS = {"heads": 2, "cheb_k": 2}
+
+
+def read_cell(spec: Mapping[str, Any]) -> tuple[list[int], list[str]]:
+    """The links (input of each node) and blocks of a NAS-Bench-Graph spec (one line errors)."""
+    links = str(spec["links"])
+    if links not in CELL_LINKS:
+        raise SpecError(f"links={links!r} is unknown; use one of {', '.join(CELL_LINKS)}")
+    ops = []
+    for i in range(1, 5):
+        op = spec.get(f"op{i}")
+        if op not in CELL_OPS:
+            raise SpecError(f"op{i}={op!r} is unknown; use one of {', '.join(CELL_OPS)}")
+        ops.append(CELL_OPS[op])
+    return [int(v) for v in links.split("-")], ops
+
+
+class CellStage(nn.Module):
+    """NAS-Bench-Graph's computation cell (Qin et al., 2022) as the network's one stage: a
+    linear layer takes the input to the width (node 0), node ``i`` applies its operation to
+    node ``links[i-1]``'s output, and the nodes that feed no other node are summed."""
+
+    def __init__(self, in_shape: Shape, spec: ArchSpec, width: int, ctx: dict[str, Any]) -> None:
+        super().__init__()
+        self.links, ops = read_cell(spec)
+        self.adapter = Adapter(in_shape, "graph")
+        self.pre = mark(nn.Linear(self.adapter.out_shape[0], width), gain="linear")
+        units, shape = [], (width,)
+        for i, op in enumerate(ops):
+            block_ctx = BlockContext(width, index=i, stage=1, options=CELL_OPTIONS, **ctx)
+            units.append(_make_unit(op, shape, block_ctx))
+        self.units = nn.ModuleList(units)
+        used = set(self.links)
+        self.leaves = [i for i in range(1, 5) if i not in used]
+        self.out_shape: Shape = (width,)
+
+    def forward(self, x: torch.Tensor, graph: Graph | None = None) -> Any:
+        states = [self.pre(self.adapter(x))]
+        for link, unit in zip(self.links, self.units):
+            states.append(unit(states[link], graph))
+        out = states[self.leaves[0]]
+        for i in self.leaves[1:]:
+            out = out + states[i]
+        return out if graph is None else (out, graph)
 
 
 # Reading the spec --------------------------------------------------------------------------
@@ -547,8 +604,15 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
 
     shape: Shape = tuple(io.shape)
     graphs = io.modality == "graph"
-    stages: list[Stage] = []
+    stages: list[nn.Module] = []
     chrono: list[Stage] = []
+    if "links" in spec:  # a NAS-Bench-Graph cell (its space file: --space nasbench-graph)
+        width = _num("width", spec.get("width", 64), int, 1, 1 << 16)
+        cell = CellStage(shape, spec, width, {"activation": activation, "norm": norm,
+                                              "dropout": dropout})  # fmt: skip
+        stages.append(cell)
+        shape = cell.out_shape
+        n_stages = 0
     for i in range(1, n_stages + 1):
         st = spec.stage(i)
         down = make_downsample(

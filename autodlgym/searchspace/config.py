@@ -272,12 +272,25 @@ def from_config(cls: type[SearchSpace], config: Mapping[str, Any]) -> SearchSpac
     return space.with_constraints(**limits) if limits else space
 
 
+#: spaces shipped with autodlgym, by name: ``--space nasbench-graph``
+SHIPPED_SPACES = Path(__file__).parents[1] / "data"
+
+
+def shipped_spaces() -> list[str]:
+    """The names of the space files shipped with autodlgym."""
+    return sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
+
+
 def read_file(path: str | Path) -> Any:
-    """The config a YAML or JSON space file holds (``.json`` is JSON, anything else YAML)."""
+    """The config a YAML or JSON space file holds (``.json`` is JSON, anything else YAML),
+    or a shipped space's, by name (:func:`shipped_spaces`) where no such file exists."""
     p = Path(path)
+    if not p.is_file() and str(path) in shipped_spaces():
+        p = SHIPPED_SPACES / f"{path}.yaml"
     if not p.is_file():
         raise AutoDLError(
-            f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file"
+            f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file "
+            f"or a shipped space ({', '.join(shipped_spaces())})"
         )
     text = p.read_text()
     try:

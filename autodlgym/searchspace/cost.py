@@ -617,6 +617,33 @@ def estimate_cost(spec: Mapping[str, Any], io: IOSpec) -> Cost:
     return cost
 
 
+def _cell(body: UnitCost, spec: ArchSpec, io: IOSpec, ctx: dict[str, Any]) -> Shape:
+    """Mirror of build.CellStage: NAS-Bench-Graph's cell; returns its output shape."""
+    ops = {"gat": "gat", "gcn": "gcn", "gin": "gin", "cheb": "cheb", "sage": "sage",
+           "arma": "arma", "graph": "graphconv", "fc": "fc", "skip": "skip"}  # fmt: skip
+    width = int(spec.get("width", 64))
+    body.linear(_adapt(tuple(io.shape), "graph")[0], width)
+    links = str(spec["links"]).split("-")
+    if len(links) != 4 or not all(v.isdigit() and int(v) <= i for i, v in enumerate(links)):
+        raise SpecError(f"links={spec['links']!r} is not a NAS-Bench-Graph link pattern")
+    used = {int(v) for v in links}
+    for i in range(1, 5):
+        op = spec.get(f"op{i}")
+        if op not in ops:
+            raise SpecError(f"op{i}={op!r} is unknown; use one of {', '.join(ops)}")
+        unit = _unit(
+            ops[op],
+            (width,),
+            UnitContext(width, index=i - 1, options={"heads": 2, "cheb_k": 2}, **ctx),
+        )
+        body.tensors += unit.tensors
+        body.flops += unit.flops
+        body.activations += unit.activations
+    leaves = [i for i in range(1, 5) if i not in used]
+    body.act((width,), len(leaves) - 1)  # the sums
+    return (width,)
+
+
 def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
     n_stages = int(spec.get("n_stages", 1))
     connections = str(spec.get("connections", "chain"))
@@ -629,6 +656,10 @@ def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
     shape: Shape = tuple(io.shape)
     graphs = io.modality == "graph"
     nodes = 1.0  # the share of the input's nodes a stage sees (top-k pooling keeps half)
+    if "links" in spec:  # a NAS-Bench-Graph cell
+        ctx = {"norm": norm, "activation": activation, "dropout": dropout}
+        shape = _cell(body, spec, io, ctx)
+        n_stages = 0
     for i in range(1, n_stages + 1):
         st = spec.stage(i)
         _check_pool_options(i, st)
