@@ -126,6 +126,9 @@ class ChebBlock(_ConvBlock):
 class ARMABlock(_ConvBlock):
     def __init__(self, in_shape: Shape, ctx: BlockContext) -> None:
         conv = ARMAConv(in_shape[0], ctx.width, num_stacks=1, num_layers=1)
+        # the recurrent weight of layers 2..T: one layer never reads it (and it would get no
+        # gradient)
+        conv.register_parameter("weight", None)
         super().__init__(conv, ctx.width, ctx)
 
 

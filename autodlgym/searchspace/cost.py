@@ -431,9 +431,9 @@ def _cheb(s: Shape, ctx: UnitContext) -> UnitCost:
 def _arma(s: Shape, ctx: UnitContext) -> UnitCost:
     w = ctx.width
     u = UnitCost((w,))
-    # PyG keeps its tensors as (stacks, ...): the init, root and (unused with one layer)
-    # recurrent weights and the bias each have one row
-    u.tensors += [(1, s[0] * w), (1, s[0] * w), (1, w * w), (1, w)]
+    # PyG keeps its tensors as (stacks, ...): the init and root weights and the bias each
+    # have one row (the block drops the recurrent weight one layer does not use)
+    u.tensors += [(1, s[0] * w), (1, s[0] * w), (1, w)]
     u.flops += 2 * 2 * s[0] * w
     u.activations += w
     u.norm(ctx.norm, u.out_shape)
