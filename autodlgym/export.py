@@ -139,6 +139,12 @@ def export_model(
                 f"task {task.name!r} is a lookup table: its trials have no model to export; "
                 "export a trial of a run whose task trains"
             )
+        if task.io is not None and task.io.is_graph:
+            raise AutoDLError(
+                f"task {task.name!r} is a graph task: export writes programs of array inputs, "
+                "and a graph network takes (x, edge_index, batch); keep its weights with "
+                f"autodlgym retrain {run_dir} and load them into build_model(spec, task.io)"
+            )
         df = run.frame()
         rows = df[df["trial_id"] == int(trial_id)]
         if rows.empty and int(trial_id) in set(run.baselines()["trial_id"]):

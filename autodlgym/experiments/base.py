@@ -30,6 +30,8 @@ EXPERIMENTS: dict[str, str] = {
     "skip-depth": "skip_depth",
     "spectral-bias": "spectral_bias",
     "rediscover": "rediscover",
+    "graph-homophily": "graph_homophily",
+    "oversmoothing": "oversmoothing",
 }
 
 SPACES = Path(__file__).with_name("spaces")

@@ -40,7 +40,12 @@ reads              vector (D,)                  sequence (C, L)               im
 ``"spatial"``      one position (D, 1)          as is                         as is (2-D layers)
 ``"sequence"``     one position (D, 1)          as is                         sequence (C, H*W)
 ``"any"``          as is                        as is                         as is
+``"graph"``        as is                        flattened to (C*L,)           flattened to (C*H*W,)
 =================  ===========================  ============================  =====================
+
+A ``"graph"`` block reads node features as a vector block does and is called
+``forward(x, graph)`` with the :class:`Graph` (None where the task is not a graph: each
+example is then a node without edges); see :mod:`autodlgym.nn.graph`.
 
 A vector read by a spatial or sequence block is a signal of one position with D channels, so
 such a block acts on it pointwise and costs what an MLP of the same width costs. (Reading it
@@ -106,7 +111,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +144,36 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "identity": nn.Identity,
 }
 NORMS = ("none", "batch", "layer", "instance")
+#: the graph blocks' classes, in :mod:`autodlgym.nn.graph` (imported, with PyTorch Geometric,
+#: when one of them is first asked for)
+GRAPH_CLASSES = (
+    "GCNBlock", "GATBlock", "GINBlock", "SAGEBlock", "ChebBlock", "ARMABlock",
+    "GraphConvBlock", "FCBlock", "SkipBlock",
+)  # fmt: skip
+
+
+class Graph(NamedTuple):
+    """The structure of a graph state, passed beside the node features ``(N, D)`` to blocks
+    that read ``"graph"`` (see :mod:`autodlgym.nn.graph`).
+
+    Attributes:
+        edge_index: ``(2, E)`` int64, source and target node of each edge.
+        batch: ``(N,)`` int64, the graph of each node in a mini-batch of graphs (None: one
+            graph).
+    """
+
+    edge_index: torch.Tensor
+    batch: torch.Tensor | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # the registry asks this module for every built-in block's class; the graph blocks live
+    # in nn/graph.py so that PyTorch Geometric is imported only for them
+    if name in GRAPH_CLASSES:
+        from autodlgym.nn import graph
+
+        return getattr(graph, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -256,7 +291,7 @@ class Adapter(nn.Module):
         self.pool: nn.Module | None = None
         kind = state_kind(in_shape)
         out: Shape = self.in_shape
-        if reads == "vector" and kind != "vector":
+        if reads in ("vector", "graph") and kind != "vector":
             c = in_shape[0]
             spatial = in_shape[1:]
             if math.prod(in_shape) > VECTOR_CAP:

@@ -62,6 +62,7 @@ from autodlgym.errors import AutoDLError, SpecError
 from autodlgym.nn.blocks import (
     Adapter,
     BlockContext,
+    Graph,
     Shape,
     make_activation,
     make_conv,
@@ -69,11 +70,11 @@ from autodlgym.nn.blocks import (
 )
 from autodlgym.nn.init import apply_init, chrono_init_, mark
 from autodlgym.searchspace.cost import parse_trainable
-from autodlgym.searchspace.io import IOSpec
+from autodlgym.searchspace.io import GRAPH_MODALITIES, IOSpec
 from autodlgym.searchspace.registry import BLOCKS
 from autodlgym.searchspace.spec import ArchSpec
 
-DOWNSAMPLES = ("none", "max", "avg", "lp", "lse", "strided")
+DOWNSAMPLES = ("none", "max", "avg", "lp", "lse", "strided", "topk")
 #: keeps lp pooling's gradient finite on an all-zero window
 LP_EPS = 1e-6
 CONNECTIONS = ("chain", "skip2", "skip3", "dense")
@@ -137,10 +138,22 @@ class Downsample(nn.Module):
         return self.conv(x)
 
 
-def make_downsample(kind: str, shape: Shape, p: float = 2.0, r: float = 1.0) -> nn.Module | None:
-    """A downsampling layer, or None when ``kind`` is none or the state has no positions."""
+def make_downsample(
+    kind: str, shape: Shape, p: float = 2.0, r: float = 1.0, graphs: bool = False
+) -> nn.Module | None:
+    """A downsampling layer, or None when ``kind`` is none or the state has no positions.
+
+    ``topk`` pools the nodes of a graph-level task's graphs (``graphs`` True; see
+    :class:`~autodlgym.nn.graph.TopKDownsample`); anywhere else it is skipped, as the other
+    kinds are on a vector (a node-level task must keep every node)."""
     if kind not in DOWNSAMPLES:
         raise SpecError(f"downsample {kind!r} is unknown; use one of {', '.join(DOWNSAMPLES)}")
+    if kind == "topk":
+        if not graphs:
+            return None
+        from autodlgym.nn.graph import TopKDownsample
+
+        return TopKDownsample(shape)
     if kind == "none" or len(shape) == 1 or math.prod(shape[1:]) == 1:
         return None
     return Downsample(kind, shape, p=p, r=r)
@@ -235,15 +248,20 @@ def dense_input_shape(shapes: list[Shape]) -> Shape:
 class BlockUnit(nn.Module):
     """One block with the adapter that feeds it; the unit diagnostics hook into."""
 
-    def __init__(self, name: str, adapter: Adapter, block: nn.Module, out_shape: Shape) -> None:
+    def __init__(
+        self, name: str, adapter: Adapter, block: nn.Module, out_shape: Shape, reads: str = "any"
+    ) -> None:
         super().__init__()
         self.name = name
         self.adapter = adapter
         self.block = block
         self.in_shape: Shape = adapter.in_shape
         self.out_shape: Shape = tuple(out_shape)
+        self.reads_graph = reads == "graph"
 
-    def forward(self, x: torch.Tensor) -> Any:
+    def forward(self, x: torch.Tensor, graph: Graph | None = None) -> Any:
+        if self.reads_graph:
+            return self.block(self.adapter(x), graph)
         return self.block(self.adapter(x))
 
 
@@ -280,8 +298,13 @@ class Stage(nn.Module):
         self.skip_act = make_activation(activation) if self.emits_skip else None
         self.out_shape: Shape = shapes[-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
+    def forward(self, x: torch.Tensor, graph: Graph | None = None) -> Any:
+        """The stage's output state; with a ``graph``, ``(state, graph)`` (a ``topk``
+        downsample changes the graph)."""
+        if getattr(self.downsample, "changes_graph", False):
+            x, graph = self.downsample(x, graph)
+        else:
+            x = self.downsample(x)
         states = [x]
         anchor = x
         skips = []
@@ -291,7 +314,7 @@ class Stage(nn.Module):
                 inp = torch.cat([self.proj[f"{j}_{i}"](states[j]) for j in range(i + 1)], dim=1)
             if self.k and i % self.k == 0:
                 anchor = x
-            y = unit(inp)
+            y = unit(inp, graph)
             if isinstance(y, tuple):
                 y, skip = y
                 skips.append(skip)
@@ -302,7 +325,7 @@ class Stage(nn.Module):
         if skips:
             # the state joins the skips, so the last block's residual path is used too
             x = self.skip_act(x + (torch.stack(skips).sum(0) if len(skips) > 1 else skips[0]))
-        return x
+        return x if graph is None else (x, graph)
 
 
 class Head(nn.Module):
@@ -329,6 +352,28 @@ class Head(nn.Module):
         return self.linear(x)
 
 
+class GraphHead(nn.Module):
+    """The head of a graph task: a linear readout of every node (``node``), or of each
+    graph after a ``readout`` of its nodes (``graph``; see :mod:`autodlgym.nn.graph`)."""
+
+    def __init__(self, shape: Shape, level: str, readout: str, n_outputs: int) -> None:
+        super().__init__()
+        self.flatten = Adapter(shape, "graph")
+        features = self.flatten.out_shape[0]
+        self.readout: nn.Module | None = None
+        if level == "graph":
+            from autodlgym.nn.graph import Readout
+
+            self.readout = Readout(readout, features)
+        self.linear = mark(nn.Linear(features, n_outputs), gain="linear")
+
+    def forward(self, x: torch.Tensor, graph: Graph) -> torch.Tensor:
+        x = self.flatten(x)
+        if self.readout is not None:
+            x = self.readout(x, graph.batch)
+        return self.linear(x)
+
+
 class AutoDLNet(nn.Module):
     """The model :func:`build_model` returns.
 
@@ -342,6 +387,14 @@ class AutoDLNet(nn.Module):
             attention block's feed-forward layer, an Inception block's reductions...), or its
             output width for a block that does not list them. Hanin's sum reads these.
         spec: the ArchSpec it was built from; io: the IOSpec it was built for.
+
+    A spec with ``links`` and ``op1`` .. ``op4`` builds NAS-Bench-Graph's cell
+    (:class:`CellStage`) as its one stage, ``width`` (default 64) channels wide.
+
+    A graph task's network (``io.modality`` ``node`` or ``graph``) is called
+    ``model(x, edge_index, batch=None)``: node features ``(N, F)``, edges ``(2, E)`` and, for a
+    mini-batch of graphs, the graph of each node; it returns one row per node (``node``) or
+    per graph (``graph``). See :mod:`autodlgym.nn.graph`.
     """
 
     def __init__(self, stages: list[Stage], head: Head, spec: ArchSpec, io: IOSpec) -> None:
@@ -359,10 +412,76 @@ class AutoDLNet(nn.Module):
             for w in getattr(u.block, "hidden_widths", None) or [u.out_shape[0]]
         ]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor | None = None,
+        batch: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.io.modality not in GRAPH_MODALITIES:
+            for stage in self.stages:
+                x = stage(x)
+            return self.head(x)
+        if edge_index is None:  # nodes without edges
+            edge_index = torch.zeros(2, 0, dtype=torch.long, device=x.device)
+        graph = Graph(edge_index, batch)
         for stage in self.stages:
-            x = stage(x)
-        return self.head(x)
+            x, graph = stage(x, graph)
+        return self.head(x, graph)
+
+
+# NAS-Bench-Graph's cells --------------------------------------------------------------------
+#: NAS-Bench-Graph's operation names -> blocks (its ``graph`` is the k-GNN layer, ``graphconv``)
+CELL_OPS = {"gat": "gat", "gcn": "gcn", "gin": "gin", "cheb": "cheb", "sage": "sage",
+            "arma": "arma", "graph": "graphconv", "fc": "fc", "skip": "skip"}  # fmt: skip
+#: the link patterns of NAS-Bench-Graph (``architecture.link_list``)
+CELL_LINKS = ("0-0-0-0", "0-0-0-1", "0-0-1-1", "0-0-1-2", "0-0-1-3", "0-1-1-1", "0-1-1-2",
+              "0-1-2-2", "0-1-2-3")  # fmt: skip
+#: NAS-Bench-Graph's settings of the operations that have one (GAT with 2 heads, K = 2)
+CELL_OPTIONS = {"heads": 2, "cheb_k": 2}
+
+
+def read_cell(spec: Mapping[str, Any]) -> tuple[list[int], list[str]]:
+    """The links (input of each node) and blocks of a NAS-Bench-Graph spec (one line errors)."""
+    links = str(spec["links"])
+    if links not in CELL_LINKS:
+        raise SpecError(f"links={links!r} is unknown; use one of {', '.join(CELL_LINKS)}")
+    ops = []
+    for i in range(1, 5):
+        op = spec.get(f"op{i}")
+        if op not in CELL_OPS:
+            raise SpecError(f"op{i}={op!r} is unknown; use one of {', '.join(CELL_OPS)}")
+        ops.append(CELL_OPS[op])
+    return [int(v) for v in links.split("-")], ops
+
+
+class CellStage(nn.Module):
+    """NAS-Bench-Graph's computation cell (Qin et al., 2022) as the network's one stage: a
+    linear layer takes the input to the width (node 0), node ``i`` applies its operation to
+    node ``links[i-1]``'s output, and the nodes that feed no other node are summed."""
+
+    def __init__(self, in_shape: Shape, spec: ArchSpec, width: int, ctx: dict[str, Any]) -> None:
+        super().__init__()
+        self.links, ops = read_cell(spec)
+        self.adapter = Adapter(in_shape, "graph")
+        self.pre = mark(nn.Linear(self.adapter.out_shape[0], width), gain="linear")
+        units, shape = [], (width,)
+        for i, op in enumerate(ops):
+            block_ctx = BlockContext(width, index=i, stage=1, options=CELL_OPTIONS, **ctx)
+            units.append(_make_unit(op, shape, block_ctx))
+        self.units = nn.ModuleList(units)
+        used = set(self.links)
+        self.leaves = [i for i in range(1, 5) if i not in used]
+        self.out_shape: Shape = (width,)
+
+    def forward(self, x: torch.Tensor, graph: Graph | None = None) -> Any:
+        states = [self.pre(self.adapter(x))]
+        for link, unit in zip(self.links, self.units):
+            states.append(unit(states[link], graph))
+        out = states[self.leaves[0]]
+        for i in self.leaves[1:]:
+            out = out + states[i]
+        return out if graph is None else (out, graph)
 
 
 # Reading the spec --------------------------------------------------------------------------
@@ -383,12 +502,13 @@ def _choice(where: str, value: Any, options: tuple[str, ...]) -> str:
     return value
 
 
-def _infer_out_shape(block: nn.Module, in_shape: Shape) -> Shape:
+def _infer_out_shape(block: nn.Module, in_shape: Shape, reads: str) -> Shape:
     was = block.training
     block.eval()
     try:
         with torch.no_grad():
-            y = block(torch.zeros(2, *in_shape))
+            x = torch.zeros(2, *in_shape)
+            y = block(x, None) if reads == "graph" else block(x)
     finally:
         block.train(was)
     y = y[0] if isinstance(y, tuple) else y
@@ -407,7 +527,7 @@ def _make_unit(name: str, in_shape: Shape, ctx: BlockContext) -> BlockUnit:
         block = BLOCKS.get(name)(adapter.out_shape, ctx)
         out_shape = getattr(block, "out_shape", None)
         if out_shape is None:
-            out_shape = _infer_out_shape(block, adapter.out_shape)
+            out_shape = _infer_out_shape(block, adapter.out_shape, reads)
     except AutoDLError:
         raise
     except Exception as exc:  # noqa: BLE001 - a user block's failure becomes a one-line SpecError
@@ -418,7 +538,7 @@ def _make_unit(name: str, in_shape: Shape, ctx: BlockContext) -> BlockUnit:
         raise SpecError(
             f"{where} returns a state of shape {out_shape}; blocks must return 1 to 3 positive sizes"
         )
-    return BlockUnit(name, adapter, block, out_shape)
+    return BlockUnit(name, adapter, block, out_shape, reads)
 
 
 def measure_unit(
@@ -446,7 +566,7 @@ def measure_unit(
     unit.eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        y = unit.block(torch.zeros(1, *in_shape, device="meta"))
+        y = unit(torch.zeros(1, *in_shape, device="meta"))
     y = y[0] if isinstance(y, tuple) else y
     tensors = [(int(p.shape[0]) if p.dim() else 0, p.numel()) for p in unit.parameters()]
     return (
@@ -483,8 +603,16 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
     dropout = _num("dropout", spec.get("dropout", 0.0), float, 0.0, 0.999)
 
     shape: Shape = tuple(io.shape)
-    stages: list[Stage] = []
+    graphs = io.modality == "graph"
+    stages: list[nn.Module] = []
     chrono: list[Stage] = []
+    if "links" in spec:  # a NAS-Bench-Graph cell (its space file: --space nasbench-graph)
+        width = _num("width", spec.get("width", 64), int, 1, 1 << 16)
+        cell = CellStage(shape, spec, width, {"activation": activation, "norm": norm,
+                                              "dropout": dropout})  # fmt: skip
+        stages.append(cell)
+        shape = cell.out_shape
+        n_stages = 0
     for i in range(1, n_stages + 1):
         st = spec.stage(i)
         down = make_downsample(
@@ -492,6 +620,7 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
             shape,
             p=_num(f"stage{i}.lp_p", st.get("lp_p", 2.0), float, 1.0),
             r=_num(f"stage{i}.lse_r", st.get("lse_r", 1.0), float, 1e-6),
+            graphs=graphs,
         )
         if down is not None:
             shape = down.out_shape
@@ -513,7 +642,12 @@ def build_model(spec: Mapping[str, Any], io: IOSpec) -> AutoDLNet:
         stages.append(stage)
         if st.get("chrono_init", False):
             chrono.append(stage)
-    head = Head(shape, str(spec.get("head_pool", "avg")), io.n_outputs)
+    if io.modality in GRAPH_MODALITIES:
+        head: nn.Module = GraphHead(
+            shape, io.modality, str(spec.get("readout", "mean")), io.n_outputs
+        )
+    else:
+        head = Head(shape, str(spec.get("head_pool", "avg")), io.n_outputs)
     model = AutoDLNet(stages, head, spec, io)
     apply_init(
         model,

@@ -92,7 +92,26 @@ BLOCKS: dict[str, BuiltinBlock] = {
         "dilated causal gated conv, residual and skip",
         ("sequence",),
     ),
+    # graph blocks (nn/graph.py, on PyTorch Geometric): offered by the graph tasks' spaces,
+    # not by the default space of other tasks
+    "gcn": BuiltinBlock("GCNBlock", "graph", (), "graph convolution (Kipf & Welling)", ("graph",)),
+    "gat": BuiltinBlock("GATBlock", "graph", ("heads",), "graph attention (heads)", ("graph",)),
+    "gin": BuiltinBlock(
+        "GINBlock", "graph", (), "graph isomorphism network layer, GIN-0", ("graph",)
+    ),
+    "sage": BuiltinBlock("SAGEBlock", "graph", (), "GraphSAGE, mean aggregation", ("graph",)),
+    "cheb": BuiltinBlock(
+        "ChebBlock", "graph", ("cheb_k",), "Chebyshev spectral filter (K)", ("graph",)
+    ),
+    "arma": BuiltinBlock("ARMABlock", "graph", (), "ARMA graph filter, one stack", ("graph",)),
+    "graphconv": BuiltinBlock("GraphConvBlock", "graph", (), "k-GNN graph convolution", ("graph",)),
+    "fc": BuiltinBlock("FCBlock", "graph", (), "linear layer on each node", ("graph",)),
+    "skip": BuiltinBlock("SkipBlock", "graph", (), "identity (NAS-Bench-Graph's skip)", ("graph",)),
 }
+
+#: the blocks that read a graph (modality "graph", not one of ALL): offered by the graph
+#: spaces, left out of the default spaces
+GRAPH_BLOCKS: tuple[str, ...] = tuple(n for n, b in BLOCKS.items() if b.reads == "graph")
 
 #: name -> (function in autodlgym.nn.init, metadata), in the order they are listed
 INIT_LAWS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -129,7 +129,7 @@ _DEFAULT_TEMPLATE: dict[str, Any] = {
 
 
 def default_config(modality: str | None = None) -> dict[str, Any]:
-    """The default space as a config: every built-in block, each stage decision a block
+    """The default space as a config: every built-in block that reads no graph, each stage decision a block
     uses (``register_block(..., uses=...)``) active exactly for the blocks that use it.
 
     Args:
@@ -139,12 +139,66 @@ def default_config(modality: str | None = None) -> dict[str, Any]:
             vectors). None: every block for every modality.
     """
     config = copy.deepcopy(_DEFAULT_TEMPLATE)
-    blocks = BLOCKS.builtins()
+    # graph blocks need a graph task: they have a default space of their own (graph_config)
+    blocks = [b for b in BLOCKS.builtins() if b not in builtins.GRAPH_BLOCKS]
     if modality is not None:
         blocks = modality_blocks(modality, blocks)
         for name, options in builtins.MODALITY_OPTIONS.get(modality, {}).items():
             config["stage"][name] = {**config["stage"][name], "options": list(options)}
     config["stage"]["block"]["options"] = blocks
+    condition_on_blocks(config["stage"], set(config["stage"]))
+    return config
+
+
+# The default space of graph tasks: message-passing blocks mixed with per-node MLPs, sized
+# for a CPU (a candidate trains in about a second on a graph of a few thousand nodes).
+_GRAPH_TEMPLATE: dict[str, Any] = {
+    "max_stages": 3,
+    "globals": {
+        "n_stages": {"options": [1, 2, 3], "doc": "number of stages"},
+        "connections": {"options": ["chain", "skip2", "dense"]},
+        "activation": {"options": ["relu", "elu", "gelu", "tanh"]},
+        "norm": {"options": ["none", "batch", "layer"]},
+        "dropout": {"options": [0.0, 0.25, 0.5]},
+        "init": {"options": ["glorot_uniform", "he_uniform", "torch_default"]},
+        "readout": {
+            "options": ["mean", "max", "sum", "attention"],
+            "doc": "how a graph-level head reads each graph's nodes",
+        },
+        "optimizer": {"options": ["adam", "adamw"]},
+        "lr": {"kind": "float", "log": True, "options": [1e-3, 2e-3, 5e-3, 1e-2, 2e-2]},
+        "weight_decay": {"options": [0.0, 5e-4, 5e-3], "kind": "float"},
+        "batch_size": {"options": [32, 64, 128], "kind": "int", "log": True},
+    },
+    "stage": {
+        "downsample": {
+            "options": ["none", "topk"],
+            "doc": "top-k pooling of each graph's nodes before this stage (graph level)",
+            "from_stage": 2,
+        },
+        "block": {},
+        "depth": {"options": [1, 2], "kind": "int", "doc": "blocks in this stage"},
+        "width": {"options": [16, 32, 64, 128], "kind": "int", "log": True},
+        "heads": {"options": [1, 2, 4], "kind": "int"},
+        "cheb_k": {"options": [1, 2, 3], "kind": "int", "doc": "Chebyshev terms (K)"},
+    },
+}
+
+
+def graph_config(level: str = "node") -> dict[str, Any]:
+    """The default space of a graph task as a config: the built-in graph blocks (but
+    NAS-Bench-Graph's ``skip``) and ``mlp``, ``heads`` for ``gat`` and ``cheb_k`` for
+    ``cheb``. A node-level task (``level="node"``) trains on the whole graph at once, so it
+    has no ``batch_size``, ``readout`` or ``topk`` pooling."""
+    config = copy.deepcopy(_GRAPH_TEMPLATE)
+    config["stage"]["block"]["options"] = [
+        *(b for b in builtins.GRAPH_BLOCKS if b != "skip"),
+        "mlp",
+    ]
+    if level == "node":
+        for name in ("readout", "batch_size"):
+            del config["globals"][name]
+        del config["stage"]["downsample"]
     condition_on_blocks(config["stage"], set(config["stage"]))
     return config
 
@@ -259,12 +313,25 @@ def from_config(cls: type[SearchSpace], config: Mapping[str, Any]) -> SearchSpac
     return space.with_constraints(**limits) if limits else space
 
 
+#: spaces shipped with autodlgym, by name: ``--space nasbench-graph``
+SHIPPED_SPACES = Path(__file__).parents[1] / "data"
+
+
+def shipped_spaces() -> list[str]:
+    """The names of the space files shipped with autodlgym."""
+    return sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml"))
+
+
 def read_file(path: str | Path) -> Any:
-    """The config a YAML or JSON space file holds (``.json`` is JSON, anything else YAML)."""
+    """The config a YAML or JSON space file holds (``.json`` is JSON, anything else YAML),
+    or a shipped space's, by name (:func:`shipped_spaces`) where no such file exists."""
     p = Path(path)
+    if not p.is_file() and str(path) in shipped_spaces():
+        p = SHIPPED_SPACES / f"{path}.yaml"
     if not p.is_file():
         raise AutoDLError(
-            f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file"
+            f"space file {str(p)!r} does not exist; give the path of a YAML or JSON file "
+            f"or a shipped space ({', '.join(shipped_spaces())})"
         )
     text = p.read_text()
     try:

@@ -55,6 +55,7 @@ Shape = tuple[int, ...]
 VECTOR_CAP = 4096
 DENSE_LAYERS = 3
 SE_REDUCTION = 16
+TOPK_RATIO = 0.5
 BYTES = 4  # float32
 _CACHE_SIZE = 8192
 
@@ -369,6 +370,87 @@ def _wavenet(s: Shape, ctx: UnitContext) -> UnitCost:
     return u
 
 
+# Graph blocks (mirror nn/graph.py; per node: message passing is gathers and scatter sums,
+# which add no FLOPs by the counter's convention, as pooling adds none) ------------------------
+def _graph_unit(s: Shape, ctx: UnitContext, w: int, lins: int, bias: bool = True) -> UnitCost:
+    """``lins`` Linear(F, w) layers without bias read each node, one bias of ``w``."""
+    u = UnitCost((w,))
+    for _ in range(lins):
+        u.linear(s[0], w, bias=False)
+    u.activations -= w * (lins - 1)  # the layers' outputs are summed into one
+    if bias:
+        u.tensors.append((w, w))
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("gcn")
+def _gcn(s: Shape, ctx: UnitContext) -> UnitCost:
+    return _graph_unit(s, ctx, ctx.width, 1)
+
+
+@register_cost("gat")
+def _gat(s: Shape, ctx: UnitContext) -> UnitCost:
+    heads = int(ctx.get("heads", 1))
+    if heads < 1:
+        raise SpecError(f"gat heads must be positive, got {heads}")
+    d = -(-ctx.width // heads) * heads
+    u = _graph_unit(s, ctx, d, 1)
+    u.tensors += [(1, d), (1, d)]  # attention vectors of sources and targets, (1, heads, d/h)
+    return u
+
+
+@register_cost("gin")
+def _gin(s: Shape, ctx: UnitContext) -> UnitCost:
+    w = ctx.width
+    u = UnitCost((w,))
+    u.linear(s[0], w)
+    u.act((w,))
+    u.linear(w, w)
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("sage")
+@register_cost("graphconv")
+def _two_lins(s: Shape, ctx: UnitContext) -> UnitCost:
+    return _graph_unit(s, ctx, ctx.width, 2)
+
+
+@register_cost("cheb")
+def _cheb(s: Shape, ctx: UnitContext) -> UnitCost:
+    k = int(ctx.get("cheb_k", 2))
+    if k < 1:
+        raise SpecError(f"cheb_k (Chebyshev terms) must be positive, got {k}")
+    return _graph_unit(s, ctx, ctx.width, k)
+
+
+@register_cost("arma")
+def _arma(s: Shape, ctx: UnitContext) -> UnitCost:
+    w = ctx.width
+    u = UnitCost((w,))
+    # PyG keeps its tensors as (stacks, ...): the init and root weights and the bias each
+    # have one row (the block drops the recurrent weight one layer does not use)
+    u.tensors += [(1, s[0] * w), (1, s[0] * w), (1, w)]
+    u.flops += 2 * 2 * s[0] * w
+    u.activations += w
+    u.norm(ctx.norm, u.out_shape)
+    u.act(u.out_shape)
+    return u
+
+
+@register_cost("fc")
+def _fc(s: Shape, ctx: UnitContext) -> UnitCost:
+    return _mlp(s, ctx)
+
+
+@register_cost("skip")
+def _skip(s: Shape, ctx: UnitContext) -> UnitCost:
+    return UnitCost(tuple(s))
+
+
 # Shapes between blocks (mirror blocks.Adapter and build.py) ------------------------------------
 def _pool_grid(shape: Shape, positions: int) -> Shape:
     if len(shape) == 2:
@@ -382,7 +464,7 @@ def _pool_grid(shape: Shape, positions: int) -> Shape:
 
 def _adapt(shape: Shape, reads: str) -> Shape:
     kind = len(shape)
-    if reads == "vector" and kind != 1:
+    if reads in ("vector", "graph") and kind != 1:
         c, spatial = shape[0], shape[1:]
         if math.prod(shape) > VECTOR_CAP:
             spatial = _pool_grid(shape, max(1, VECTOR_CAP // c))
@@ -430,11 +512,19 @@ def _dense_feed(u: UnitCost, src: Shape, dst: Shape) -> int:
     return src[0]
 
 
-def _downsample(u: UnitCost, kind: str, shape: Shape) -> Shape:
-    if kind not in ("none", "max", "avg", "lp", "lse", "strided"):
+def _downsample(u: UnitCost, kind: str, shape: Shape, graphs: bool = False) -> Shape:
+    if kind not in ("none", "max", "avg", "lp", "lse", "strided", "topk"):
         raise SpecError(
-            f"downsample {kind!r} is unknown; use one of none, max, avg, lp, lse, strided"
+            f"downsample {kind!r} is unknown; use one of none, max, avg, lp, lse, strided, topk"
         )
+    if kind == "topk":
+        if not graphs:
+            return shape
+        shape = _adapt(shape, "graph")
+        u.tensors.append((1, shape[0]))  # the projection that scores nodes
+        u.act((1,))
+        u.act(shape)  # the kept, gated features
+        return shape
     if kind == "none" or len(shape) == 1 or math.prod(shape[1:]) == 1:
         return shape
     window = tuple(2 if s > 1 else 1 for s in shape[1:])
@@ -527,6 +617,33 @@ def estimate_cost(spec: Mapping[str, Any], io: IOSpec) -> Cost:
     return cost
 
 
+def _cell(body: UnitCost, spec: ArchSpec, io: IOSpec, ctx: dict[str, Any]) -> Shape:
+    """Mirror of build.CellStage: NAS-Bench-Graph's cell; returns its output shape."""
+    ops = {"gat": "gat", "gcn": "gcn", "gin": "gin", "cheb": "cheb", "sage": "sage",
+           "arma": "arma", "graph": "graphconv", "fc": "fc", "skip": "skip"}  # fmt: skip
+    width = int(spec.get("width", 64))
+    body.linear(_adapt(tuple(io.shape), "graph")[0], width)
+    links = str(spec["links"]).split("-")
+    if len(links) != 4 or not all(v.isdigit() and int(v) <= i for i, v in enumerate(links)):
+        raise SpecError(f"links={spec['links']!r} is not a NAS-Bench-Graph link pattern")
+    used = {int(v) for v in links}
+    for i in range(1, 5):
+        op = spec.get(f"op{i}")
+        if op not in ops:
+            raise SpecError(f"op{i}={op!r} is unknown; use one of {', '.join(ops)}")
+        unit = _unit(
+            ops[op],
+            (width,),
+            UnitContext(width, index=i - 1, options={"heads": 2, "cheb_k": 2}, **ctx),
+        )
+        body.tensors += unit.tensors
+        body.flops += unit.flops
+        body.activations += unit.activations
+    leaves = [i for i in range(1, 5) if i not in used]
+    body.act((width,), len(leaves) - 1)  # the sums
+    return (width,)
+
+
 def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
     n_stages = int(spec.get("n_stages", 1))
     connections = str(spec.get("connections", "chain"))
@@ -537,10 +654,19 @@ def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
     dropout = float(spec.get("dropout", 0.0))
     body = UnitCost(tuple(io.shape))
     shape: Shape = tuple(io.shape)
+    graphs = io.modality == "graph"
+    nodes = 1.0  # the share of the input's nodes a stage sees (top-k pooling keeps half)
+    if "links" in spec:  # a NAS-Bench-Graph cell
+        ctx = {"norm": norm, "activation": activation, "dropout": dropout}
+        shape = _cell(body, spec, io, ctx)
+        n_stages = 0
     for i in range(1, n_stages + 1):
         st = spec.stage(i)
         _check_pool_options(i, st)
-        shape = _downsample(body, str(st.get("downsample", "none")), shape)
+        down = str(st.get("downsample", "none"))
+        shape = _downsample(body, down, shape, graphs)
+        if graphs and down == "topk":
+            nodes *= TOPK_RATIO
         block = str(st.get("block", "conv"))
         reads = _block_reads(block)
         depth, width = int(st.get("depth", 1)), int(st.get("width", 64))
@@ -556,7 +682,7 @@ def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
                 body.act(reads_shape)  # the concatenation
             unit = _unit(block, _adapt(reads_shape, reads), ctx)
             body.tensors += unit.tensors
-            body.flops += unit.flops
+            body.flops += round(unit.flops * nodes)
             body.activations += unit.activations
             emits_skip = emits_skip or block == "wavenet"
             shape = unit.out_shape
@@ -569,11 +695,20 @@ def _estimate(spec: ArchSpec, io: IOSpec) -> Cost:
         if emits_skip:
             body.act(shape, depth + 1)
     head = UnitCost((io.n_outputs,))
-    pool = str(spec.get("head_pool", "avg"))
-    if pool not in ("avg", "max", "flatten", "last"):
-        raise SpecError(f"head_pool {pool!r} is unknown; use one of avg, max, flatten, last")
-    features = _adapt(shape, "vector")[0] if pool == "flatten" else shape[0]
-    head.linear(features, io.n_outputs)
+    if io.modality in ("node", "graph"):
+        features = _adapt(shape, "graph")[0]
+        readout = str(spec.get("readout", "mean"))
+        if readout not in ("mean", "max", "sum", "attention"):
+            raise SpecError(f"readout {readout!r} is unknown; use one of mean, max, sum, attention")
+        if graphs and readout == "attention":
+            head.linear(features, 1)  # the gate: one score per node
+        head.linear(features, io.n_outputs)
+    else:
+        pool = str(spec.get("head_pool", "avg"))
+        if pool not in ("avg", "max", "flatten", "last"):
+            raise SpecError(f"head_pool {pool!r} is unknown; use one of avg, max, flatten, last")
+        features = _adapt(shape, "vector")[0] if pool == "flatten" else shape[0]
+        head.linear(features, io.n_outputs)
     head_params = sum(n for _, n in head.tensors)
     params = sum(n for _, n in body.tensors) + head_params
     return Cost(

@@ -22,7 +22,7 @@ from autodlgym.registry import Registry
 from autodlgym.searchspace import builtins
 
 #: what a block factory reads; see :mod:`autodlgym.nn.blocks`.
-READS = ("any", "vector", "spatial", "sequence")
+READS = ("any", "vector", "spatial", "sequence", "graph")
 
 
 def _adopt_block(name: str, obj: Any) -> None:
@@ -68,8 +68,11 @@ def register_block(
 
     Args:
         name: the name used as a ``block`` option in search spaces.
-        reads: ``"vector"``, ``"spatial"``, ``"sequence"`` or ``"any"``: the state kind the
-            factory receives (see :mod:`autodlgym.nn.blocks`).
+        reads: ``"vector"``, ``"spatial"``, ``"sequence"``, ``"graph"`` or ``"any"``: the
+            state kind the factory receives (see :mod:`autodlgym.nn.blocks`; a ``"graph"``
+            block reads node features ``(D,)`` and is called ``forward(x, graph)``, see
+            :mod:`autodlgym.nn.graph`). Graph blocks are left out of the default space of
+            tasks that are not graphs.
         uses: the stage decisions the block reads from ``ctx`` (e.g. ``("kernel",)``); in a
             space, each is active exactly when the stage's block is one that uses it.
         doc: one line shown in listings.

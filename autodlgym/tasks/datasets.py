@@ -213,4 +213,5 @@ def adding(length: int = 50, n: int = 10000, seed: int = 0) -> Task:
 # the tabular benchmarks and the user-data tasks (npz, csv, parquet, images) register
 # alongside the data sets (the registry imports this module)
 from autodlgym.tasks import files as _files  # noqa: E402, F401
+from autodlgym.tasks import graphs as _graphs  # noqa: E402, F401
 from autodlgym.tasks import tabular as _tabular  # noqa: E402, F401

@@ -194,11 +194,21 @@ class _Naswot:
     """Accumulates NASWOT's kernel ``K = C C^T + (1 - C)(1 - C)^T`` hook by hook, so the codes
     of all units (millions in a wide conv net) are never held at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, nodes: int | None = None, select: Any = None) -> None:
         self.kernel: torch.Tensor | None = None
         self.units = 0
+        # a node-level graph task: codes of the measured nodes only (rows of ``nodes``)
+        self.nodes, self.select = nodes, select
 
     def add(self, pre_activation: torch.Tensor) -> None:
+        if self.select is not None and pre_activation.shape[0] == self.nodes:
+            pre_activation = pre_activation[self.select]
+        if pre_activation.dim() < 2 or (
+            self.kernel is not None and pre_activation.shape[0] != self.kernel.shape[0]
+        ):
+            # one row per example: a graph task's rows are nodes, and top-k pooling's scores
+            # or a stage after it have other rows (codes of the input's nodes only)
+            return
         c = (pre_activation.detach() > 0).flatten(1).double()
         k = c @ c.T + (1.0 - c) @ (1.0 - c).T
         self.kernel = k if self.kernel is None else self.kernel + k
@@ -226,6 +236,7 @@ def diagnose(
     loss: str = "cross_entropy",
     n_projections: int = 1,
     seed: int = 0,
+    graph: tuple[Any, Any, Any] | None = None,
 ) -> Diagnostics:
     """Measure a model at initialisation on one batch (about 64 examples is plenty).
 
@@ -238,6 +249,10 @@ def diagnose(
         loss: ``"cross_entropy"`` or ``"mse"``.
         n_projections: random projections for the Jacobian estimate.
         seed: seeds the projections and random labels.
+        graph: for a graph task's model, ``(edge_index, batch, select)``: the edges, the graph
+            of each node (None: one graph) and the output rows measured (None: all), so the
+            model is called ``model(batch, edge_index, batch)[select]`` with ``batch`` the
+            node features.
 
     Returns:
         A :class:`Diagnostics`. The model is left unchanged (see the module docstring).
@@ -261,7 +276,8 @@ def diagnose(
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     stats: list[tuple[float, float]] = [(math.nan, math.nan)] * len(layers)
-    naswot = _Naswot()
+    select = graph[2] if graph is not None else None
+    naswot = _Naswot(batch.shape[0], select) if select is not None else _Naswot()
 
     def hook(i: int, module: nn.Module, args: tuple, output: Any) -> None:
         inp, out = _first(args), _first(output)
@@ -285,7 +301,12 @@ def diagnose(
         )
         x.requires_grad_(True)
         with torch.enable_grad():
-            out = model(x)
+            if graph is None:
+                out = model(x)
+            else:
+                edge_index, node_batch, select = graph
+                out = model(x, edge_index.to(ref.device), node_batch)
+                out = out if select is None else out[select]
             if targets is None:
                 if loss == "cross_entropy":
                     y = torch.randint(out.shape[-1], (out.shape[0],), generator=gen).to(out.device)
@@ -360,7 +381,7 @@ class _InitScorer:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self._batches: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._batches: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, Any]] = {}
 
     def __call__(
         self, specs: Sequence[Mapping[str, Any]], name: str, *, seed: int = 0, batch: int = 128
@@ -371,14 +392,16 @@ class _InitScorer:
             )
         from autodlgym.nn.build import build_model
 
-        x, y = self._batch(int(seed), int(batch))
+        x, y, graph = self._batch(int(seed), int(batch))
         out = []
         for spec in specs:
             try:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
                     model = build_model(spec, self.task.io)
-                    scalars = diagnose(model, x, y, self.task.loss, seed=seed).scalars()
+                    scalars = diagnose(
+                        model, x, y, self.task.loss, seed=seed, graph=graph
+                    ).scalars()
             except Exception:  # noqa: BLE001 - a spec that cannot be measured scores nan
                 out.append(math.nan)
                 continue
@@ -387,14 +410,21 @@ class _InitScorer:
             out.append(float(value) if finite else math.nan)
         return out
 
-    def _batch(self, seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch`` training examples drawn once from ``seed``."""
+    def _batch(self, seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """``batch`` training examples drawn once from ``seed`` (and a graph task's
+        ``graph`` argument of :func:`diagnose`)."""
         key = (seed, batch)
+        if key not in self._batches and self.task.io is not None and self.task.io.is_graph:
+            from autodlgym.training.graphs import GraphFeed
+
+            sample = GraphFeed(self.task, torch.device("cpu"), None).sample(batch)
+            self._batches[key] = (sample.inputs[0], sample.y, sample.graph())
         if key not in self._batches:
             import numpy as np
 
             data = self.task.load()
             n = len(data.y_train)
             idx = np.sort(np.random.default_rng(seed).permutation(n)[: min(batch, n)])
-            self._batches[key] = (torch.tensor(data.x_train[idx]), torch.tensor(data.y_train[idx]))
+            x, y = torch.tensor(data.x_train[idx]), torch.tensor(data.y_train[idx])
+            self._batches[key] = (x, y, None)
         return self._batches[key]

@@ -286,6 +286,12 @@ def train_model(
     model = None
     throughput = process_throughput() if adaptive_limit else None
     clock = _Clock(fidelity.time_limit, deadline, progress, throughput)
+    threads = torch.get_num_threads()
+    if task.io is not None and task.io.is_graph and dev.type == "cpu":
+        # message passing on graphs of thousands of nodes gains nothing from more threads,
+        # and OpenMP's barriers cost dearly on a busy machine: a 4-epoch GCN trial on csbm
+        # took 5.8 s on 2 threads and 0.09 s on one (2 cores, load average 10)
+        torch.set_num_threads(1)
     try:
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
@@ -306,6 +312,8 @@ def train_model(
         result.test_score = None
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         _fail(result, OOM if _is_oom(exc) else ERROR, f"{type(exc).__name__}: {exc}")
+    finally:
+        torch.set_num_threads(threads)
     if result.status in FAILURES:
         # a failed trial's time all went somewhere (building, FLOP counting, diagnostics,
         # training, an evaluation cut short): train + eval seconds are its whole wall time
@@ -341,19 +349,12 @@ def _run(
     """The trial proper; fills ``result``, returns the trained model and raises on failure.
     ``result`` holds what was reached when it raises (seconds, steps, epochs and the curve
     so far)."""
-    import torch
 
     from autodlgym.nn.build import build_model, configure_trainable
 
     spec = spec if isinstance(spec, ArchSpec) else ArchSpec(spec)
-    data = _device_data(task, dev)
-    x_train, y_train = data["x_train"], data["y_train"]
-    n = len(y_train)
-    if fidelity.max_train_samples is not None and fidelity.max_train_samples < n:
-        gen = torch.Generator().manual_seed(SUBSET_SEED)
-        subset = torch.randperm(n, generator=gen)[: fidelity.max_train_samples].to(dev)
-        x_train, y_train = x_train[subset], y_train[subset]
-        n = len(y_train)
+    feed = make_feed(task, dev, fidelity.max_train_samples)
+    n = feed.n
 
     clock.begin()
     clock.check()
@@ -367,12 +368,12 @@ def _run(
         result.trainable_params = sum(_trainable_count(p) for p in model.parameters())
         clock.check()
         clock.phase = "while counting FLOPs"
-        result.flops = _count_flops(spec, task, model, x_train[:1])
+        result.flops = _count_flops(spec, task, model, feed.sample(1))
         batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
         if clock.throughput is not None and result.flops:
             clock.set_limit(
                 _adaptive_limit(
-                    clock.throughput, result.flops, fidelity, n, batch_size, data, checks_per_epoch
+                    clock.throughput, result.flops, fidelity, n, batch_size, feed, checks_per_epoch
                 )  # fmt: skip
             )
         clock.check()
@@ -380,19 +381,18 @@ def _run(
             clock.phase = "during the initialisation diagnostics"
             result.diagnostics = _diagnose(
                 model,
-                x_train[: min(batch_size, DIAGNOSTICS_BATCH)],
-                y_train[: min(batch_size, DIAGNOSTICS_BATCH)],
+                feed.sample(min(batch_size, DIAGNOSTICS_BATCH)),
                 task.loss,
                 seed,
             )
             clock.check()
         try:
-            _train(model, spec, task, fidelity, seed, dev, data, x_train, y_train, batch_size,
+            _train(model, spec, task, fidelity, seed, dev, feed, batch_size,
                    callback, amp, result, clock, checks_per_epoch)  # fmt: skip
         except _TimeLimit as exc:
             if result.steps_run == 0:
                 raise  # it learned nothing: a timeout
-            _score_cut(model, task, data, amp, dev, result, clock, str(exc))
+            _score_cut(model, task, feed, amp, dev, result, clock, str(exc))
         finally:
             result.train_seconds = clock.pause()
     finally:
@@ -417,7 +417,7 @@ def _adaptive_limit(
     fidelity: Fidelity,
     n: int,
     batch_size: int,
-    data: dict[str, torch.Tensor],
+    feed: Feed,
     checks_per_epoch: int,
 ) -> float:
     """The trial's limit from its FLOPs and the work its fidelity asks for."""
@@ -427,14 +427,14 @@ def _adaptive_limit(
         steps = fidelity.max_steps
         examples = min(examples, steps * batch_size)
     checks = fidelity.epochs * min(checks_per_epoch, math.ceil(n / batch_size))
-    scored = checks * len(data["y_val"]) + len(data["y_test"])
+    scored = checks * feed.split_size("val") + feed.split_size("test")
     return trial_limit(throughput, flops, examples, steps, scored, ceiling=fidelity.time_limit)
 
 
 def _score_cut(
     model: torch.nn.Module,
     task: Task,
-    data: dict[str, torch.Tensor],
+    feed: Feed,
     amp: bool,
     dev: torch.device,
     result: TrialResult,
@@ -466,7 +466,7 @@ def _score_cut(
             raise _NonFinite(f"parameters became non-finite by epoch {epochs:g}")
         t0 = _now()
         clock.phase = "while scoring the cut trial"
-        val_score = score(model, data["x_val"], data["y_val"])
+        val_score = score(model, feed, "val")
         result.eval_seconds += _now() - t0
         if not math.isfinite(val_score):
             raise _NonFinite(f"validation outputs became non-finite by epoch {epochs:g}")
@@ -480,7 +480,7 @@ def _score_cut(
             }  # fmt: skip
         )
     t0 = _now()
-    result.test_score = score(model, data["x_test"], data["y_test"])
+    result.test_score = score(model, feed, "test")
     result.eval_seconds += _now() - t0
     if not math.isfinite(result.test_score):
         raise _NonFinite("test outputs are non-finite")
@@ -493,9 +493,7 @@ def _train(
     fidelity: Fidelity,
     seed: int,
     dev: torch.device,
-    data: dict[str, torch.Tensor],
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
+    feed: Feed,
     batch_size: int,
     callback: Callback | None,
     amp: bool,
@@ -507,7 +505,6 @@ def _train(
     import torch
     import torch.nn.functional as F
 
-    n = len(y_train)
     optimizer = _make_optimizer(model, spec)
     grad_clip = float(spec.get("grad_clip", 0.0))
     loss_fn = F.cross_entropy if task.is_classification else F.mse_loss
@@ -525,28 +522,25 @@ def _train(
         _score, task=task, use_amp=use_amp, amp_dtype=amp_dtype, clock=clock, flops=result.flops
     )
 
-    starts = list(range(0, n, batch_size))
+    n_batches = feed.n_batches(batch_size)
     # batch indices after which a check runs: evenly spaced, the last one ends the epoch
-    k = min(checks_per_epoch, len(starts))
-    check_after = {round(j * len(starts) / k) - 1: j for j in range(1, k + 1)}
+    k = min(checks_per_epoch, n_batches)
+    check_after = {round(j * n_batches / k) - 1: j for j in range(1, k + 1)}
     max_steps = fidelity.max_steps if fidelity.max_steps is not None else math.inf
     steps = 0
     stop = False
     for epoch in range(1, fidelity.epochs + 1):
         model.train()
-        perm = torch.randperm(n, generator=order).to(dev)
         losses, sizes = [], []  # summed once per check: no extra tensor op per step
         clock.train()
-        for b, i in enumerate(starts):
-            idx = perm[i : i + batch_size]
+        for b, batch in enumerate(feed.epoch(order, batch_size)):
             last = steps + 1 >= max_steps
-            if not (len(idx) == 1 < batch_size):  # a lone leftover example breaks batch norm
+            if batch is not None:  # None: a lone leftover example, which breaks batch norm
                 clock.phase = f"in epoch {epoch}"
                 clock.check()
-                xb, yb = x_train[idx], y_train[idx]
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
-                    loss = loss_fn(model(xb), yb)
+                    loss = loss_fn(batch.forward(model), batch.y)
                 if scaler is not None:
                     scaler.scale(loss).backward()
                     scaler.unscale_(optimizer)
@@ -560,12 +554,12 @@ def _train(
                 else:
                     optimizer.step()
                 losses.append(loss.detach())
-                sizes.append(len(idx))
+                sizes.append(batch.size)
                 steps += 1
                 clock.stretch_steps += 1
-                clock.stretch_examples += len(idx)
+                clock.stretch_examples += batch.size
                 result.steps_run = steps
-                clock.tick(epoch - 1 + (b + 1) / len(starts), steps)
+                clock.tick(epoch - 1 + (b + 1) / n_batches, steps)
             if b not in check_after and not last:
                 continue
             # a validation check: after each 1/checks_per_epoch of the epoch, and at max_steps
@@ -583,18 +577,18 @@ def _train(
             if not all(bool(torch.isfinite(p).all()) for p in trainable):
                 raise _NonFinite(f"parameters became non-finite in epoch {epoch}")
             t0 = _now()
-            val_score = score(model, data["x_val"], data["y_val"])
+            val_score = score(model, feed, "val")
             result.eval_seconds += _now() - t0
             result.val_score = val_score
             result.curve.append(
                 {
-                    "epoch": round(epoch - 1 + (b + 1) / len(starts), 6),
+                    "epoch": round(epoch - 1 + (b + 1) / n_batches, 6),
                     "train_loss": result.train_loss,
                     "val_score": val_score,
                     "seconds": clock.elapsed(),
                 }
             )
-            if b == len(starts) - 1:  # a whole epoch counts once its check is recorded
+            if b == n_batches - 1:  # a whole epoch counts once its check is recorded
                 result.epochs_run = epoch
             if not math.isfinite(val_score):
                 raise _NonFinite(f"validation outputs became non-finite in epoch {epoch}")
@@ -614,11 +608,110 @@ def _train(
 
     clock.phase = "while scoring the test set"
     t0 = _now()
-    result.test_score = score(model, data["x_test"], data["y_test"])
+    result.test_score = score(model, feed, "test")
     result.eval_seconds += _now() - t0
     if not math.isfinite(result.test_score):
         raise _NonFinite("test outputs are non-finite")
     return model
+
+
+class Batch:
+    """One batch: the model's inputs, the rows of its output that are scored (None: all) and
+    their targets. ``size`` counts examples (nodes or graphs for graph tasks)."""
+
+    __slots__ = ("inputs", "select", "y", "size")
+
+    def __init__(self, inputs: tuple, y: torch.Tensor, select: Any = None) -> None:
+        self.inputs = inputs
+        self.select = select
+        self.y = y
+        self.size = len(y)
+
+    def forward(self, model: torch.nn.Module) -> torch.Tensor:
+        out = model(*self.inputs)
+        return out if self.select is None else out[self.select]
+
+    def graph(self) -> tuple | None:
+        """``(edge_index, batch, select)`` of a graph batch (None for arrays)."""
+        if len(self.inputs) == 1:
+            return None
+        batch = self.inputs[2] if len(self.inputs) > 2 else None
+        return self.inputs[1], batch, self.select
+
+
+class Feed:
+    """How a task's data reaches the model: training batches, evaluation batches, a sample
+    for diagnostics. Arrays here (:class:`ArrayFeed`); graphs in
+    :mod:`autodlgym.training.graphs`."""
+
+    n: int
+
+    def n_batches(self, batch_size: int) -> int:
+        raise NotImplementedError
+
+    def epoch(self, order: torch.Generator, batch_size: int) -> Any:
+        """The epoch's batches in a seeded order (None for a batch skipped)."""
+        raise NotImplementedError
+
+    def batches(self, split: str, size: int = EVAL_BATCH) -> Any:
+        """Batches covering ``split`` (``val`` or ``test``) for scoring, of at most ``size``
+        examples where the feed can split it."""
+        raise NotImplementedError
+
+    def split_size(self, split: str) -> int:
+        """Examples in ``split`` (``val`` or ``test``)."""
+        raise NotImplementedError
+
+    def sample(self, k: int) -> Batch:
+        """The first ``k`` training examples as one batch."""
+        raise NotImplementedError
+
+
+class ArrayFeed(Feed):
+    """A task's arrays held on the device; batches indexed from a seeded permutation."""
+
+    def __init__(self, data: dict[str, torch.Tensor], max_train_samples: int | None) -> None:
+        import torch
+
+        self.data = data
+        self.x, self.y = data["x_train"], data["y_train"]
+        self.n = len(self.y)
+        if max_train_samples is not None and max_train_samples < self.n:
+            gen = torch.Generator().manual_seed(SUBSET_SEED)
+            subset = torch.randperm(self.n, generator=gen)[:max_train_samples].to(self.x.device)
+            self.x, self.y = self.x[subset], self.y[subset]
+            self.n = len(self.y)
+
+    def n_batches(self, batch_size: int) -> int:
+        return -(-self.n // batch_size)
+
+    def epoch(self, order: torch.Generator, batch_size: int) -> Any:
+        import torch
+
+        perm = torch.randperm(self.n, generator=order).to(self.x.device)
+        for i in range(0, self.n, batch_size):
+            idx = perm[i : i + batch_size]
+            yield None if len(idx) == 1 < batch_size else Batch((self.x[idx],), self.y[idx])
+
+    def batches(self, split: str, size: int = EVAL_BATCH) -> Any:
+        x, y = self.data[f"x_{split}"], self.data[f"y_{split}"]
+        for i in range(0, len(x), size):
+            yield Batch((x[i : i + size],), y[i : i + size])
+
+    def split_size(self, split: str) -> int:
+        return len(self.data[f"y_{split}"])
+
+    def sample(self, k: int) -> Batch:
+        return Batch((self.x[:k],), self.y[:k])
+
+
+def make_feed(task: Task, dev: torch.device, max_train_samples: int | None = None) -> Feed:
+    """The feed of ``task``'s data on ``dev`` (its tensors made once per process)."""
+    if task.io is not None and task.io.is_graph:
+        from autodlgym.training.graphs import GraphFeed
+
+        return GraphFeed(task, dev, max_train_samples)
+    return ArrayFeed(_device_data(task, dev), max_train_samples)
 
 
 def eval_batch(flops: int | None) -> int:
@@ -686,32 +779,34 @@ def _make_optimizer(model: torch.nn.Module, spec: ArchSpec) -> torch.optim.Optim
 
 def _score(
     model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    feed: Feed,
+    split: str,
     task: Task,
     use_amp: bool,
     amp_dtype: torch.dtype,
     clock: _Clock | None = None,
     flops: int | None = None,
 ) -> float:
-    """Accuracy or R^2 (over all outputs), in eval mode and large batches (the clock's time
-    limit and deadline are checked between batches), of at most ``EVAL_BATCH`` examples and
-    ``EVAL_FLOPS`` FLOPs (``flops`` per example)."""
+    """Accuracy or R^2 (over all outputs) on ``split`` (``val`` or ``test``), in eval mode and
+    large batches (the clock's time limit and deadline are checked between batches), of at
+    most ``EVAL_BATCH`` examples and ``EVAL_FLOPS`` FLOPs (``flops`` per example)."""
     import torch
 
     batch = eval_batch(flops)
     was_training = model.training
     model.eval()
-    outs = []
+    outs, ys = [], []
     try:
         with torch.no_grad(), torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-            for i in range(0, len(x), batch):
+            for one in feed.batches(split, batch):
                 if clock is not None:
                     clock.check()
-                outs.append(model(x[i : i + batch]).float())
+                outs.append(one.forward(model).float())
+                ys.append(one.y)
     finally:
         model.train(was_training)
     out = torch.cat(outs)
+    y = torch.cat(ys)
     if task.is_classification:
         if not bool(torch.isfinite(out).all()):
             return math.nan
@@ -723,7 +818,7 @@ def _score(
     return 1.0 - sse / sst if sst > 0 else 0.0
 
 
-def _count_flops(spec: ArchSpec, task: Task, model: torch.nn.Module, x: torch.Tensor) -> int | None:
+def _count_flops(spec: ArchSpec, task: Task, model: torch.nn.Module, one: Batch) -> int | None:
     """FLOPs of one example's forward pass, from the cost model
     (:func:`~autodlgym.searchspace.cost.estimate_cost`: recurrent cells and attention
     included, which torch's counter misses on CPU, where LSTMs and eval-mode attention run as
@@ -743,26 +838,25 @@ def _count_flops(spec: ArchSpec, task: Task, model: torch.nn.Module, x: torch.Te
     try:
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
-            model(x)
-        return int(counter.get_total_flops())
+            one.forward(model)
+        return int(counter.get_total_flops()) // max(1, one.size)
     except Exception:  # noqa: BLE001 - a measurement, not a verdict on the candidate
         return None
     finally:
         model.train(was_training)
 
 
-def _diagnose(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, seed: int
-) -> dict[str, Any]:
+def _diagnose(model: torch.nn.Module, batch: Batch, loss: str, seed: int) -> dict[str, Any]:
     """Initialisation diagnostics. ``diagnose`` leaves the model's parameters, buffers and
     gradients as they were; the fork keeps the trial's random stream as it was too."""
     import torch
 
     from autodlgym.training.diagnostics import diagnose
 
+    x = batch.inputs[0]
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        return dict(diagnose(model, x, y, loss, seed=seed).to_dict())
+        return dict(diagnose(model, x, batch.y, loss, seed=seed, graph=batch.graph()).to_dict())
 
 
 def _trainable_count(p: torch.nn.Parameter) -> int:

@@ -21,6 +21,8 @@ COLUMNS = {
     "skip-depth": {"block", "depth", "grad_ratio_at_init"},
     "spectral-bias": {"frequency", "final_amplitude"},
     "rediscover": {"task", "trials", "best_val"},
+    "graph-homophily": {"homophily", "model"},
+    "oversmoothing": {"connections", "depth", "energy_ratio"},
 }
 ROWS = {
     "gamma-l": 6,
@@ -31,6 +33,8 @@ ROWS = {
     "skip-depth": 8,
     "spectral-bias": 6,
     "rediscover": 2,
+    "graph-homophily": 12,
+    "oversmoothing": 4,
 }
 
 

@@ -199,7 +199,7 @@ def test_downsampling_halves_positions_and_skips_vectors(kind, modality):
     )
     model = check_trains(spec, io)
     before, after = model.stages[0].out_shape, model.stages[1].units[0].in_shape
-    if kind == "none" or len(before) == 1:
+    if kind in ("none", "topk") or len(before) == 1:  # topk pools graph-level tasks only
         assert after == before
     else:
         assert after[0] == before[0]

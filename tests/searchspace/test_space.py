@@ -16,7 +16,8 @@ from autodlgym.searchspace.space import SearchSpace, default_config
 from autodlgym.searchspace.spec import ArchSpec
 
 DEFAULT_CONFIG = default_config()
-BUILTIN_BLOCKS = BLOCKS.builtins()
+# the default space offers the built-in blocks that read no graph (graph tasks have their own)
+BUILTIN_BLOCKS = [b for b in BLOCKS.builtins() if BLOCKS.meta(b)["reads"] != "graph"]
 
 seeds = st.integers(0, 2**32 - 1)
 

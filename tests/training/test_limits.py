@@ -129,9 +129,9 @@ def test_limit_is_checked_inside_a_long_diagnostic(spec, monkeypatch):
     """A diagnostic (or a batch, or an evaluation) that never ends on its own stops at the
     next module's forward pass once the limit is reached."""
 
-    def endless(model, x, y, loss, seed):
+    def endless(model, batch, loss, seed):
         while True:
-            model(x)
+            batch.forward(model)
 
     monkeypatch.setattr(trainer, "_diagnose", endless)
     monkeypatch.setattr(trainer, "_now", FakeClock(0.01))
