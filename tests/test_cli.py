@@ -145,6 +145,9 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path, tiny_space_file):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, STALL_MARKER=str(marker)),
+        # pytest-xdist's workers ignore SIGINT and a child inherits that: give it Python's
+        # own Ctrl-C back, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     while proc.poll() is None and not marker.exists():
         time.sleep(0.1)

@@ -28,7 +28,7 @@ from autodlgym.oneshot import layout
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks.base import Task, get_task
-from autodlgym.training.trainer import _device_data, _make_optimizer, _score
+from autodlgym.training.trainer import ArrayFeed, _device_data, _make_optimizer, _score
 
 #: what a score's status says
 INSIDE, OUTSIDE = "ok", "outside"
@@ -267,7 +267,7 @@ class OneShotEvaluator:
         if self.finetune > 0:
             self._finetune(model, spec, data["x_train"], data["y_train"])
         self._recalibrate(model, data["x_train"])
-        value = _score(model, data["x_val"], data["y_val"], self.task, False, torch.float16)
+        value = _score(model, ArrayFeed(data, None), "val", self.task, False, torch.float16)
         self._cache[key] = value
         return OneShotScore(INSIDE, value, seconds=time.perf_counter() - start)
 
