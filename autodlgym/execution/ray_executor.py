@@ -58,8 +58,19 @@ WORKER_DEATHS: tuple[type[BaseException], ...] = (
 # "session_<date>_<time>_<usec>_<pid>/sockets/plasma_store" (up to 64 bytes) under its temp dir.
 _MAX_RAY_TEMP_DIR = 43
 
-#: a trial running this many times its time limit is ended from the driver
+#: a trial running this many times its time limit (plus the grace a trial cut at its limit has
+#: to score what it learned) is ended from the driver
 HUNG_FACTOR = 2.0
+
+
+def _hung_after(limit: float) -> float:
+    """Seconds after which the driver ends a trial of time limit ``limit``: ``HUNG_FACTOR``
+    times it, plus the grace a cut trial has for scoring (:func:`training.limits.grace`)."""
+    from autodlgym.training.limits import grace
+
+    return HUNG_FACTOR * limit + grace(limit)
+
+
 #: seconds past the search's deadline after which a trial still running is ended from the driver
 DEADLINE_GRACE = 5.0
 #: seconds between two polls of the workers' progress
@@ -523,7 +534,7 @@ class RayExecutor(Executor):
         if job is None:
             return at
         if job.fidelity.time_limit is not None:
-            at = slot.started + HUNG_FACTOR * job.fidelity.time_limit
+            at = slot.started + _hung_after(job.fidelity.time_limit)
         if job.deadline is not None:
             at = min(at, time.monotonic() + job.deadline + DEADLINE_GRACE - time.time())
         return at
@@ -541,11 +552,11 @@ class RayExecutor(Executor):
             seconds = now - slot.started
             limit = job.fidelity.time_limit
             epochs, steps = slot.progress
-            if limit is not None and seconds >= HUNG_FACTOR * limit:
+            if limit is not None and seconds >= _hung_after(limit):
                 result = TrialResult.failure(
                     TIMEOUT,
                     f"ended from the driver after {seconds:.0f} s, over {HUNG_FACTOR:g} times "
-                    f"its time limit of {limit:g} s; its worker was replaced",
+                    f"its time limit of {limit:g} s and a grace to score; its worker was replaced",
                 )
             else:
                 result = TrialResult.failure(
