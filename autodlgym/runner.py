@@ -703,7 +703,7 @@ class _Search:
         report = (self.task.preprocessing or {}).get("report") or {}
         rows = (report.get("splits") or {}).get("train")
         if rows is None:
-            rows = len(self.task.load().x_train)
+            rows = self.task.load().sizes()[0]
         return FINAL_AUTO_SEEDS if rows < FINAL_AUTO_ROWS else 0
 
     def out_of_time(self) -> bool:

@@ -193,3 +193,18 @@ def test_a_search_and_the_gym_id_on_csbm(tmp_path):
     env.reset(seed=0)
     _, reward, *_ = env.step(env.action_space.sample())
     assert np.isfinite(reward)
+
+
+def test_a_time_budgeted_search_on_a_graph_task_sizes_final_selection_from_its_nodes(tmp_path):
+    """Final selection is on by default under a time budget for small data; a graph task's
+    training size is its training nodes (it has no ``x_train``: this crashed the search)."""
+    import autodlgym
+    from autodlgym.runner import RunConfig, run_search
+
+    assert get_task("csbm", **SMALL).load().sizes()[0] < 10_000
+    config = RunConfig(task="csbm", task_kwargs=SMALL, searcher="random", time_budget=6.0,
+                       epochs=2, pruner="none", out=str(tmp_path / "run"), seed=0)  # fmt: skip
+    run_search(config)
+    df = autodlgym.load_results(tmp_path / "run")
+    assert (df[df.phase == "search"].status == OK).any()
+    assert (df.phase == "retrain").any()
