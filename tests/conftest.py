@@ -91,9 +91,9 @@ TINY_SPACE = {
 @pytest.fixture(scope="module", autouse=True)
 def _settled_heap():
     """Objects alive when a test module starts (the libraries imported so far, session
-    fixtures) leave the garbage collector's generations: each trial of the trainer runs a full
-    ``gc.collect()`` (before resetting its peak-memory counter), and in a test process holding
-    torch, pandas, Ray and pytest that scan otherwise costs about a second per trial."""
+    fixtures) leave the garbage collector's generations: a full collection (Python's own, or
+    the one after an out-of-memory trial) scans every tracked object, and in a test process
+    holding torch, pandas, Ray and pytest that scan otherwise costs up to a second."""
     gc.collect()
     gc.freeze()
     yield

@@ -5,6 +5,7 @@ where the GPU computes it natively."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import weakref
 
@@ -157,6 +158,57 @@ def test_memory_is_released_after_the_except_block(oom_block, monkeypatch):
     monkeypatch.setattr(trainer, "_release_memory", checked)
     result = train_and_score(mlp_spec(OOM_WIDTH), "digits", TINY, diagnostics=False)
     assert result.status == OOM and seen == [True]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+@pytest.mark.parametrize("diagnostics", [False, True])
+def test_a_trials_model_is_freed_without_a_full_collection(monkeypatch, fails, diagnostics):
+    # the trainer collects only the young generations before each trial's peak-memory reset:
+    # that is enough only if an ok or failed trial leaves no reference cycle holding its model
+    alive: list[weakref.ref] = []
+    forward = blocks.MLPBlock.forward
+
+    def recording(self, x):
+        alive[:] = [weakref.ref(self)]
+        if fails and torch.is_grad_enabled():
+            raise RuntimeError("a broken block")
+        return forward(self, x)
+
+    monkeypatch.setattr(blocks.MLPBlock, "forward", recording)
+    train_and_score(mlp_spec(8), "digits", TINY, diagnostics=diagnostics)  # imports done
+    gc.collect()
+    gc.disable()
+    try:
+        result = train_and_score(mlp_spec(16), "digits", TINY, diagnostics=diagnostics)
+        assert result.status == ("error" if fails else OK)
+        assert alive and alive[0]() is None
+    finally:
+        gc.enable()
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+@pytest.mark.parametrize("imported", [False, True])
+def test_a_full_collection_follows_only_a_trial_that_imported(monkeypatch, imported):
+    import types
+
+    cycle = _Cycle()
+    ref = weakref.ref(cycle)
+    trainer._collect_earlier_trials()  # sys.modules as it is now
+    gc.collect()  # the cycle, still reachable, is now in the oldest generation
+    del cycle
+    if imported:  # a trial imported a module (whose import can leave cycles holding frames)
+        monkeypatch.setitem(sys.modules, "_a_module_a_trial_imported", types.ModuleType("m"))
+    gc.disable()
+    try:
+        trainer._collect_earlier_trials()
+        assert (ref() is None) == imported
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 def test_the_worker_carries_on_after_an_oom(oom_block):
