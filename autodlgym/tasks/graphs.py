@@ -385,6 +385,11 @@ def graph_file(path: str, seed: int = 0) -> Task:
             raise AutoDLError(f"{where} holds {len(graphs)} graphs; give at least 10")
         data = GraphData("graph", tuple(graphs), *stratified_split(y, (0.6, 0.2, 0.2), seed))
         io = IOSpec("graph", (widths.pop(),), int(y.max()) + 1)
+    from autodlgym.tasks.files import fingerprint
+
     desc = f"your graph {p.name}"
+    # the file it came from (a run notices it changing) and no array preprocessing: the
+    # runner fits its baselines, as on any user's data
+    pre = {"kind": "graph", "level": data.level, "source": str(p), "sha256": fingerprint(p)}
     return GraphTask(f"graph:{p}", (), io, "cross_entropy", "accuracy", desc, lambda: data,
-                     budget=GRAPH_BUDGET)  # fmt: skip
+                     preprocessing=pre, budget=GRAPH_BUDGET)  # fmt: skip
