@@ -973,9 +973,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     how = "trained now" if s.trained_now else "kept by autodlgym retrain"
     print(f"trial {s.trial_id} exported to {s.out} (weights of trial {s.weights_from}, {how})")
     print(f"files: {', '.join(s.files)}" + ("" if s.onnx == "model.onnx" else f"; {s.onnx}"))
-    print(
-        f"predict: autodlgym predict {s.out} --input FILE  (or python {s.out}/predict.py --input FILE)"
-    )
+    if "predict.py" in s.files:
+        print(
+            f"predict: autodlgym predict {s.out} --input FILE  (or python {s.out}/predict.py --input FILE)"
+        )
+    else:  # a graph model: no stand-alone predict.py
+        print(f"predict: autodlgym predict {s.out} --input GRAPH.pt|GRAPH.npz")
     return 0
 
 

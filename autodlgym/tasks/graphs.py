@@ -286,8 +286,9 @@ _GRAPH_FIX = (
 )
 
 
-def _read_graphs(p: Path) -> list[Any]:
-    """The ``Data`` objects a user's file holds (one-line errors)."""
+def _read_graphs(p: Path, labels: bool = True) -> list[Any]:
+    """The ``Data`` objects a user's file holds (one-line errors); without ``labels`` an
+    .npz needs no ``y`` (new graphs to predict on)."""
     import torch
 
     if p.suffix == ".npz":
@@ -296,7 +297,8 @@ def _read_graphs(p: Path) -> list[Any]:
                 arrays = {k: f[k] for k in f.files}
         except Exception as exc:  # noqa: BLE001 - any reader error is the file's
             raise AutoDLError(f"graph file {str(p)!r} cannot be read: {exc}") from None
-        missing = [k for k in ("x", "edge_index", "y") if k not in arrays]
+        needed = ("x", "edge_index", "y") if labels else ("x", "edge_index")
+        missing = [k for k in needed if k not in arrays]
         if missing:
             raise AutoDLError(f"graph file {str(p)!r} lacks {', '.join(missing)}; {_GRAPH_FIX}")
         from torch_geometric.data import Data

@@ -118,3 +118,68 @@ def test_oneshot_on_a_graph_task_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "graph task" in err
     assert not (tmp_path / "run").exists()
+
+
+def _kept_model(run_dir, model_dir):
+    """The network rebuilt from the weights the export took (the run's kept weights)."""
+    from autodlgym.nn.build import build_model
+    from autodlgym.retrain import model_path
+    from autodlgym.searchspace.spec import ArchSpec
+
+    meta = json.loads((model_dir / "model.json").read_text())
+    with Run.open(run_dir) as run:
+        io = run.task.io
+    model = build_model(ArchSpec.from_json((model_dir / "spec.json").read_text()), io)
+    state = torch.load(model_path(run_dir, meta["weights_from_trial"]), weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def test_a_node_model_exports_as_a_program_and_predicts_a_new_graph(tmp_path, capsys):
+    import autodlgym
+    from autodlgym.export import export_model
+
+    run_search(RunConfig(task="csbm", task_kwargs=TINY, trials=1, epochs=3,
+                         out=str(tmp_path / "run"), seed=0), progress=False)  # fmt: skip
+    summary = export_model(tmp_path / "run", 0, tmp_path / "model")
+    assert summary.program == "program.pt2" and "predict.py" not in summary.files
+    model = _kept_model(tmp_path / "run", tmp_path / "model")
+    new = get_task("csbm", nodes=150, seed=7).load().graphs[0]  # a graph it never saw
+    with torch.no_grad():
+        want = model(new.x, new.edge_index).numpy()
+    loaded = autodlgym.load_model(tmp_path / "model")
+    np.testing.assert_allclose(loaded.outputs(new), want, rtol=1e-4, atol=1e-5)
+    assert loaded.predict(new).tolist() == [str(i) for i in want.argmax(1)]
+    np.savez(tmp_path / "new.npz", x=new.x.numpy(), edge_index=new.edge_index.numpy())
+    assert cli.main(["predict", str(tmp_path / "model"), "--input", str(tmp_path / "new.npz")]) == 0
+    assert capsys.readouterr().out.split() == [str(i) for i in want.argmax(1)]
+    np.savez(tmp_path / "bad.npz", x=new.x.numpy()[:, :3], edge_index=new.edge_index.numpy())
+    code = cli.main(["predict", str(tmp_path / "model"), "--input", str(tmp_path / "bad.npz")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "16 features per node" in err
+
+
+def test_a_graph_level_model_exports_its_weights_and_predicts_new_graphs(tmp_path, capsys):
+    from torch_geometric.data import Batch
+
+    import autodlgym
+
+    run_search(RunConfig(task="motifs", task_kwargs={"graphs": 60}, trials=1, epochs=2,
+                         out=str(tmp_path / "run"), seed=0), progress=False)  # fmt: skip
+    assert cli.main(["export", str(tmp_path / "run"), "--trial", "0",
+                     "--out", str(tmp_path / "model")]) == 0  # fmt: skip
+    assert "GRAPH.pt" in capsys.readouterr().out
+    assert not (tmp_path / "model" / "program.pt2").exists()  # readouts: the weights stand
+    model = _kept_model(tmp_path / "run", tmp_path / "model")
+    new = list(get_task("motifs", graphs=20, seed=5).load().graphs)
+    b = Batch.from_data_list(new)
+    with torch.no_grad():
+        want = model(b.x, b.edge_index, b.batch).numpy()
+    loaded = autodlgym.load_model(tmp_path / "model")
+    np.testing.assert_allclose(loaded.outputs(new), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict_proba(b), np.exp(want) / np.exp(want).sum(1, keepdims=True), rtol=1e-5
+    )
+    torch.save(new, tmp_path / "new.pt")
+    assert cli.main(["predict", str(tmp_path / "model"), "--input", str(tmp_path / "new.pt")]) == 0
+    assert capsys.readouterr().out.split() == [str(i) for i in want.argmax(1)]
