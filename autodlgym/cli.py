@@ -83,13 +83,19 @@ def _add_budget(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _budgeted_space(args: argparse.Namespace, task: Any):
-    """The --space (or default) space with the budget resolved for ``task``."""
+def _budgeted_space(args: argparse.Namespace, task: Any, widest: bool = False):
+    """The --space space with the budget resolved for ``task``; without --space, ``task``'s
+    default space (its modality's blocks; a graph task's graph space), or with ``widest``
+    every array block for an array task (what ``eval`` accepts)."""
     from autodlgym.searchspace.constraints import resolve_budget
 
-    return resolve_budget(
-        _space(args.space), task, args.max_params or "default", args.max_flops or "default"
-    )
+    if args.space:
+        space = _space(args.space)
+    elif widest and not (task.io is not None and task.io.is_graph):
+        space = _space(None)
+    else:
+        space = task.default_space()
+    return resolve_budget(space, task, args.max_params or "default", args.max_flops or "default")
 
 
 def _add_changed_data(parser: argparse.ArgumentParser) -> None:
@@ -256,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument(
-        "--space", help="validate the spec against this space file (default space otherwise)"
+        "--space",
+        help="validate the spec against this space file (otherwise the default space; a "
+        "graph task's graph space)",
     )
     e.add_argument(
         "--no-validate", action="store_true", help="train a spec outside the space as it is"
@@ -392,9 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     smp = spsub.add_parser("sample", parents=[common], help="random specs as JSON lines")
     smp.add_argument("--n", type=int, default=1)
     smp.add_argument("--seed", type=int, default=0)
-    smp.add_argument("--space", help="space file (default: the default space)")
+    smp.add_argument("--space", help="space file (default: the task's default space)")
     smp.add_argument(
-        "--task", default="mnist1d", help="task whose budget applies (default mnist1d)"
+        "--task",
+        default="mnist1d",
+        help="task whose default space and budget apply (default mnist1d)",
     )
     _add_budget(smp)
     return p
@@ -639,10 +649,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"spec file {args.arch!r} does not exist; write one with autodlgym space sample > spec.json"
         )
     spec = ArchSpec.from_json(_one_spec(path, args.arch, args.line))
-    if not args.no_validate:
-        spec = _space(args.space).validate(spec)
     task = get_task(args.task, **_key_values(args.task_opt, "--task-opt"))
-    space = _budgeted_space(args, task)
+    space = _budgeted_space(args, task, widest=True)
     if not args.no_validate:
         spec = space.validate(spec)
     reason = space.over_budget(spec)
@@ -965,9 +973,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     how = "trained now" if s.trained_now else "kept by autodlgym retrain"
     print(f"trial {s.trial_id} exported to {s.out} (weights of trial {s.weights_from}, {how})")
     print(f"files: {', '.join(s.files)}" + ("" if s.onnx == "model.onnx" else f"; {s.onnx}"))
-    print(
-        f"predict: autodlgym predict {s.out} --input FILE  (or python {s.out}/predict.py --input FILE)"
-    )
+    if "predict.py" in s.files:
+        print(
+            f"predict: autodlgym predict {s.out} --input FILE  (or python {s.out}/predict.py --input FILE)"
+        )
+    else:  # a graph model: no stand-alone predict.py
+        print(f"predict: autodlgym predict {s.out} --input GRAPH.pt|GRAPH.npz")
     return 0
 
 

@@ -11,6 +11,16 @@
     predict.py           python predict.py --input FILE: needs torch and numpy only
     model.json           where it came from: run, trial, fidelity, seed, scores
 
+A graph task's model (node or graph classification) gets spec.json, weights.pt,
+preprocessing.json (kind ``graph``) and model.json, and program.pt2 where torch.export takes
+the network over ``(x, edge_index)`` (node level) with any number of nodes and edges; where
+it cannot, and for every graph-level model (PyG's readouts and top-k pooling count the graphs
+from the data, ``batch.max() + 1``, which torch.export cannot trace), the weights and spec
+stand for the program and autodlgym rebuilds the network from them. Its predictions come from ``autodlgym predict DIR --input
+FILE`` (a .pt / .npz graph file, read as ``graph:PATH`` reads it) or
+``autodlgym.load_model(DIR).predict(data)`` (a PyG ``Data``, or a list of them): there is no
+predict.py (reading graphs needs PyTorch Geometric).
+
 The weights are those of a retrained evaluation of the trial's architecture (``autodlgym
 retrain``) when one was kept, else the trial's spec is trained now at its own fidelity and seed
 (or ``epochs``) and recorded as a retrained evaluation. Before anything is reported, the saved
@@ -30,6 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.tasks import preprocessing as pp
@@ -139,12 +151,6 @@ def export_model(
                 f"task {task.name!r} is a lookup table: its trials have no model to export; "
                 "export a trial of a run whose task trains"
             )
-        if task.io is not None and task.io.is_graph:
-            raise AutoDLError(
-                f"task {task.name!r} is a graph task: export writes programs of array inputs, "
-                "and a graph network takes (x, edge_index, batch); keep its weights with "
-                f"autodlgym retrain {run_dir} and load them into build_model(spec, task.io)"
-            )
         df = run.frame()
         rows = df[df["trial_id"] == int(trial_id)]
         if rows.empty and int(trial_id) in set(run.baselines()["trial_id"]):
@@ -190,15 +196,20 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     for name in EXPORT_FILES:
         (out / name).unlink(missing_ok=True)
-    pre = preprocessing_for(task)
+    graph = task.io.is_graph
+    pre = graph_preprocessing(task) if graph else preprocessing_for(task)
     (out / "spec.json").write_text(spec.to_json() + "\n")
     torch.save(state, out / "weights.pt")
     (out / "preprocessing.json").write_text(json.dumps(pre, indent=2) + "\n")
-    shutil.copyfile(pp.__file__, out / "predict.py")
-    data = task.load()
-    example = torch.tensor(data.x_test[:256])  # a copy: the task arrays are read-only
-    program = _save_program(model, example, out)
-    onnx = _save_onnx(model, example, out)
+    if graph:  # a graph model's predictions need PyG's reading of graphs: autodlgym predict
+        program = _save_graph_program(model, graph_example(task), out)
+        onnx = "no ONNX file: a graph model is exported as a torch.export program or its weights"
+    else:
+        shutil.copyfile(pp.__file__, out / "predict.py")
+        data = task.load()
+        example = torch.tensor(data.x_test[:256])  # a copy: the task arrays are read-only
+        program = _save_program(model, example, out)
+        onnx = _save_onnx(model, example, out)
     meta = {
         "run": str(Path(run_dir).resolve()),
         "trial_id": int(trial_id),
@@ -221,6 +232,154 @@ def export_model(
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     files = sorted(p.name for p in out.iterdir() if p.name in EXPORT_FILES)
     return ExportSummary(out, int(trial_id), int(source), trained_now, program, onnx, files)
+
+
+# Graph models ---------------------------------------------------------------------------------
+#: what a graph model's directory holds in place of a program, when torch.export cannot take
+#: the network (a graph-level readout's number of graphs depends on the data): spec.json and
+#: weights.pt, rebuilt through autodlgym (``build_model(spec, io)``)
+GRAPH_FALLBACK = "weights.pt"
+
+
+def graph_preprocessing(task: Any) -> dict[str, Any]:
+    """A graph task's ``preprocessing.json``: no transformation of the inputs (node
+    features as they are), what the model reads and the class labels."""
+    return {
+        "format": pp.FORMAT, "version": pp.VERSION, "kind": "graph",
+        "modality": task.io.modality, "input_shape": list(task.io.shape),
+        "problem": "classification", "labels": [str(i) for i in range(task.io.n_outputs)],
+        "task": task.key,
+    }  # fmt: skip
+
+
+def graph_example(task: Any) -> tuple[Any, ...]:
+    """The arguments a graph model is exported with and checked on: the task's graph
+    ``(x, edge_index)`` (node level) or its first test graphs batched ``(x, edge_index,
+    batch)`` (graph level)."""
+    data = task.load()
+    if data.level == "node":
+        g = data.graphs[0]
+        return (g.x, g.edge_index)
+    from torch_geometric.data import Batch
+
+    b = Batch.from_data_list([data.graphs[int(i)] for i in data.test[:64]])
+    return (b.x, b.edge_index, b.batch)
+
+
+def _save_graph_program(model: Any, example: tuple[Any, ...], out: Path) -> str:
+    """torch.export of a node-level network over ``(x, edge_index)`` with any number of
+    nodes and edges, saved, loaded back and checked on ``example``; where torch.export
+    cannot take it, and for a graph-level network, :data:`GRAPH_FALLBACK` (the weights
+    beside spec.json)."""
+    import torch
+
+    if len(example) == 3:  # PyG's readouts count the graphs from the data (batch.max() + 1)
+        return GRAPH_FALLBACK
+    nodes, edges = torch.export.Dim("nodes", min=2), torch.export.Dim("edges", min=1)
+    dims = ({0: nodes}, {1: edges})
+    with torch.no_grad():
+        want = model(*example)
+    try:
+        with _quiet_torch(logging.CRITICAL + 1):
+            program = torch.export.export(model, example, dynamic_shapes=dims, strict=False)
+            torch.export.save(program, str(out / "program.pt2"))
+            loaded = pp.load_program(out)
+        with torch.no_grad():
+            got = loaded(*example)
+    except Exception:  # noqa: BLE001 - e.g. a readout whose graph count is data-dependent
+        (out / "program.pt2").unlink(missing_ok=True)
+        return GRAPH_FALLBACK
+    if not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
+        raise AutoDLError(
+            f"the saved program.pt2 does not reproduce the model's outputs (max difference "
+            f"{float((got - want).abs().max()):.3g}); please report this architecture"
+        )
+    return "program.pt2"
+
+
+def _graph_network(model_dir: Path, pre: dict[str, Any]) -> Any:
+    """A graph model directory's network: its program.pt2, or the network rebuilt from
+    spec.json and weights.pt (:data:`GRAPH_FALLBACK`)."""
+    import torch
+
+    if (model_dir / "program.pt2").is_file():
+        return pp.load_program(model_dir)
+    from autodlgym.nn.build import build_model
+    from autodlgym.searchspace.io import IOSpec
+    from autodlgym.searchspace.spec import ArchSpec
+
+    try:
+        spec = ArchSpec.from_json((model_dir / "spec.json").read_text())
+        state = torch.load(model_dir / "weights.pt", map_location="cpu", weights_only=True)
+    except (OSError, ValueError) as exc:
+        raise AutoDLError(f"{str(model_dir)!r} holds no readable graph model: {exc}") from None
+    io = IOSpec(pre["modality"], tuple(pre["input_shape"]), len(pre["labels"]))
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(spec, io)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def graph_inputs(pre: dict[str, Any], x: Any) -> tuple[tuple[Any, ...], int]:
+    """A graph model's arguments from ``x`` (a PyG ``Data``, a list of them or a ``Batch``
+    for a graph-level model, or a .pt / .npz path as ``graph:PATH`` reads), and how many
+    predictions they give (nodes, or graphs). Labels are not needed."""
+    import torch
+
+    from autodlgym.tasks.graphs import _GRAPH_FIX, _read_graphs
+
+    if isinstance(x, str | Path):
+        p = Path(x).expanduser().resolve()
+        if not p.is_file():
+            raise AutoDLError(f"graph file {str(p)!r} does not exist; {_GRAPH_FIX}")
+        x = _read_graphs(p, labels=False)
+        x = x[0] if pre["modality"] == "node" and len(x) == 1 else x
+    graphs = list(x) if isinstance(x, list | tuple) else [x]
+    if hasattr(x, "to_data_list") and hasattr(x, "batch") and x.batch is not None:
+        graphs = x.to_data_list()
+    if pre["modality"] == "node" and len(graphs) != 1:
+        raise AutoDLError(f"a node model predicts on one graph; got {len(graphs)}")
+    width = int(pre["input_shape"][0])
+    checked = []
+    for i, g in enumerate(graphs):
+        gx, ei = getattr(g, "x", None), getattr(g, "edge_index", None)
+        if gx is None or ei is None:
+            raise AutoDLError(f"graph {i} needs x and edge_index; {_GRAPH_FIX}")
+        gx = torch.as_tensor(gx, dtype=torch.float32)
+        gx = gx[:, None] if gx.ndim == 1 else gx
+        ei = torch.as_tensor(ei, dtype=torch.long)
+        if gx.ndim != 2 or gx.shape[1] != width:
+            raise AutoDLError(
+                f"graph {i} has node features of shape {tuple(gx.shape)}; the model reads "
+                f"{width} features per node"
+            )
+        if (
+            ei.ndim != 2
+            or ei.shape[0] != 2
+            or (ei.numel() and (ei.min() < 0 or ei.max() >= len(gx)))
+        ):
+            raise AutoDLError(f"graph {i}: edge_index must be (2, edges) of nodes 0..{len(gx) - 1}")
+        checked.append((gx, ei))
+    if pre["modality"] == "node":
+        return checked[0], len(checked[0][0])
+    offsets = np.cumsum([0] + [len(gx) for gx, _ in checked[:-1]])
+    xs = torch.cat([gx for gx, _ in checked])
+    eis = torch.cat([ei + int(o) for (_, ei), o in zip(checked, offsets, strict=True)], dim=1)
+    batch = torch.cat(
+        [torch.full((len(gx),), i, dtype=torch.long) for i, (gx, _) in enumerate(checked)]
+    )
+    return (xs, eis, batch), len(checked)
+
+
+def graph_outputs(network: Any, pre: dict[str, Any], x: Any) -> Any:
+    """A graph model's logits (numpy, one row per node or per graph) for ``x``
+    (:func:`graph_inputs`)."""
+    import torch
+
+    args, n = graph_inputs(pre, x)
+    with torch.no_grad():
+        out = network(*args).float().numpy()
+    return out[:n]
 
 
 def _num(x: Any) -> float | None:
@@ -275,18 +434,18 @@ def _save_program(model: Any, example: Any, out: Path) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
+def _quiet_torch(level: int = logging.ERROR) -> Iterator[None]:
     """torch's exporters log what they traced (a failed torch.export logs the whole graph,
     tens of KB) and warn about their own internals; an export's output is one line of ours."""
     logger = logging.getLogger("torch")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    before = logger.level
+    logger.setLevel(level)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(before)
 
 
 def _save_onnx(model: Any, example: Any, out: Path) -> str:
@@ -329,6 +488,11 @@ def predict_lines(model_dir: str | Path, input_path: str | Path, scores: bool = 
     unseen: dict[str, dict[str, int]] = {}
     try:
         pre = pp.load_preprocessing(model_dir)
+        if pre.get("kind") == "graph":  # one line per node (or graph) of the input file
+            outputs = graph_outputs(_graph_network(Path(model_dir), pre), pre, input_path)
+            labels = pre["labels"]
+            predictions = [labels[int(i)] for i in outputs.argmax(axis=1)]
+            return pp.format_predictions(pre, predictions, outputs, None, scores)
         predictions, outputs, names = pp.predict(model_dir, input_path, pre=pre, unseen=unseen)
     except pp.InputError as exc:
         raise AutoDLError(str(exc)) from None
@@ -356,7 +520,10 @@ class ExportedModel:
             )
         try:
             self.preprocessing = pp.load_preprocessing(self.dir)
-            self._program = pp.load_program(self.dir)
+            if self.preprocessing.get("kind") == "graph":
+                self._program = _graph_network(self.dir, self.preprocessing)
+            else:
+                self._program = pp.load_program(self.dir)
         except pp.InputError as exc:
             raise AutoDLError(str(exc)) from None
         pre = self.preprocessing
@@ -375,10 +542,13 @@ class ExportedModel:
         - an image model: an array ``(N, C, H, W)`` of pixels in [0, 1] at the model's size;
         - any model: a path to a file (or folder of images), as ``autodlgym predict`` reads.
 
+        A graph model takes a PyG ``Data`` (node level), a list of ``Data`` or a ``Batch``
+        (graph level), or a .pt / .npz graph file (see :func:`graph_inputs`).
+
         Categories not seen in training are counted and reported in one ``UserWarning``.
         """
-        import numpy as np
-
+        if self.is_graph:
+            return graph_inputs(self.preprocessing, x)[0]
         pre = self.preprocessing
         unseen: dict[str, dict[str, int]] = {}
         try:
@@ -414,8 +584,16 @@ class ExportedModel:
             warnings.warn(note, UserWarning, stacklevel=3)
         return out
 
+    @property
+    def is_graph(self) -> bool:
+        """Whether the model reads graphs (``x`` a PyG ``Data``, list of them, or a graph
+        file; one prediction per node, or per graph)."""
+        return self.preprocessing.get("kind") == "graph"
+
     def outputs(self, x: Any) -> Any:
         """The network's raw outputs (logits, or standardised targets) for ``x``."""
+        if self.is_graph:
+            return graph_outputs(self._program, self.preprocessing, x)
         return pp.run_program(self._program, self.inputs(x), self.preprocessing)
 
     def predict(self, x: Any) -> Any:
@@ -425,7 +603,7 @@ class ExportedModel:
         import numpy as np
 
         pre = self.preprocessing
-        raw = pp.run_program(self._program, self.inputs(x), pre)
+        raw = self.outputs(x)
         if pre["problem"] == "classification":
             labels = self.classes or [str(i) for i in range(raw.shape[1])]
             return np.array([labels[int(i)] for i in raw.argmax(axis=1)], dtype=object)
@@ -443,7 +621,7 @@ class ExportedModel:
         """
         if self.preprocessing["problem"] != "classification":
             raise AutoDLError("predict_proba needs a classifier; this model does regression")
-        return pp.probabilities(pp.run_program(self._program, self.inputs(x), self.preprocessing))
+        return pp.probabilities(self.outputs(x))
 
 
 def load_model(model_dir: str | Path) -> ExportedModel:

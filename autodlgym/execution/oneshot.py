@@ -23,7 +23,8 @@ ONESHOT_DIR = "oneshot"
 
 def check_space(space: Any, task: Any) -> None:
     """Raise a one-line error when a one-shot evaluator cannot cover ``space`` on ``task``
-    (a lookup task, or too many networks to enumerate), before anything is written."""
+    (a lookup task, a graph task, or too many networks to enumerate), before anything is
+    written."""
     from autodlgym.errors import AutoDLError
     from autodlgym.oneshot import layout
     from autodlgym.oneshot.base import MAX_NETWORKS, MAX_PARTITIONS
@@ -32,6 +33,11 @@ def check_space(space: Any, task: Any) -> None:
         raise AutoDLError(
             f"--fidelity oneshot needs a task with data to train shared weights on; "
             f"{task.name!r} is a lookup table"
+        )
+    if task.io.is_graph:  # the evaluators train shared weights on array batches
+        raise AutoDLError(
+            f"--fidelity oneshot trains shared weights on array inputs and {task.name!r} is a "
+            "graph task; search it with --fidelity trained (the default)"
         )
     layout.networks_of(space, MAX_NETWORKS)
     layout.partitions_of(space, MAX_PARTITIONS)

@@ -286,8 +286,9 @@ _GRAPH_FIX = (
 )
 
 
-def _read_graphs(p: Path) -> list[Any]:
-    """The ``Data`` objects a user's file holds (one-line errors)."""
+def _read_graphs(p: Path, labels: bool = True) -> list[Any]:
+    """The ``Data`` objects a user's file holds (one-line errors); without ``labels`` an
+    .npz needs no ``y`` (new graphs to predict on)."""
     import torch
 
     if p.suffix == ".npz":
@@ -296,7 +297,8 @@ def _read_graphs(p: Path) -> list[Any]:
                 arrays = {k: f[k] for k in f.files}
         except Exception as exc:  # noqa: BLE001 - any reader error is the file's
             raise AutoDLError(f"graph file {str(p)!r} cannot be read: {exc}") from None
-        missing = [k for k in ("x", "edge_index", "y") if k not in arrays]
+        needed = ("x", "edge_index", "y") if labels else ("x", "edge_index")
+        missing = [k for k in needed if k not in arrays]
         if missing:
             raise AutoDLError(f"graph file {str(p)!r} lacks {', '.join(missing)}; {_GRAPH_FIX}")
         from torch_geometric.data import Data
@@ -385,6 +387,11 @@ def graph_file(path: str, seed: int = 0) -> Task:
             raise AutoDLError(f"{where} holds {len(graphs)} graphs; give at least 10")
         data = GraphData("graph", tuple(graphs), *stratified_split(y, (0.6, 0.2, 0.2), seed))
         io = IOSpec("graph", (widths.pop(),), int(y.max()) + 1)
+    from autodlgym.tasks.files import fingerprint
+
     desc = f"your graph {p.name}"
+    # the file it came from (a run notices it changing) and no array preprocessing: the
+    # runner fits its baselines, as on any user's data
+    pre = {"kind": "graph", "level": data.level, "source": str(p), "sha256": fingerprint(p)}
     return GraphTask(f"graph:{p}", (), io, "cross_entropy", "accuracy", desc, lambda: data,
-                     budget=GRAPH_BUDGET)  # fmt: skip
+                     preprocessing=pre, budget=GRAPH_BUDGET)  # fmt: skip

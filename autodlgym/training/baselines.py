@@ -11,7 +11,10 @@ scikit-learn gets. For a table (``csv:`` / ``parquet:``, or any task whose prepr
   defaults (``max_iter=1000`` for the logistic regression).
 
 For other inputs (images, sequences, arrays) the reference is the linear model alone, on the
-inputs flattened to vectors: a floor any network should clear. Scores are the task's metric
+inputs flattened to vectors: a floor any network should clear. A graph task gets the same
+logistic regression without the graph: on each node's features (node classification) or on
+the mean of each graph's node features (graph classification), the floor message passing
+must clear. Scores are the task's metric
 (accuracy, or R^2 pooled over the targets as the trainer computes it) on the validation and
 test splits. The runner records them as trials of phase ``"baseline"``, which searchers,
 budgets and rankings of the search never see.
@@ -59,6 +62,24 @@ def _model(name: str, classify: bool, seed: int) -> Any:
     raise ValueError(f"unknown baseline {name!r}")
 
 
+def graph_arrays(data: Any) -> Any:
+    """A graph task's data as the arrays a baseline fits, without the edges: each node's
+    features and label (node level), or each graph's mean node features and its label."""
+    from types import SimpleNamespace
+
+    if data.level == "node":
+        g = data.graphs[0]
+        x, y = g.x.numpy(), g.y.numpy()
+    else:
+        x = np.stack([g.x.numpy().mean(axis=0) for g in data.graphs])
+        y = np.array([int(g.y.reshape(-1)[0]) for g in data.graphs])
+    arrays = {}
+    for split in ("train", "val", "test"):
+        idx = np.asarray(getattr(data, split), dtype=np.int64)
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = x[idx], y[idx]
+    return SimpleNamespace(**arrays)
+
+
 def score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """The task's metric: accuracy, or R^2 pooled over all targets (1 - SSE / SST, as the
     trainer scores a network)."""
@@ -84,6 +105,8 @@ def fit_baselines(task: Task, seed: int = 0) -> list[tuple[str, TrialResult]]:
     def flat(x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float32).reshape(len(x), -1)
 
+    if task.io is not None and task.io.is_graph:
+        data = graph_arrays(data)
     x_train, y_train = flat(data.x_train), np.asarray(data.y_train)
     if len(x_train) > MAX_BASELINE_ROWS:
         keep = np.random.default_rng(seed).choice(len(x_train), MAX_BASELINE_ROWS, replace=False)
