@@ -188,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
         "none; default auto: asha with --time-budget, else none",
     )
     s.add_argument(
+        "--promotions",
+        choices=["continue", "retrain"],
+        help="under asha: a promoted candidate continues from its lower rung's saved training "
+        "state (default continue; the same result as training from scratch) or is retrained "
+        "from scratch (retrain)",
+    )
+    s.add_argument(
         "--fidelity",
         choices=["trained", "oneshot"],
         help="trained (default): every candidate is trained; oneshot: scored with the weights "
@@ -442,6 +449,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "baselines": args.baselines,
         "final_seeds": args.final_seeds,
         "oneshot": _oneshot(args),
+        "promotions": args.promotions,
     }
     if args.allow_changed_data and not args.resume:
         raise AutoDLError("--allow-changed-data continues a run: give it with --resume")

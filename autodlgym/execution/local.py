@@ -64,6 +64,10 @@ def run_job(
         kwargs: dict[str, Any] = {"amp": True} if amp else {}
         if job.adaptive_limit:
             kwargs["adaptive_limit"] = True
+        if job.checkpoint is not None:
+            kwargs["checkpoint"] = job.checkpoint
+        if job.resume_from is not None:
+            kwargs["resume_from"] = job.resume_from
         # the task decides: a trained task calls the trainer, a lookup task reads its table
         # (and never imports torch)
         result = task.evaluate(
@@ -85,6 +89,8 @@ def run_job(
             train_seconds=clock.now() - start,  # what it ran before failing
         )
     result.worker = worker or f"pid{os.getpid()}"
+    if result.continued_epochs is not None:  # it loaded the state the job pointed it to
+        result.continued_from = job.continued_from
     return result
 
 
