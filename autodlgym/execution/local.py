@@ -132,7 +132,35 @@ class Executor(ABC):
         self.close()
 
 
-class LocalExecutor(Executor):
+class InProcessExecutor(Executor):
+    """An executor that works in this process, one job at a time: ``submit`` queues a job,
+    ``wait`` runs the oldest with :meth:`run` and hands back its result. Subclasses say how a
+    job is run (:class:`LocalExecutor` trains it; the one-shot executor scores it)."""
+
+    capacity = 1
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[TrialJob] = collections.deque()
+
+    def submit(self, job: TrialJob) -> None:
+        self._queue.append(job)
+
+    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
+        if not self._queue:
+            return []
+        job = self._queue.popleft()
+        return [(job, self.run(job))]
+
+    @abstractmethod
+    def run(self, job: TrialJob) -> TrialResult:
+        """The result of ``job``."""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+
+class LocalExecutor(InProcessExecutor):
     """Trains one trial at a time in this process (``wait`` runs the oldest submitted job).
 
     Args:
@@ -147,8 +175,6 @@ class LocalExecutor(Executor):
             cores), and one count for every trial keeps scores the same under any load.
     """
 
-    capacity = 1
-
     def __init__(
         self,
         device: str = "cpu",
@@ -156,19 +182,13 @@ class LocalExecutor(Executor):
         amp: bool = False,
         threads: int | None = None,
     ) -> None:
+        super().__init__()
         self.device = device
         self.reporter = reporter
         self.amp = amp
         self.threads = threads
-        self._queue: collections.deque[TrialJob] = collections.deque()
 
-    def submit(self, job: TrialJob) -> None:
-        self._queue.append(job)
-
-    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
-        if not self._queue:
-            return []
-        job = self._queue.popleft()
+    def run(self, job: TrialJob) -> TrialResult:
         notify = self.on_progress
         progress = None
         if notify is not None:
@@ -182,11 +202,7 @@ class LocalExecutor(Executor):
             )
         if job.prune and self.reporter is not None:
             self.reporter.finish(job.trial_id, result)
-        return [(job, result)]
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._queue)
+        return result
 
 
 @contextlib.contextmanager

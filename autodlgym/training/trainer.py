@@ -607,7 +607,7 @@ def _train(
     import torch
     import torch.nn.functional as F
 
-    optimizer = _make_optimizer(model, spec)
+    optimizer = make_optimizer(model, spec)
     grad_clip = float(spec.get("grad_clip", 0.0))
     loss_fn = F.cross_entropy if task.is_classification else F.mse_loss
     use_amp = amp and dev.type == "cuda"
@@ -850,7 +850,7 @@ def make_feed(task: Task, dev: torch.device, max_train_samples: int | None = Non
         from autodlgym.training.graphs import GraphFeed
 
         return GraphFeed(task, dev, max_train_samples)
-    return ArrayFeed(_device_data(task, dev), max_train_samples)
+    return ArrayFeed(device_data(task, dev), max_train_samples)
 
 
 def eval_batch(flops: int | None) -> int:
@@ -874,8 +874,9 @@ def warm_up() -> None:
     process_throughput()  # this machine's speed now, for adaptive time limits
 
 
-def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
-    """The task's arrays as tensors on ``dev``, made once per process."""
+def device_data(task: Task, dev: torch.device | str) -> dict[str, torch.Tensor]:
+    """The task's arrays as tensors on ``dev`` (``x_train``, ``y_train``, ``x_val``, ...),
+    made once per process and shared by every trial (do not modify them)."""
     import torch
 
     key = (task.name, task.kwargs, str(dev))
@@ -890,7 +891,9 @@ def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _make_optimizer(model: torch.nn.Module, spec: ArchSpec) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, spec: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The optimiser a trial of ``spec`` trains ``model`` with (``optimizer``, ``lr``,
+    ``weight_decay``, ``momentum``; weights trained only in part do not decay)."""
     import torch
 
     name = str(spec.get("optimizer", "adam"))
@@ -914,6 +917,16 @@ def _make_optimizer(model: torch.nn.Module, spec: ArchSpec) -> torch.optim.Optim
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, momentum=momentum, weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}; use adam, adamw, sgd or rmsprop")
+
+
+def score_split(
+    model: torch.nn.Module, feed: Feed, split: str, task: Task, *, flops: int | None = None
+) -> float:
+    """Accuracy or R^2 of ``model`` on ``split`` (``val`` or ``test``) of ``feed``, as a trial
+    scores it (eval mode, no gradients, large batches; full precision)."""
+    import torch
+
+    return _score(model, feed, split, task, False, torch.float16, flops=flops)
 
 
 def _score(
@@ -983,6 +996,11 @@ def _count_flops(spec: ArchSpec, task: Task, model: torch.nn.Module, one: Batch)
         return None
     finally:
         model.train(was_training)
+
+
+# the names these had before they were public (callers outside this module use the public ones)
+_device_data = device_data
+_make_optimizer = make_optimizer
 
 
 def _diagnose(model: torch.nn.Module, batch: Batch, loss: str, seed: int) -> dict[str, Any]:
