@@ -171,7 +171,9 @@ class RunConfig:
             (:func:`~autodlgym.trial.can_continue`; promotions from a rung below one epoch,
             which trains on a subset, are trained from scratch). A state is deleted once its
             promotion finished, once the trial budget leaves it no chance of promotion, and
-            when the search ends; an interrupted run keeps them for ``--resume``.
+            when the search ends; an interrupted run keeps them for ``--resume``. Ray workers
+            on this machine share the run directory; on a cluster joined with
+            ``ray_address``, whose workers on other nodes cannot see it, promotions retrain.
             ``"retrain"``: every promotion trains from scratch.
 
     ``auto`` and None settings are resolved when the config is made, so the stored config
@@ -935,8 +937,7 @@ class _Search:
     # promotions that continue from a lower rung's saved state -------------------------
     def checkpoint_path(self, trial_id: int) -> Path:
         """Where trial ``trial_id`` saves its training state (absolute: Ray workers on this
-        machine write it there; workers on other nodes of a cluster do not see the folder,
-        so their promotions train from scratch)."""
+        machine write it there)."""
         return self.run_dir.resolve() / CHECKPOINTS / f"{int(trial_id)}.pt"
 
     def continuation(
@@ -946,7 +947,14 @@ class _Search:
         (a rung trial that may be promoted to a rung that can continue from it), and the
         saved state of the lower rung's trial it continues from (a promotion)."""
         sched = self.scheduler
-        if sched is None or self.config.promotions != "continue" or self.task.kind == "lookup":
+        if (
+            sched is None
+            or self.config.promotions != "continue"
+            or self.task.kind == "lookup"  # nothing is trained
+            # workers on other nodes of a cluster cannot see the run directory: a state they
+            # wrote would land on their own disk, out of the driver's reach
+            or self.config.ray_address is not None
+        ):
             return None, None, None
         checkpoint = None
         k = sched.rung_of(fidelity)
