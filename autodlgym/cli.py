@@ -143,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--task-opt", action="append", metavar="KEY=VALUE", help="task option, e.g. length=100"
     )
     s.add_argument(
-        "--searcher", help="random, tpe, evolution, reinforce, ..., or package.module:Class"
+        "--searcher",
+        help="random, tpe, evolution, reinforce, ..., or package.module:Class; default auto: "
+        "tpe inside ASHA with --time-budget, else random",
     )
     s.add_argument(
         "--searcher-opt",

@@ -81,6 +81,9 @@ FINAL_AUTO_ROWS = 10_000
 FINAL_AUTO_SEEDS = 3
 #: the named state holding the final choice of a run (see ``_Search.finalise``)
 FINAL_STATE = "final"
+#: the searcher of ``searcher="auto"`` when a time budget runs ASHA (BOHB-style: TPE proposes
+#: the candidates each rung starts; measured against random in RunConfig's docstring)
+TIME_BUDGET_SEARCHER = "tpe"
 #: ``promotions`` values: how an ASHA promotion trains (RunConfig's docstring)
 PROMOTIONS = ("continue", "retrain")
 #: the folder of a run that holds the training states promotions continue from
@@ -103,7 +106,12 @@ class RunConfig:
         task: task name (``autodlgym tasks``), e.g. ``"mnist1d"`` or ``"npz:data.npz"``, or a
             :class:`~autodlgym.tasks.Task` (its name and options are stored).
         task_kwargs: task options, e.g. ``{"length": 100}`` for ``adding``.
-        searcher: registry name, entry-point name or ``package.module:Class``.
+        searcher: registry name, entry-point name or ``package.module:Class``; ``"auto"``:
+            ``TIME_BUDGET_SEARCHER`` (TPE) when a ``time_budget`` makes the search run ASHA,
+            else ``random``. Measured with ``benchmarks/bench_asha_searchers.py`` on
+            ``mnist1d-table`` inside ASHA, seeds 0-11: TPE's validation regret 0.0030 against
+            random's 0.0110 at 100 trials (one-sided Mann-Whitney p = 0.006), 0.0127 against
+            0.0460 at 40 (p = 0.055).
         searcher_options: keyword options for the searcher.
         space: a search-space config (see :meth:`SearchSpace.from_config`); None for the
             task's own space (tabular tasks bring one) or else the default space.
@@ -183,7 +191,7 @@ class RunConfig:
     out: str
     task: str | Task = "mnist1d"
     task_kwargs: dict[str, Any] = field(default_factory=dict)
-    searcher: str = "random"
+    searcher: str = "auto"
     searcher_options: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Any] | None = None
     trials: int | None = 20
@@ -258,6 +266,9 @@ class RunConfig:
             raise AutoDLError(
                 f"unknown pruner {self.pruner!r}; choose one of {', '.join(RUN_PRUNERS)}"
             )
+        if self.searcher == "auto":
+            timed_asha = self.time_budget is not None and self.pruner == "asha"
+            self.searcher = TIME_BUDGET_SEARCHER if timed_asha else "random"
         if self.final_seeds is not None and (
             not isinstance(self.final_seeds, int)
             or isinstance(self.final_seeds, bool)
