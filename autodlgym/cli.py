@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--task-opt", action="append", metavar="KEY=VALUE", help="task option, e.g. length=100"
     )
     s.add_argument(
-        "--searcher", help="random, tpe, evolution, reinforce, ..., or package.module:Class"
+        "--searcher",
+        help="random, tpe, evolution, reinforce, ..., or package.module:Class; default auto: "
+        "tpe inside ASHA with --time-budget, else random",
     )
     s.add_argument(
         "--searcher-opt",
@@ -192,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "asha", "none", "median", "sha", "hyperband"],
         help="multi-fidelity: asha (rungs from 1/3 epoch), Optuna's median/sha/hyperband, or "
         "none; default auto: asha with --time-budget, else none",
+    )
+    s.add_argument(
+        "--promotions",
+        choices=["continue", "retrain"],
+        help="under asha: a promoted candidate continues from its lower rung's saved training "
+        "state (default continue; the same result as training from scratch) or is retrained "
+        "from scratch (retrain)",
     )
     s.add_argument(
         "--fidelity",
@@ -452,6 +461,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         "baselines": args.baselines,
         "final_seeds": args.final_seeds,
         "oneshot": _oneshot(args),
+        "promotions": args.promotions,
     }
     if args.allow_changed_data and not args.resume:
         raise AutoDLError("--allow-changed-data continues a run: give it with --resume")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import shutil
 import statistics
 import warnings
 from collections import Counter, deque
@@ -43,7 +44,16 @@ from autodlgym.execution.rungs import RungScheduler
 from autodlgym.progress import SearchProgress, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.searchspace.spec import ArchSpec
-from autodlgym.trial import BASELINE, ERROR, ONESHOT, SEARCH, Fidelity, TrialJob, TrialResult
+from autodlgym.trial import (
+    BASELINE,
+    ERROR,
+    ONESHOT,
+    SEARCH,
+    Fidelity,
+    TrialJob,
+    TrialResult,
+    can_continue,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from autodlgym.tasks import Task
@@ -71,6 +81,13 @@ FINAL_AUTO_ROWS = 10_000
 FINAL_AUTO_SEEDS = 3
 #: the named state holding the final choice of a run (see ``_Search.finalise``)
 FINAL_STATE = "final"
+#: the searcher of ``searcher="auto"`` when a time budget runs ASHA (BOHB-style: TPE proposes
+#: the candidates each rung starts; measured against random in RunConfig's docstring)
+TIME_BUDGET_SEARCHER = "tpe"
+#: ``promotions`` values: how an ASHA promotion trains (RunConfig's docstring)
+PROMOTIONS = ("continue", "retrain")
+#: the folder of a run that holds the training states promotions continue from
+CHECKPOINTS = "checkpoints"
 #: ``pruner`` values: ``asha`` is autodlgym's rung scheduler, the others Optuna's pruners
 RUN_PRUNERS = ("auto", "asha", *PRUNERS)
 #: ``oneshot`` values: the one-shot evaluators of :mod:`autodlgym.oneshot`
@@ -89,7 +106,12 @@ class RunConfig:
         task: task name (``autodlgym tasks``), e.g. ``"mnist1d"`` or ``"npz:data.npz"``, or a
             :class:`~autodlgym.tasks.Task` (its name and options are stored).
         task_kwargs: task options, e.g. ``{"length": 100}`` for ``adding``.
-        searcher: registry name, entry-point name or ``package.module:Class``.
+        searcher: registry name, entry-point name or ``package.module:Class``; ``"auto"``:
+            ``TIME_BUDGET_SEARCHER`` (TPE) when a ``time_budget`` makes the search run ASHA,
+            else ``random``. Measured with ``benchmarks/bench_asha_searchers.py`` on
+            ``mnist1d-table`` inside ASHA, seeds 0-11: TPE's validation regret 0.0030 against
+            random's 0.0110 at 100 trials (one-sided Mann-Whitney p = 0.006), 0.0127 against
+            0.0460 at 40 (p = 0.055).
         searcher_options: keyword options for the searcher.
         space: a search-space config (see :meth:`SearchSpace.from_config`); None for the
             task's own space (tabular tasks bring one) or else the default space.
@@ -150,6 +172,17 @@ class RunConfig:
             ``ONESHOT_EPOCHS``), stored in ``RUN/oneshot/`` and reused on resume; its trials
             are recorded in the phase ``oneshot``, so rankings never mix them with trained
             ones. No pruner; scoring runs in the driver, also with Ray workers.
+        promotions: under ``asha``, how a promoted candidate trains. ``"continue"``: a rung
+            trial that may be promoted saves its training state (weights, optimiser, batch
+            order, random state) in ``RUN/checkpoints/``, and its promotion loads it and
+            trains only the epochs it lacks, with the same result as training from scratch
+            (:func:`~autodlgym.trial.can_continue`; promotions from a rung below one epoch,
+            which trains on a subset, are trained from scratch). A state is deleted once its
+            promotion finished, once the trial budget leaves it no chance of promotion, and
+            when the search ends; an interrupted run keeps them for ``--resume``. Ray workers
+            on this machine share the run directory; on a cluster joined with
+            ``ray_address``, whose workers on other nodes cannot see it, promotions retrain.
+            ``"retrain"``: every promotion trains from scratch.
 
     ``auto`` and None settings are resolved when the config is made, so the stored config
     says what ran and a resume that extends the budget runs the same fidelity.
@@ -158,7 +191,7 @@ class RunConfig:
     out: str
     task: str | Task = "mnist1d"
     task_kwargs: dict[str, Any] = field(default_factory=dict)
-    searcher: str = "random"
+    searcher: str = "auto"
     searcher_options: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Any] | None = None
     trials: int | None = 20
@@ -182,6 +215,7 @@ class RunConfig:
     baselines: bool | None = None
     final_seeds: int | None = None
     oneshot: str | None = None
+    promotions: str = "continue"
 
     def __post_init__(self) -> None:
         from autodlgym.searchspace.constraints import parse_limit
@@ -232,6 +266,9 @@ class RunConfig:
             raise AutoDLError(
                 f"unknown pruner {self.pruner!r}; choose one of {', '.join(RUN_PRUNERS)}"
             )
+        if self.searcher == "auto":
+            timed_asha = self.time_budget is not None and self.pruner == "asha"
+            self.searcher = TIME_BUDGET_SEARCHER if timed_asha else "random"
         if self.final_seeds is not None and (
             not isinstance(self.final_seeds, int)
             or isinstance(self.final_seeds, bool)
@@ -239,6 +276,10 @@ class RunConfig:
         ):
             raise AutoDLError(
                 f"--final-seeds must be 0 (off) or a positive integer, got {self.final_seeds!r}"
+            )
+        if self.promotions not in PROMOTIONS:
+            raise AutoDLError(
+                f"--promotions must be one of {', '.join(PROMOTIONS)}, got {self.promotions!r}"
             )
         if self.max_retries < 0:
             raise AutoDLError(f"--max-retries must be 0 or more, got {self.max_retries}")
@@ -618,7 +659,7 @@ class _Search:
         fidelities = self.store.fidelities()
         self.scheduler.restore(
             [
-                (spec, fidelities[t], result)
+                (spec, fidelities[t], result, t)
                 for t, spec, result in self.store.results(phase=self.phase)
             ],
             [(p.spec, p.fidelity) for p in self.resubmit],
@@ -830,7 +871,8 @@ class _Search:
             trial_id, spec, fidelity, config.seed, result, reused_from=reused_from
         ):
             if self.scheduler is not None:
-                self.scheduler.finished(spec, fidelity, result)
+                self.scheduler.finished(spec, fidelity, result, trial_id)
+                self.drop_checkpoints(spec, fidelity)
             self.finished += 1
             self.statuses[result.status] += 1
             self.cut += bool(result.cut)
@@ -882,6 +924,7 @@ class _Search:
             return True
         trial_id, spec, fidelity = candidate
         config = self.config
+        checkpoint, resume_from, continued_from = self.continuation(trial_id, spec, fidelity)
         job = TrialJob(
             trial_id,
             spec.to_json(),
@@ -893,11 +936,72 @@ class _Search:
             deadline=self.deadline(),
             checks_per_epoch=int(config.checks_per_epoch or 1),
             adaptive_limit=config.trial_time_limit == "auto",
+            checkpoint=checkpoint,
+            resume_from=resume_from,
+            continued_from=continued_from,
         )
         self.in_flight[trial_id] = (spec, fidelity)
         self.bar.started(trial_id, spec.summary(), fidelity.epochs)
         self.executor.submit(job)
         return True
+
+    # promotions that continue from a lower rung's saved state -------------------------
+    def checkpoint_path(self, trial_id: int) -> Path:
+        """Where trial ``trial_id`` saves its training state (absolute: Ray workers on this
+        machine write it there)."""
+        return self.run_dir.resolve() / CHECKPOINTS / f"{int(trial_id)}.pt"
+
+    def continuation(
+        self, trial_id: int, spec: ArchSpec, fidelity: Fidelity
+    ) -> tuple[str | None, str | None, int | None]:
+        """A trial's ``(checkpoint, resume_from, continued_from)``: where it saves its state
+        (a rung trial that may be promoted to a rung that can continue from it), and the
+        saved state of the lower rung's trial it continues from (a promotion)."""
+        sched = self.scheduler
+        if (
+            sched is None
+            or self.config.promotions != "continue"
+            or self.task.kind == "lookup"  # nothing is trained
+            # workers on other nodes of a cluster cannot see the run directory: a state they
+            # wrote would land on their own disk, out of the driver's reach
+            or self.config.ray_address is not None
+        ):
+            return None, None, None
+        checkpoint = None
+        k = sched.rung_of(fidelity)
+        if (
+            k is not None
+            and sched.promotable(fidelity)
+            and can_continue(fidelity, sched.rungs[k + 1])
+        ):
+            checkpoint = str(self.checkpoint_path(trial_id))
+        source = sched.source(spec, fidelity)
+        if source is not None and can_continue(source[1], fidelity):
+            path = self.checkpoint_path(source[0])
+            if path.exists():
+                return checkpoint, str(path), source[0]
+        return checkpoint, None, None
+
+    def drop_checkpoints(self, spec: ArchSpec, fidelity: Fidelity) -> None:
+        """Delete the saved states no trial will continue from: the one this finished
+        promotion of ``spec`` continued from (or could have), and, when the trial budget is
+        known, those of trials it leaves no chance of promotion."""
+        sched = self.scheduler
+        if sched is None or not (self.run_dir / CHECKPOINTS).is_dir():
+            return
+        done = []
+        source = sched.source(spec, fidelity)
+        if source is not None:
+            done.append(source[0])
+        if self.config.trials is not None:
+            more = max(0, self.config.trials - self.finished) + len(self.in_flight)
+            done += sched.hopeless(more)
+        for trial_id in done:
+            self.checkpoint_path(trial_id).unlink(missing_ok=True)
+
+    def drop_all_checkpoints(self) -> None:
+        """The search ended: no saved state will be continued from."""
+        shutil.rmtree(self.run_dir / CHECKPOINTS, ignore_errors=True)
 
     def collect(self) -> None:
         """Record every trial that finished within a second."""
@@ -1017,6 +1121,7 @@ def run_search(
     try:
         search.show_progress(wants_progress() if progress is None else bool(progress))
         stopped_by = search.loop()
+        search.drop_all_checkpoints()  # kept only for a resume of an interrupted run
         search.finalise()
     except KeyboardInterrupt:
         stopped_by = "interrupt"

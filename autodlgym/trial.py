@@ -148,6 +148,11 @@ class TrialResult:
     #: True when the trial reached its time limit after training and kept its scores
     #: (status ``stopped``); None otherwise
     cut: bool | None = None
+    #: the trial it continued from (a promotion under ASHA that loaded the lower rung's saved
+    #: training state instead of training from scratch); None: trained from its start
+    continued_from: int | None = None
+    #: epochs it inherited from that trial (it trained only the rest); None: none
+    continued_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -193,6 +198,13 @@ class TrialJob:
     #: the trial's time limit follows its worker's measured speed, at most
     #: ``fidelity.time_limit`` (:mod:`autodlgym.training.limits`)
     adaptive_limit: bool = False
+    #: a file to save the trial's training state to when it trains all its epochs (a rung
+    #: trial that may be promoted; :func:`~autodlgym.training.trainer.save_state`)
+    checkpoint: str | None = None
+    #: a saved training state to continue from (a promoted trial), and the trial that saved
+    #: it; a missing or unsuitable file trains from scratch
+    resume_from: str | None = None
+    continued_from: int | None = None
 
 
 # The ladder of fidelities a rung scheduler climbs (tasks say which ladder they have) ------
@@ -204,6 +216,22 @@ REDUCTION_FACTOR = 3
 def fidelity_level(fidelity: Fidelity) -> tuple[int, int | None, int | None]:
     """How much a fidelity trains (all of it but the time limit)."""
     return fidelity.epochs, fidelity.max_train_samples, fidelity.max_steps
+
+
+def can_continue(saved: Fidelity, fidelity: Fidelity) -> bool:
+    """Whether a trial at ``fidelity`` can continue from the training state of a trial at
+    ``saved`` and still equal a trial trained from scratch at ``fidelity``: the same training
+    set (``max_train_samples``), fewer epochs, and no ``max_steps`` on either side (a trial
+    stopped inside an epoch leaves no place to continue from). The trainer's settings do not
+    change with the epoch (a constant learning rate, no schedule), so the optimiser's state
+    carries over exactly. A rung below one epoch trains on a subset of the training set, so a
+    promotion from it to whole epochs is trained from scratch."""
+    return (
+        saved.max_steps is None
+        and fidelity.max_steps is None
+        and saved.max_train_samples == fidelity.max_train_samples
+        and saved.epochs < fidelity.epochs
+    )
 
 
 def rung_fidelities(

@@ -64,6 +64,10 @@ def run_job(
         kwargs: dict[str, Any] = {"amp": True} if amp else {}
         if job.adaptive_limit:
             kwargs["adaptive_limit"] = True
+        if job.checkpoint is not None:
+            kwargs["checkpoint"] = job.checkpoint
+        if job.resume_from is not None:
+            kwargs["resume_from"] = job.resume_from
         # the task decides: a trained task calls the trainer, a lookup task reads its table
         # (and never imports torch)
         result = task.evaluate(
@@ -85,6 +89,8 @@ def run_job(
             train_seconds=clock.now() - start,  # what it ran before failing
         )
     result.worker = worker or f"pid{os.getpid()}"
+    if result.continued_epochs is not None:  # it loaded the state the job pointed it to
+        result.continued_from = job.continued_from
     return result
 
 
@@ -126,7 +132,35 @@ class Executor(ABC):
         self.close()
 
 
-class LocalExecutor(Executor):
+class InProcessExecutor(Executor):
+    """An executor that works in this process, one job at a time: ``submit`` queues a job,
+    ``wait`` runs the oldest with :meth:`run` and hands back its result. Subclasses say how a
+    job is run (:class:`LocalExecutor` trains it; the one-shot executor scores it)."""
+
+    capacity = 1
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[TrialJob] = collections.deque()
+
+    def submit(self, job: TrialJob) -> None:
+        self._queue.append(job)
+
+    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
+        if not self._queue:
+            return []
+        job = self._queue.popleft()
+        return [(job, self.run(job))]
+
+    @abstractmethod
+    def run(self, job: TrialJob) -> TrialResult:
+        """The result of ``job``."""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+
+class LocalExecutor(InProcessExecutor):
     """Trains one trial at a time in this process (``wait`` runs the oldest submitted job).
 
     Args:
@@ -141,8 +175,6 @@ class LocalExecutor(Executor):
             cores), and one count for every trial keeps scores the same under any load.
     """
 
-    capacity = 1
-
     def __init__(
         self,
         device: str = "cpu",
@@ -150,19 +182,13 @@ class LocalExecutor(Executor):
         amp: bool = False,
         threads: int | None = None,
     ) -> None:
+        super().__init__()
         self.device = device
         self.reporter = reporter
         self.amp = amp
         self.threads = threads
-        self._queue: collections.deque[TrialJob] = collections.deque()
 
-    def submit(self, job: TrialJob) -> None:
-        self._queue.append(job)
-
-    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
-        if not self._queue:
-            return []
-        job = self._queue.popleft()
+    def run(self, job: TrialJob) -> TrialResult:
         notify = self.on_progress
         progress = None
         if notify is not None:
@@ -176,11 +202,7 @@ class LocalExecutor(Executor):
             )
         if job.prune and self.reporter is not None:
             self.reporter.finish(job.trial_id, result)
-        return [(job, result)]
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._queue)
+        return result
 
 
 @contextlib.contextmanager

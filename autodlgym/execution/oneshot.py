@@ -9,12 +9,11 @@ milliseconds, so it runs in the driver, one job at a time, with or without Ray w
 
 from __future__ import annotations
 
-import collections
 import time
 from pathlib import Path
 from typing import Any
 
-from autodlgym.execution.local import Executor
+from autodlgym.execution.local import InProcessExecutor
 from autodlgym.trial import ERROR, NAN, OK, TrialJob, TrialResult
 
 #: where a run keeps its one-shot evaluator's weights
@@ -43,7 +42,7 @@ def check_space(space: Any, task: Any) -> None:
     layout.partitions_of(space, MAX_PARTITIONS)
 
 
-class OneShotExecutor(Executor):
+class OneShotExecutor(InProcessExecutor):
     """Scores jobs with a trained one-shot evaluator, in this process (``wait`` scores the
     oldest job). A spec the evaluator cannot score ends ``error`` with the reason; outputs
     that are not finite end ``nan``.
@@ -52,23 +51,15 @@ class OneShotExecutor(Executor):
         evaluator: a fitted :class:`~autodlgym.oneshot.base.OneShotEvaluator`.
     """
 
-    capacity = 1
-
     def __init__(self, evaluator: Any) -> None:
+        super().__init__()
         self.evaluator = evaluator
-        self._queue: collections.deque[TrialJob] = collections.deque()
 
-    def submit(self, job: TrialJob) -> None:
-        self._queue.append(job)
-
-    def wait(self, timeout: float | None = None) -> list[tuple[TrialJob, TrialResult]]:
+    def run(self, job: TrialJob) -> TrialResult:
         import math
 
         from autodlgym.searchspace.spec import ArchSpec
 
-        if not self._queue:
-            return []
-        job = self._queue.popleft()
         start = time.perf_counter()
         scored = self.evaluator.score(ArchSpec.from_json(job.spec_json))
         seconds = time.perf_counter() - start
@@ -82,11 +73,7 @@ class OneShotExecutor(Executor):
             result = TrialResult(status=OK, val_score=scored.val_score, eval_seconds=seconds)
         result.device = str(self.evaluator.device)
         result.worker = f"oneshot-{self.evaluator.kind}"
-        return [(job, result)]
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._queue)
+        return result
 
 
 def make_oneshot_executor(config: Any, task: Any, space: Any, run_dir: Path) -> OneShotExecutor:

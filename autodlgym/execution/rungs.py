@@ -10,10 +10,13 @@ the next rung, the highest rung first; otherwise a new candidate from the search
 rung 0. Many candidates are tried cheaply and the best are trained long; no candidate waits for
 a rung to fill, so one worker and many work the same way.
 
-A promoted candidate is a new trial of the same spec at the next rung's fidelity, trained from
-its initialisation again (the same seed gives the same start, so its curve begins as the lower
-rung's did). The scheduler keeps no state of its own: it is rebuilt from the store's finished
-and pending trials, so a resumed run promotes as if it had never stopped.
+A promoted candidate is a new trial of the same spec at the next rung's fidelity. It continues
+from the lower rung's trial where that trial saved its training state (the runner asks
+:meth:`RungScheduler.source` which trial that is; see :func:`~autodlgym.trial.can_continue`
+for when continuing equals training from scratch), else it is trained from its initialisation
+again (the same seed gives the same start, so its curve begins as the lower rung's did). The
+scheduler keeps no state of its own: it is rebuilt from the store's finished and pending
+trials, so a resumed run promotes as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class RungScheduler:
         self._index = {_level(f): k for k, f in enumerate(self.rungs)}
         # per rung: arch_id -> (score, spec) of finished trials; arch_ids started there
         self._scores: list[dict[str, tuple[float, ArchSpec]]] = [{} for _ in self.rungs]
+        # per rung: arch_id -> the trial whose score ranks there
+        self._trials: list[dict[str, int]] = [{} for _ in self.rungs]
         self._started: list[set[str]] = [set() for _ in self.rungs]
 
     @property
@@ -70,7 +75,9 @@ class RungScheduler:
         if k is not None:
             self._started[k].add(spec.arch_id)
 
-    def finished(self, spec: ArchSpec, fidelity: Fidelity, result: TrialResult) -> None:
+    def finished(
+        self, spec: ArchSpec, fidelity: Fidelity, result: TrialResult, trial_id: int | None = None
+    ) -> None:
         """A trial ended. Trials with a usable score rank in their rung (``ok``, and
         ``stopped`` ones: cut at their time limit or stopped by the deadline, with the score
         they reached); any other end leaves the candidate where it was (it is never
@@ -81,16 +88,22 @@ class RungScheduler:
         self._started[k].add(spec.arch_id)
         score = result.val_score
         if result.status in (OK, STOPPED) and score is not None and math.isfinite(score):
-            self._scores[k].setdefault(spec.arch_id, (float(score), spec))
+            if spec.arch_id not in self._scores[k]:
+                self._scores[k][spec.arch_id] = (float(score), spec)
+                if trial_id is not None:
+                    self._trials[k][spec.arch_id] = int(trial_id)
 
     def restore(
         self,
-        finished: Iterable[tuple[ArchSpec, Fidelity, TrialResult]],
+        finished: Iterable[
+            tuple[ArchSpec, Fidelity, TrialResult] | tuple[ArchSpec, Fidelity, TrialResult, int]
+        ],
         pending: Iterable[tuple[ArchSpec, Fidelity]],
     ) -> None:
-        """Rebuild the rungs from a run's finished and in-flight trials."""
-        for spec, fidelity, result in finished:
-            self.finished(spec, fidelity, result)
+        """Rebuild the rungs from a run's finished (with their trial ids where known) and
+        in-flight trials."""
+        for spec, fidelity, result, *trial_id in finished:
+            self.finished(spec, fidelity, result, *trial_id)
         for spec, fidelity in pending:
             self.started(spec, fidelity)
 
@@ -108,6 +121,35 @@ class RungScheduler:
                     self._started[k + 1].add(arch_id)
                     return spec, self.rungs[k + 1]
         return None
+
+    def source(self, spec: ArchSpec, fidelity: Fidelity) -> tuple[int, Fidelity] | None:
+        """The trial of ``spec`` ranked at the rung below ``fidelity``'s and that rung's
+        fidelity: where a promotion to ``fidelity`` may continue from (None: the first rung,
+        or no such trial known)."""
+        k = self.rung_of(fidelity)
+        if k is None or k == 0:
+            return None
+        trial_id = self._trials[k - 1].get(spec.arch_id)
+        return None if trial_id is None else (trial_id, self.rungs[k - 1])
+
+    def promotable(self, fidelity: Fidelity) -> bool:
+        """Whether a trial at ``fidelity`` may still be promoted (a rung below the last)."""
+        k = self.rung_of(fidelity)
+        return k is not None and k < len(self.rungs) - 1
+
+    def hopeless(self, more: int) -> list[int]:
+        """Trials that can never be promoted although at most ``more`` results still join
+        each rung: not promoted yet and ranked too low for the top ``1/reduction_factor`` of
+        the rung even if every result to come ranked below them."""
+        out = []
+        for k in range(len(self.rungs) - 1):
+            scores = self._scores[k]
+            n_top = (len(scores) + max(0, int(more))) // self.reduction_factor
+            ranked = sorted(scores.items(), key=lambda kv: (-kv[1][0], kv[0]))
+            for arch_id, _ in ranked[n_top:]:
+                if arch_id not in self._started[k + 1] and arch_id in self._trials[k]:
+                    out.append(self._trials[k][arch_id])
+        return out
 
     def counts(self) -> list[tuple[int, int]]:
         """Per rung: (trials started, trials ranked)."""

@@ -28,7 +28,7 @@ from autodlgym.oneshot import layout
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks.base import Task, get_task
-from autodlgym.training.trainer import ArrayFeed, _device_data, _make_optimizer, _score
+from autodlgym.training.trainer import ArrayFeed, device_data, make_optimizer, score_split
 
 #: what a score's status says
 INSIDE, OUTSIDE = "ok", "outside"
@@ -194,7 +194,7 @@ class OneShotEvaluator:
         network drawn uniformly. A step whose loss is not finite is skipped (counted in
         ``skipped_steps``). Returns self."""
         start = time.perf_counter()
-        data = _device_data(self.task, self.device)
+        data = device_data(self.task, self.device)
         x_train, y_train = data["x_train"], data["y_train"]
         loss_fn = F.cross_entropy if self.task.is_classification else F.mse_loss
         n = len(y_train)
@@ -204,7 +204,7 @@ class OneShotEvaluator:
                 settings = ArchSpec(dict(part))
                 bank = self._new_bank(part, self._generator(part))
                 self.banks[part] = bank
-                optimizer = _make_optimizer(bank, settings)
+                optimizer = make_optimizer(bank, settings)
                 grad_clip = float(settings["grad_clip"])
                 batch_size = max(1, min(int(settings["batch_size"]), n))
                 rng = np.random.default_rng(self.seed)
@@ -262,12 +262,12 @@ class OneShotEvaluator:
         if key in self._cache:
             return OneShotScore(INSIDE, self._cache[key])
         start = time.perf_counter()
-        data = _device_data(self.task, self.device)
+        data = device_data(self.task, self.device)
         model = self.inherit(spec)
         if self.finetune > 0:
             self._finetune(model, spec, data["x_train"], data["y_train"])
         self._recalibrate(model, data["x_train"])
-        value = _score(model, ArrayFeed(data, None), "val", self.task, False, torch.float16)
+        value = score_split(model, ArrayFeed(data, None), "val", self.task)
         self._cache[key] = value
         return OneShotScore(INSIDE, value, seconds=time.perf_counter() - start)
 
@@ -277,7 +277,7 @@ class OneShotEvaluator:
 
     def _finetune(self, model: nn.Module, spec: ArchSpec, x: torch.Tensor, y: torch.Tensor) -> None:
         loss_fn = F.cross_entropy if self.task.is_classification else F.mse_loss
-        optimizer = _make_optimizer(model, spec)
+        optimizer = make_optimizer(model, spec)
         grad_clip = float(spec.get("grad_clip", 0.0))
         batch = max(1, min(int(spec.get("batch_size", 128)), len(y)))
         order = torch.Generator().manual_seed(self.seed)

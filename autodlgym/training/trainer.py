@@ -15,6 +15,7 @@ unknown task, a bad fidelity) raise :class:`~autodlgym.errors.AutoDLError`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import math
@@ -44,6 +45,7 @@ from autodlgym.trial import (
     TIMEOUT,
     Fidelity,
     TrialResult,
+    can_continue,
 )
 from autodlgym.utils import as_int
 
@@ -67,6 +69,71 @@ Progress = Callable[[float, int], None]
 PROGRESS_EVERY = 0.5
 
 _TENSORS: dict[tuple[str, tuple, str], dict[str, torch.Tensor]] = {}
+
+
+#: the layout of a saved training state (:func:`save_state`); another version is not read
+STATE_VERSION = 1
+
+
+class _Continuation:
+    """A trial's link to saved training states: the one it continues (``resume``, read by
+    :func:`load_state`) and whether it saves its own (``state``, filled by the training loop
+    once all its epochs trained)."""
+
+    def __init__(self, resume: dict[str, Any] | None, save: bool) -> None:
+        self.resume = resume
+        self.save = save
+        self.state: dict[str, Any] | None = None
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.resume["epochs"]) if self.resume is not None else 0
+
+
+def save_state(path: str, state: Mapping[str, Any]) -> None:
+    """Write a trial's training state (``torch.save``) atomically: a reader never sees half a
+    file."""
+    import os
+
+    import torch
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
+def load_state(
+    path: str,
+    spec: ArchSpec | Mapping[str, Any],
+    task: Task | str,
+    fidelity: Fidelity | int,
+    seed: int,
+    amp: bool,
+    dev: Any = "cpu",
+) -> dict[str, Any] | None:
+    """The training state in ``path`` when a trial of ``spec`` on ``task`` at ``fidelity``
+    with ``seed`` can continue from it (:func:`can_continue`, and the same spec, task, seed and
+    precision); None otherwise (no file, an unreadable one, or another trial's)."""
+    import torch
+
+    spec = spec if isinstance(spec, ArchSpec) else ArchSpec(spec)
+    task = get_task(task) if isinstance(task, str) else task
+    fidelity = fidelity if isinstance(fidelity, Fidelity) else Fidelity(epochs=fidelity)
+    try:
+        state = torch.load(path, map_location=torch.device(dev), weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        return None
+    same = (
+        state.get("arch_id") == spec.arch_id
+        and state.get("task") == task.key
+        and state.get("seed") == int(seed)
+        and state.get("amp") == bool(amp)
+    )
+    saved = Fidelity(int(state.get("epochs", 0)) or 1, state.get("max_train_samples"))
+    return state if same and can_continue(saved, fidelity) else None
 
 
 class _NonFinite(Exception):
@@ -188,6 +255,8 @@ def train_and_score(
     deadline: float | None = None,
     progress: Progress | None = None,
     adaptive_limit: bool = False,
+    checkpoint: str | None = None,
+    resume_from: str | None = None,
 ) -> TrialResult:
     """Build ``spec`` for ``task``, train it at ``fidelity`` and score it.
 
@@ -221,6 +290,16 @@ def train_and_score(
             margin, at least a floor and at most ``fidelity.time_limit``. The limit and the
             speed (training FLOPs per second) are recorded as ``limit_seconds`` and
             ``throughput``.
+        checkpoint: a file to write the trial's training state to (weights, optimiser,
+            batch order and random state: :func:`save_state`) when it ends ``ok`` having
+            trained all its epochs, so a longer trial of the same spec can continue from it.
+            A file that cannot be written is reported in ``message``; the trial stays ``ok``.
+        resume_from: a file written by ``checkpoint``: the trial continues from it and trains
+            only the epochs it lacks (``result.continued_from`` says so; its ``curve`` starts
+            with the earlier trial's checks, its seconds count its own work). The result
+            equals a trial trained from scratch at ``fidelity`` (same weights, scores and
+            curve values: :func:`~autodlgym.trial.can_continue` says when a state qualifies); a missing or
+            unsuitable file trains from scratch.
 
     A trial that reaches its time limit after training some steps is *cut*: it scores what
     it learned (validation at the fraction of an epoch it reached, then test, within a
@@ -249,7 +328,7 @@ def train_and_score(
     return train_model(
         spec, task, fidelity, seed, device, callback, diagnostics, amp,
         checks_per_epoch=checks_per_epoch, deadline=deadline, progress=progress,
-        adaptive_limit=adaptive_limit,
+        adaptive_limit=adaptive_limit, checkpoint=checkpoint, resume_from=resume_from,
     )[0]  # fmt: skip
 
 
@@ -267,6 +346,8 @@ def train_model(
     deadline: float | None = None,
     progress: Progress | None = None,
     adaptive_limit: bool = False,
+    checkpoint: str | None = None,
+    resume_from: str | None = None,
 ) -> tuple[TrialResult, torch.nn.Module | None]:
     """:func:`train_and_score`, returning ``(result, model)``: the trained network, in eval
     mode on ``device``, when the result is ``ok`` or ``pruned``, else None (a failed
@@ -285,6 +366,10 @@ def train_model(
     )
     rss_reset = _reset_peak_memory(dev)
     model = None
+    resume = None
+    if resume_from is not None:
+        resume = load_state(resume_from, spec, task, fidelity, seed, amp, dev)
+    cont = _Continuation(resume, save=checkpoint is not None)
     throughput = process_throughput() if adaptive_limit else None
     clock = _Clock(fidelity.time_limit, deadline, progress, throughput)
     threads = torch.get_num_threads()
@@ -297,7 +382,8 @@ def train_model(
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
             model = _run(spec, task, fidelity, seed, dev, callback, diagnostics, amp, result,
-                         clock, as_int("checks_per_epoch", checks_per_epoch, minimum=1))  # fmt: skip
+                         clock, as_int("checks_per_epoch", checks_per_epoch, minimum=1),
+                         cont)  # fmt: skip
     except _NonFinite as exc:
         _fail(result, NAN, str(exc))
     except _TimeLimit as exc:
@@ -329,6 +415,12 @@ def train_model(
         # frames of _run, and through them the model, its activations and its optimizer.
         model = None
         _release_memory(dev)
+    if checkpoint is not None and result.status == OK and cont.state is not None:
+        try:
+            save_state(checkpoint, cont.state)
+        except OSError as exc:  # a full disk or a path this worker cannot see
+            result.message = f"checkpoint not saved: {exc}"
+    cont.state = None
     if model is not None and result.status in (OK, PRUNED):
         return result, model.eval()
     return result, None
@@ -346,6 +438,7 @@ def _run(
     result: TrialResult,
     clock: _Clock,
     checks_per_epoch: int,
+    cont: _Continuation,
 ) -> torch.nn.Module:
     """The trial proper; fills ``result``, returns the trained model and raises on failure.
     ``result`` holds what was reached when it raises (seconds, steps, epochs and the curve
@@ -363,6 +456,8 @@ def _run(
     model = build_model(spec, task.io)
     configure_trainable(model, str(spec.get("trainable", "all")), seed)
     model.to(dev)
+    if cont.resume is not None:
+        model.load_state_dict(cont.resume["model"])
     hooks = _install_checks(model, clock) if clock.limited else []
     try:
         result.params = sum(p.numel() for p in model.parameters())
@@ -372,13 +467,18 @@ def _run(
         result.flops = _count_flops(spec, task, model, feed.sample(1))
         batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
         if clock.throughput is not None and result.flops:
+            todo = fidelity  # a continued trial is limited by the epochs it still trains
+            if cont.resume is not None:
+                todo = dataclasses.replace(fidelity, epochs=fidelity.epochs - cont.epochs_done)
             clock.set_limit(
                 _adaptive_limit(
-                    clock.throughput, result.flops, fidelity, n, batch_size, feed, checks_per_epoch
+                    clock.throughput, result.flops, todo, n, batch_size, feed, checks_per_epoch
                 )  # fmt: skip
             )
         clock.check()
-        if diagnostics:
+        if cont.resume is not None:  # measured at initialisation, by the trial it continues
+            result.diagnostics = dict(cont.resume.get("diagnostics") or {})
+        elif diagnostics:
             clock.phase = "during the initialisation diagnostics"
             result.diagnostics = _diagnose(
                 model,
@@ -389,7 +489,7 @@ def _run(
             clock.check()
         try:
             _train(model, spec, task, fidelity, seed, dev, feed, batch_size,
-                   callback, amp, result, clock, checks_per_epoch)  # fmt: skip
+                   callback, amp, result, clock, checks_per_epoch, cont)  # fmt: skip
         except _TimeLimit as exc:
             if result.steps_run == 0:
                 raise  # it learned nothing: a timeout
@@ -501,12 +601,14 @@ def _train(
     result: TrialResult,
     clock: _Clock,
     checks_per_epoch: int,
+    cont: _Continuation,
 ) -> None:
-    """The training loop with its validation checks, then the test score."""
+    """The training loop with its validation checks, then the test score (from the end of
+    a saved trial's epochs when ``cont`` continues one)."""
     import torch
     import torch.nn.functional as F
 
-    optimizer = _make_optimizer(model, spec)
+    optimizer = make_optimizer(model, spec)
     grad_clip = float(spec.get("grad_clip", 0.0))
     loss_fn = F.cross_entropy if task.is_classification else F.mse_loss
     use_amp = amp and dev.type == "cuda"
@@ -529,8 +631,25 @@ def _train(
     check_after = {round(j * n_batches / k) - 1: j for j in range(1, k + 1)}
     max_steps = fidelity.max_steps if fidelity.max_steps is not None else math.inf
     steps = 0
+    first = 1
+    if cont.resume is not None:
+        saved = cont.resume
+        optimizer.load_state_dict(saved["optimizer"])
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
+        order.set_state(saved["order"])
+        torch.set_rng_state(saved["rng"])
+        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], dev)
+        first = cont.epochs_done + 1
+        steps = result.steps_run = int(saved["steps"])
+        result.epochs_run = cont.epochs_done
+        result.curve = [dict(point) for point in saved["curve"]]
+        result.train_loss = saved.get("train_loss")
+        result.val_score = result.curve[-1]["val_score"] if result.curve else None
+        result.continued_epochs = cont.epochs_done
     stop = False
-    for epoch in range(1, fidelity.epochs + 1):
+    for epoch in range(first, fidelity.epochs + 1):
         model.train()
         losses, sizes = [], []  # summed once per check: no extra tensor op per step
         clock.train()
@@ -607,6 +726,26 @@ def _train(
         sync()
         clock.pause()
 
+    if cont.save and not stop and result.epochs_run == fidelity.epochs:
+        cont.state = {
+            "version": STATE_VERSION,
+            "arch_id": spec.arch_id,
+            "task": task.key,
+            "seed": int(seed),
+            "amp": bool(amp),
+            "max_train_samples": fidelity.max_train_samples,
+            "epochs": int(fidelity.epochs),
+            "steps": int(steps),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "order": order.get_state(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "curve": [dict(point) for point in result.curve],
+            "train_loss": result.train_loss,
+            "diagnostics": result.diagnostics,
+        }
     clock.phase = "while scoring the test set"
     t0 = _now()
     result.test_score = score(model, feed, "test")
@@ -712,7 +851,7 @@ def make_feed(task: Task, dev: torch.device, max_train_samples: int | None = Non
         from autodlgym.training.graphs import GraphFeed
 
         return GraphFeed(task, dev, max_train_samples)
-    return ArrayFeed(_device_data(task, dev), max_train_samples)
+    return ArrayFeed(device_data(task, dev), max_train_samples)
 
 
 def eval_batch(flops: int | None) -> int:
@@ -736,8 +875,9 @@ def warm_up() -> None:
     process_throughput()  # this machine's speed now, for adaptive time limits
 
 
-def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
-    """The task's arrays as tensors on ``dev``, made once per process."""
+def device_data(task: Task, dev: torch.device | str) -> dict[str, torch.Tensor]:
+    """The task's arrays as tensors on ``dev`` (``x_train``, ``y_train``, ``x_val``, ...),
+    made once per process and shared by every trial (do not modify them)."""
     import torch
 
     key = (task.name, task.kwargs, str(dev))
@@ -752,7 +892,9 @@ def _device_data(task: Task, dev: torch.device) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _make_optimizer(model: torch.nn.Module, spec: ArchSpec) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, spec: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The optimiser a trial of ``spec`` trains ``model`` with (``optimizer``, ``lr``,
+    ``weight_decay``, ``momentum``; weights trained only in part do not decay)."""
     import torch
 
     name = str(spec.get("optimizer", "adam"))
@@ -776,6 +918,16 @@ def _make_optimizer(model: torch.nn.Module, spec: ArchSpec) -> torch.optim.Optim
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, momentum=momentum, weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}; use adam, adamw, sgd or rmsprop")
+
+
+def score_split(
+    model: torch.nn.Module, feed: Feed, split: str, task: Task, *, flops: int | None = None
+) -> float:
+    """Accuracy or R^2 of ``model`` on ``split`` (``val`` or ``test``) of ``feed``, as a trial
+    scores it (eval mode, no gradients, large batches; full precision)."""
+    import torch
+
+    return _score(model, feed, split, task, False, torch.float16, flops=flops)
 
 
 def _score(
@@ -845,6 +997,11 @@ def _count_flops(spec: ArchSpec, task: Task, model: torch.nn.Module, one: Batch)
         return None
     finally:
         model.train(was_training)
+
+
+# the names these had before they were public (callers outside this module use the public ones)
+_device_data = device_data
+_make_optimizer = make_optimizer
 
 
 def _diagnose(model: torch.nn.Module, batch: Batch, loss: str, seed: int) -> dict[str, Any]:

@@ -132,3 +132,12 @@ def test_a_trial_cut_at_its_limit_ranks_in_its_rung_with_the_score_it_reached():
     s.finished(_spec(1), rungs[0], _ok(0.3))
     s.finished(_spec(2), rungs[0], TrialResult(STOPPED, val_score=0.9, cut=True))
     assert s.promotion() == (_spec(2), rungs[1])
+
+
+def test_the_default_searcher_is_tpe_inside_asha_under_a_time_budget(tmp_path):
+    from autodlgym.runner import TIME_BUDGET_SEARCHER
+
+    assert RunConfig(out=str(tmp_path), time_budget=60).searcher == TIME_BUDGET_SEARCHER == "tpe"
+    assert RunConfig(out=str(tmp_path)).searcher == "random"  # no time budget: no ASHA
+    assert RunConfig(out=str(tmp_path), time_budget=60, pruner="none").searcher == "random"
+    assert RunConfig(out=str(tmp_path), time_budget=60, searcher="random").searcher == "random"
