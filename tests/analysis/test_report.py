@@ -1,5 +1,6 @@
-"""The HTML report, the comparison page and the Optuna export: real runs of every built-in
-searcher, a run where every trial failed, the command line, and a real browser."""
+"""The HTML report, the comparison page and the Optuna export: a real search end to end,
+hand-made runs of every built-in searcher, a run where every trial failed, the command line,
+and a real browser."""
 
 from __future__ import annotations
 
@@ -30,10 +31,8 @@ from autodlgym.searchers.base import SEARCHERS
 from autodlgym.searchspace.space import SearchSpace
 from autodlgym.trial import FAILURES, OK, PRUNED, Fidelity
 
-#: options that keep a searcher's three-trial run fast (zero-cost scores small digits batches)
+#: searcher options a run records and its page shows beside the name (zero-cost: pool, batch)
 FAST_OPTIONS = {"zero-cost": {"pool": 2, "batch": 16}}
-#: Optuna searchers share tpe's code; their runs cost seconds each on sqlite
-SLOW = {"cmaes", "gp", "qmc", "nsga2"}
 
 
 class _Page(HTMLParser):
@@ -73,23 +72,31 @@ def _check_self_contained(page: str, min_figures: int = 5) -> _Page:
     return p
 
 
-@pytest.mark.parametrize(
-    "searcher",
-    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SEARCHERS.names()],
-)
-def test_report_of_a_run_of_every_builtin_searcher(tmp_path, tiny_space_config, searcher):
+def _check_searcher_parts(page: str, df: pd.DataFrame, searcher: str) -> None:
+    """The parts of a page that depend on the run's searcher: its name in the header, the best
+    trial, and the note about biased means under an adaptive searcher (exactly once)."""
+    assert f"searcher</dt><dd>{searcher}" in page
+    ok = df[df.status == OK]
+    if len(ok):
+        best = ok.sort_values("val_score", ascending=False).iloc[0]
+        assert f"trial {int(best.trial_id)}: validation score {best.val_score:.4f}" in page
+    effects = page[page.index('<section id="effects">') : page.index('<section id="importance">')]
+    assert effects.count('class="note"') == (searcher not in ("random", "qmc"))
+    assert page.count("Per-option means are then biased") == effects.count('class="note"')
+
+
+def test_report_and_export_of_a_real_search(tmp_path, tiny_space_config):
+    # end to end: a real search's store, its page and its Optuna study (the page's parts that
+    # depend on the searcher are checked for every built-in searcher on hand-made runs below)
     from autodlgym.runner import RunConfig, run_search
 
-    for module in SEARCHERS.meta(searcher).get("requires", ()):
-        pytest.importorskip(module)
     run = tmp_path / "run"
     run_search(
         RunConfig(
             out=str(run),
             task="digits",
             space=tiny_space_config,
-            searcher=searcher,
-            searcher_options=FAST_OPTIONS.get(searcher, {}),
+            searcher="evolution",
             trials=3,
             epochs=1,
             max_train_samples=128,
@@ -102,20 +109,26 @@ def test_report_of_a_run_of_every_builtin_searcher(tmp_path, tiny_space_config, 
     _check_self_contained(page)
     with ResultStore(run, create=False) as store:
         df = store.to_dataframe()
-    assert f"searcher</dt><dd>{searcher}" in page
-    ok = df[df.status == OK]
-    if len(ok):
-        best = ok.sort_values("val_score", ascending=False).iloc[0]
-        assert f"trial {int(best.trial_id)}: validation score {best.val_score:.4f}" in page
-    # the note about biased means appears exactly for adaptive searchers, once
-    effects = page[page.index('<section id="effects">') : page.index('<section id="importance">')]
-    assert effects.count('class="note"') == (searcher not in ("random", "qmc"))
-    assert page.count("Per-option means are then biased") == effects.count('class="note"')
+    assert len(df) == 3
+    _check_searcher_parts(page, df, "evolution")
     db = export_optuna(run, tmp_path / "study.db")
     import optuna
 
     study = optuna.load_study(study_name="autodlgym", storage=f"sqlite:///{db}")
     assert len(study.trials) == len(df)
+
+
+@pytest.mark.parametrize("searcher", SEARCHERS.names())
+def test_the_page_of_a_run_of_every_builtin_searcher(make_run, trial_result, searcher):
+    results = [trial_result(OK, 0.4), trial_result(OK, 0.7), trial_result(PRUNED, 0.9, epochs=1)]
+    run = make_run(results, searcher=searcher, searcher_options=FAST_OPTIONS.get(searcher, {}))
+    page = build_report(run)
+    _check_self_contained(page)
+    with ResultStore(run, create=False) as store:
+        df = store.to_dataframe()
+    _check_searcher_parts(page, df, searcher)
+    for key, value in FAST_OPTIONS.get(searcher, {}).items():
+        assert f"{key}={value}" in page  # the searcher's options beside its name
 
 
 def test_a_run_where_every_trial_failed_gets_an_honest_page(make_run, trial_result, tmp_path):
