@@ -17,9 +17,9 @@ Each trial becomes a finished Optuna trial:
   are naive local times, as Optuna's own trials have;
 - user attributes: ``trial_id``, ``arch_id``, ``status``, ``message``, ``test_score``,
   ``params``, ``flops``, ``train_seconds``, ``eval_seconds``, ``epochs``,
-  ``max_train_samples`` and ``max_examples`` (its fidelity), ``epochs_run``, ``rung`` (the index of its fidelity
-  among the run's rungs, for a run under ``--pruner asha``), ``latency`` (tasks that measure
-  it), ``reused_from`` and ``stopped`` (see below). An attribute the trial has no value for is
+  ``max_train_samples`` and ``max_examples`` (its fidelity), ``epochs_run``, ``rung`` (the
+  index of its fidelity among the run's rungs, for a run under ``--pruner asha``),
+  ``latency`` (tasks that measure it), ``reused_from`` and ``stopped`` (see below). An attribute the trial has no value for is
   left out (``max_train_samples``: it trained on the whole training set; ``max_examples``:
   whole epochs).
 
