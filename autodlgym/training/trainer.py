@@ -95,6 +95,9 @@ class _Continuation:
         #: losses and sizes of the batches trained since the last of those points
         self.losses: list[Any] = []
         self.sizes: list[int] = []
+        #: the saved trial's last check is not one a trial from scratch makes there: its
+        #: random state from before that check is the one to continue with
+        self.unchecked = False
 
     @property
     def steps_done(self) -> int:
@@ -589,6 +592,10 @@ def _plan_resume(cont: _Continuation, n_batches: int, checks_per_epoch: int) -> 
         cont.first, cont.skip = epoch + 1, -1
         return
     cont.first, cont.skip = epoch, batch
+    cont.unchecked = batch not in checks
+    if cont.unchecked and saved.get("rng_unchecked") is None:
+        cont.resume = None
+        return
     last_check = max((c for c in checks if c <= batch), default=-1)
     losses = saved["epoch_losses"]
     for b, size, loss in zip(saved["epoch_batches"], saved["epoch_sizes"], losses, strict=True):
@@ -731,9 +738,14 @@ def _train(
         optimizer.load_state_dict(saved["optimizer"])
         if scaler is not None and saved.get("scaler"):
             scaler.load_state_dict(saved["scaler"])
-        torch.set_rng_state(saved["rng"])
-        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"], dev)
+        # the random state a trial from scratch has there: before the saved trial's own last
+        # check where that check is not one of its (scoring may draw: a DataLoader's seed)
+        rng, cuda_rng = saved["rng"], saved.get("cuda_rng")
+        if cont.unchecked:
+            rng, cuda_rng = saved["rng_unchecked"], saved.get("cuda_rng_unchecked")
+        torch.set_rng_state(rng)
+        if dev.type == "cuda" and cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, dev)
         first, skip = cont.first, cont.skip
         # inside an epoch: its order is drawn again from where it began, and the batches
         # already trained are passed over
@@ -747,6 +759,7 @@ def _train(
         result.continued_epochs = round(first - 1 + (skip + 1) / n_batches, 6)
         carried = (list(cont.losses), list(cont.sizes))
     stop = capped = False
+    unchecked: tuple[Any, Any] | None = None
     # this epoch's batches (index, size, loss) and the batch order at its start, for a state
     # saved inside it
     epoch_batches: list[int] = []
@@ -805,6 +818,11 @@ def _train(
             if b not in check_after and not last:
                 continue
             # a validation check: after each 1/checks_per_epoch of the epoch, and at max_steps
+            if last and cont.save and b not in check_after:  # a check of this trial's only
+                unchecked = (
+                    torch.get_rng_state(),
+                    torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                )
             sync()
             clock.pause()
             clock.observe(result.flops)
@@ -877,6 +895,9 @@ def _train(
             "epoch_losses": [loss.detach().clone() for loss in epoch_losses],
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            # before its last check, where that check came from its cap alone
+            "rng_unchecked": unchecked[0] if unchecked else None,
+            "cuda_rng_unchecked": unchecked[1] if unchecked else None,
             "curve": [dict(point) for point in result.curve],
             "train_loss": result.train_loss,
             "diagnostics": result.diagnostics,

@@ -134,6 +134,31 @@ def test_a_trial_continued_from_inside_an_epoch_equals_one_trained_from_scratch(
     assert other.continued_epochs is None and other.steps_run == 15
 
 
+def test_a_graph_trial_continued_from_the_first_rung_equals_one_trained_from_scratch(tmp_path):
+    # graph-level batches come from PyG's DataLoader, and scoring draws its seed from the
+    # global random stream, which dropout shares: the first rung's own last check (not one of
+    # a trial from scratch) must not shift the stream the promotion continues with
+    task = get_task("motifs")
+    spec = task.default_space().validate(
+        {"n_stages": 1, "stage1.block": "gcn", "stage1.depth": 1, "stage1.width": 16,
+         "dropout": 0.5, "norm": "none", "readout": "mean", "batch_size": 64, "lr": 0.01,
+         "optimizer": "adam", "activation": "relu", "init": "he_uniform", "weight_decay": 0.0,
+         "connections": "chain"}
+    )  # fmt: skip
+    first = task.default_fidelities(Fidelity(3))[0]
+    assert first.max_examples == 120  # a third of the 360 training graphs: 1 batch of 64
+    path = str(tmp_path / "s.pt")
+    short, _ = train_model(spec, task, first, seed=2, checkpoint=path)
+    cont, m_cont = train_model(spec, task, Fidelity(3), seed=2, resume_from=path)
+    scratch, m_scratch = train_model(spec, task, Fidelity(3), seed=2)
+    assert short.steps_run == 1 and cont.continued_epochs == pytest.approx(1 / 6, abs=1e-6)
+    for a, b in zip(m_cont.state_dict().values(), m_scratch.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    points = [(p["epoch"], p["train_loss"], p["val_score"]) for p in cont.curve]
+    assert points == [(p["epoch"], p["train_loss"], p["val_score"]) for p in scratch.curve]
+    assert (cont.test_score, cont.steps_run) == (scratch.test_score, scratch.steps_run)
+
+
 def test_a_trial_that_did_not_train_all_its_epochs_saves_no_state(tmp_path):
     path = tmp_path / "s.pt"
     r = train_and_score(
