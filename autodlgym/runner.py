@@ -33,6 +33,7 @@ import shutil
 import statistics
 import warnings
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ from autodlgym.trial import (
     TrialJob,
     TrialResult,
     can_continue,
+    fidelity_level,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -175,9 +177,10 @@ class RunConfig:
         promotions: under ``asha``, how a promoted candidate trains. ``"continue"``: a rung
             trial that may be promoted saves its training state (weights, optimiser, batch
             order, random state) in ``RUN/checkpoints/``, and its promotion loads it and
-            trains only the epochs it lacks, with the same result as training from scratch
-            (:func:`~autodlgym.trial.can_continue`; promotions from a rung below one epoch,
-            which trains on a subset, are trained from scratch). A state is deleted once its
+            trains only the batches it lacks, with the same result as training from scratch
+            (:func:`~autodlgym.trial.can_continue`; the rung below one epoch is the first
+            batches of the same training, ``max_examples``, so promotions from it continue
+            too). A state is deleted once its
             promotion finished, once the trial budget leaves it no chance of promotion, and
             when the search ends; an interrupted run keeps them for ``--resume``. Ray workers
             on this machine share the run directory; on a cluster joined with
@@ -375,6 +378,20 @@ class SearchSummary:
         from autodlgym.results.store import load_results
 
         return load_results(self.run_dir)
+
+
+def _first_rung_of_run(first: Fidelity, fidelities: Iterable[Fidelity]) -> Fidelity:
+    """The first rung a run climbs from: ``first`` (the first batches of an epoch,
+    ``max_examples``), or the earlier form of it, one epoch on a fixed subset of as many
+    examples (``max_train_samples``), where the run's trials were trained at that one (a run
+    begun before the change resumes on the ladder it began with)."""
+    if first.max_examples is None or first.epochs != 1:
+        return first
+    subset = dataclasses.replace(first, max_train_samples=first.max_examples, max_examples=None)
+    level = fidelity_level(subset)
+    if any(fidelity_level(f) == level for f in fidelities):
+        return subset
+    return first
 
 
 def _best_architecture(
@@ -655,8 +672,11 @@ class _Search:
         rungs = self.task.default_fidelities(self.fidelity, first_time_limit=first_limit)
         if len(rungs) < 2:
             return
-        self.scheduler = RungScheduler(rungs)
         fidelities = self.store.fidelities()
+        rungs[0] = _first_rung_of_run(
+            rungs[0], [*fidelities.values(), *(p.fidelity for p in self.resubmit)]
+        )
+        self.scheduler = RungScheduler(rungs)
         self.scheduler.restore(
             [
                 (spec, fidelities[t], result, t)
@@ -785,7 +805,12 @@ class _Search:
         jobs, evals = [], {}
         for row in top.itertuples(index=False):
             samples = None if pd.isna(row.max_train_samples) else int(row.max_train_samples)
-            fidelity = Fidelity(int(row.epochs), samples, self.fidelity.time_limit, phase=RETRAIN)
+            examples = getattr(row, "max_examples", None)
+            examples = None if examples is None or pd.isna(examples) else int(examples)
+            fidelity = Fidelity(
+                int(row.epochs), samples, self.fidelity.time_limit, phase=RETRAIN,
+                max_examples=examples,
+            )  # fmt: skip
             evals[row.trial_id] = [(row.val_score, row.test_score)]  # the search's own seed
             for s in range(1, k):
                 jobs.append((s, row.trial_id, ArchSpec.from_json(row.spec), fidelity))

@@ -41,7 +41,8 @@ STATUSES = (OK, PRUNED, NAN, OOM, TIMEOUT, ERROR, WORKER_LOST, OVER_BUDGET, STOP
 class Fidelity:
     """How much training a candidate gets.
 
-    Fidelities below one epoch come from ``max_steps`` (a number of training steps) or
+    Fidelities below one epoch come from ``max_steps`` (a number of training steps),
+    ``max_examples`` (the first steps of the same training, covering a number of examples) or
     ``max_train_samples`` (a fraction of the training set).
 
     Args:
@@ -54,6 +55,11 @@ class Fidelity:
         phase: ``"search"``, ``"retrain"``, ``"baseline"`` or ``"oneshot"``; the trainer
             ignores it, the store and the runner keep the phases apart (a retrained evaluation
             never counts as a search trial; a one-shot score never ranks beside a trained one).
+        max_examples: stop training after the first ``max_examples // B`` steps (at least
+            one), ``B`` the examples of a whole batch (the spec's ``batch_size``, at most the
+            training set): at most ``max_examples`` examples of the first epoch, in the order
+            a longer trial of the same spec and seed visits them, so that trial can continue
+            from it (:func:`can_continue`; None: ``epochs`` and ``max_steps`` decide).
     """
 
     epochs: int = 1
@@ -61,6 +67,7 @@ class Fidelity:
     time_limit: float | None = None
     max_steps: int | None = None
     phase: str = SEARCH
+    max_examples: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
@@ -76,18 +83,25 @@ class Fidelity:
             or self.max_steps < 1
         ):  # fmt: skip
             raise AutoDLError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        if self.max_examples is not None and (
+            not isinstance(self.max_examples, int) or isinstance(self.max_examples, bool)
+            or self.max_examples < 1
+        ):  # fmt: skip
+            raise AutoDLError(f"max_examples must be a positive integer, got {self.max_examples!r}")
 
         if self.phase not in PHASES:
             raise AutoDLError(f"fidelity phase {self.phase!r} is unknown; use {', '.join(PHASES)}")
 
     def key(self) -> str:
         """Canonical text used to recognise an evaluation already made. The search phase and
-        an unset ``max_steps`` are left out, so keys read as they did before those existed."""
+        an unset ``max_steps`` or ``max_examples`` are left out, so keys read as they did
+        before those existed."""
         d = asdict(self)
         if d["phase"] == SEARCH:
             del d["phase"]
-        if d["max_steps"] is None:
-            del d["max_steps"]
+        for name in ("max_steps", "max_examples"):
+            if d[name] is None:
+                del d[name]
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -151,8 +165,9 @@ class TrialResult:
     #: the trial it continued from (a promotion under ASHA that loaded the lower rung's saved
     #: training state instead of training from scratch); None: trained from its start
     continued_from: int | None = None
-    #: epochs it inherited from that trial (it trained only the rest); None: none
-    continued_epochs: int | None = None
+    #: epochs it inherited from that trial (it trained only the rest), a fraction where that
+    #: trial stopped inside an epoch (a first rung of ``max_examples``); None: none
+    continued_epochs: float | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -213,24 +228,28 @@ MIN_EPOCHS = 1 / 3
 REDUCTION_FACTOR = 3
 
 
-def fidelity_level(fidelity: Fidelity) -> tuple[int, int | None, int | None]:
+def fidelity_level(fidelity: Fidelity) -> tuple[int, int | None, int | None, int | None]:
     """How much a fidelity trains (all of it but the time limit)."""
-    return fidelity.epochs, fidelity.max_train_samples, fidelity.max_steps
+    return fidelity.epochs, fidelity.max_train_samples, fidelity.max_steps, fidelity.max_examples
 
 
 def can_continue(saved: Fidelity, fidelity: Fidelity) -> bool:
     """Whether a trial at ``fidelity`` can continue from the training state of a trial at
-    ``saved`` and still equal a trial trained from scratch at ``fidelity``: the same training
-    set (``max_train_samples``), fewer epochs, and no ``max_steps`` on either side (a trial
-    stopped inside an epoch leaves no place to continue from). The trainer's settings do not
-    change with the epoch (a constant learning rate, no schedule), so the optimiser's state
-    carries over exactly. A rung below one epoch trains on a subset of the training set, so a
-    promotion from it to whole epochs is trained from scratch."""
+    ``saved`` and still equal a trial trained from scratch at ``fidelity``: the saved trial's
+    training is a prefix of this one's. That asks for the same training set
+    (``max_train_samples``), whole epochs here (no ``max_steps`` or ``max_examples``), and
+    fewer epochs there, or as many where the saved trial stopped early at its ``max_steps`` or
+    ``max_examples`` (inside an epoch: the trial continues from the batch it stopped at, in the
+    same order). The trainer's settings do not change with the epoch (a constant learning
+    rate, no schedule), so the optimiser's state carries over exactly. A rung of one epoch on
+    a subset (``max_train_samples``) trains on other data than the whole set, so a promotion
+    from it to whole epochs is trained from scratch."""
+    capped = saved.max_steps is not None or saved.max_examples is not None
     return (
-        saved.max_steps is None
-        and fidelity.max_steps is None
+        fidelity.max_steps is None
+        and fidelity.max_examples is None
         and saved.max_train_samples == fidelity.max_train_samples
-        and saved.epochs < fidelity.epochs
+        and (saved.epochs < fidelity.epochs or (capped and saved.epochs == fidelity.epochs))
     )
 
 
@@ -240,18 +259,23 @@ def rung_fidelities(
     min_epochs: float = MIN_EPOCHS,
     reduction_factor: int = REDUCTION_FACTOR,
     first_time_limit: float | None = None,
+    prefix: bool = True,
 ) -> list[Fidelity]:
     """The ladder of fidelities from ``min_epochs`` up to ``full`` (the last rung).
 
     Args:
         full: the full fidelity (its time limit applies per epoch to the lower rungs).
         n_train: training examples ``full`` trains on (after its ``max_train_samples``).
-        min_epochs: epochs of the first rung; below 1 it is one epoch on that fraction of the
-            training set.
+        min_epochs: epochs of the first rung; below 1 it is the first batches of an epoch
+            over ``full``'s training set, covering that fraction of it (``max_examples``), so
+            a promotion continues from it.
         reduction_factor: each rung trains this many times longer than the one below.
         first_time_limit: at most this many seconds for a first-rung trial, and
             ``reduction_factor`` times more per rung up (the last rung keeps ``full``'s), so
             a candidate far too slow for the search's budget stops early.
+        prefix: False gives the earlier ladder, whose rung below one epoch is one epoch on a
+            fixed subset of that many examples (``max_train_samples``), which promotions
+            cannot continue from (a run that began with it resumes with it).
 
     Raises:
         AutoDLError: bad settings.
@@ -269,7 +293,10 @@ def rung_fidelities(
         limit = per_epoch * e if per_epoch else None
         if cap is not None:
             limit = cap if limit is None else min(limit, cap)
-        if epochs < 1:
+        if epochs < 1 and prefix:
+            k = max(1, round(epochs * n_train))
+            fid = Fidelity(1, full.max_train_samples, limit, max_examples=k)
+        elif epochs < 1:
             fid = Fidelity(1, max(1, round(epochs * n_train)), limit)
         else:
             fid = Fidelity(e, full.max_train_samples, limit)

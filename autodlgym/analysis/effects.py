@@ -381,7 +381,8 @@ def importance_note(df: pd.DataFrame, min_trials: int = MIN_IMPORTANCE_TRIALS) -
     """A caveat for :func:`decision_importance` on thin or mixed evidence (None otherwise).
 
     Said when the run has fewer than ``min_trials`` ``ok`` trials, or when its ``ok`` trials
-    were trained at more than one fidelity (distinct ``epochs`` or ``max_train_samples``):
+    were trained at more than one fidelity (distinct ``epochs``, ``max_train_samples`` or
+    ``max_examples``):
     their scores are then not comparable, and a decision can look important only because
     it was tried at a higher fidelity.
     """
@@ -394,7 +395,11 @@ def importance_note(df: pd.DataFrame, min_trials: int = MIN_IMPORTANCE_TRIALS) -
             "the ranking is a rough guess and can change with a few more trials"
         )
     mixed = []
-    for col, what in (("epochs", "epochs"), ("max_train_samples", "training-set sizes")):
+    for col, what in (
+        ("epochs", "epochs"),
+        ("max_train_samples", "training-set sizes"),
+        ("max_examples", "caps on examples"),
+    ):
         if col in ok.columns:
             values = ok[col].astype(object).where(ok[col].notna(), "all").unique()
             if len(values) > 1:

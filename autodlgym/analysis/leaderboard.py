@@ -92,8 +92,9 @@ def leaderboard(
             columns, descending otherwise.
         per: ``"spec"`` (default): one row per architecture, of the search's trials that
             count (retrained evaluations are left out): its trials at the highest fidelity it
-            reached (by ``epochs``, then ``max_train_samples``) and among those the one with
-            its best validation score, the earliest on ties (whatever ``by`` ranks).
+            reached (by ``epochs``, then ``max_train_samples`` or ``max_examples``) and among
+            those the one with its best validation score, the earliest on ties (whatever
+            ``by`` ranks).
             ``"trial"``: one row per trial that counts.
 
     Returns:

@@ -16,11 +16,12 @@ Each trial becomes a finished Optuna trial:
   earlier evaluation of the same spec ran for no time (it starts when it completes). Times
   are naive local times, as Optuna's own trials have;
 - user attributes: ``trial_id``, ``arch_id``, ``status``, ``message``, ``test_score``,
-  ``params``, ``flops``, ``train_seconds``, ``eval_seconds``, ``epochs`` and
-  ``max_train_samples`` (its fidelity), ``epochs_run``, ``rung`` (the index of its fidelity
-  among the run's rungs, for a run under ``--pruner asha``), ``latency`` (tasks that measure
-  it), ``reused_from`` and ``stopped`` (see below). An attribute the trial has no value for is
-  left out (``max_train_samples``: it trained on the whole training set).
+  ``params``, ``flops``, ``train_seconds``, ``eval_seconds``, ``epochs``,
+  ``max_train_samples`` and ``max_examples`` (its fidelity), ``epochs_run``, ``rung`` (the
+  index of its fidelity among the run's rungs, for a run under ``--pruner asha``),
+  ``latency`` (tasks that measure it), ``reused_from`` and ``stopped`` (see below). An attribute the trial has no value for is
+  left out (``max_train_samples``: it trained on the whole training set; ``max_examples``:
+  whole epochs).
 
 Numbers are written at the precision they were measured with (:func:`measured`): the trainer
 scores in float32, so a score that is exactly a float32 is written to the 6 significant digits
@@ -173,7 +174,7 @@ def measured(value: float) -> float:
 
 
 def rung_levels(df: pd.DataFrame) -> list[tuple[float, float]]:
-    """The distinct fidelities of a run's trials as ``(epochs, max_train_samples)``, lowest
+    """The distinct fidelities of a run's trials as ``(epochs, examples)``, lowest
     first (:func:`autodlgym.results.ranking.fidelity_levels`). Under ``--pruner asha`` these
     are the rungs the trials reached; a trial's rung is the index of its own fidelity here."""
     return sorted(set(fidelity_levels(df)))
@@ -255,7 +256,9 @@ def frozen_trials(
 
 
 #: user attributes copied from the frame as they are (ints) or at their precision (floats)
-_INT_ATTRS = ("params", "flops", "epochs", "max_train_samples", "epochs_run", "reused_from")
+_INT_ATTRS = (
+    "params", "flops", "epochs", "max_train_samples", "max_examples", "epochs_run", "reused_from",
+)  # fmt: skip
 _SCORE_ATTRS = ("test_score", "latency")
 _SECONDS_ATTRS = ("train_seconds", "eval_seconds")
 

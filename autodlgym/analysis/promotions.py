@@ -62,9 +62,10 @@ def promotion_chains(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def rung_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per rung: ``rung``, ``epochs``, ``max_train_samples``, ``trials``, ``architectures``
-    (distinct ones that reached it), ``promoted`` (of those, how many went higher),
-    ``best`` (best usable score there; NaN without one)."""
+    """Per rung: ``rung``, ``epochs``, ``max_train_samples``, ``max_examples`` (only where a
+    rung has one: the first batches of an epoch), ``trials``, ``architectures`` (distinct ones
+    that reached it), ``promoted`` (of those, how many went higher), ``best`` (best usable
+    score there; NaN without one)."""
     d = df.assign(rung=rungs(df), _usable=usable(df))
     at = _at_rungs(df)
     rows = []
@@ -73,18 +74,24 @@ def rung_summary(df: pd.DataFrame) -> pd.DataFrame:
         scores = g.loc[g["_usable"], "val_score"].astype("float64")
         samples = g["max_train_samples"].iloc[0] if "max_train_samples" in g.columns else None
         samples = np.nan if samples is None or pd.isna(samples) else float(samples)  # NaN: all
+        examples = g["max_examples"].iloc[0] if "max_examples" in g.columns else None
+        examples = np.nan if examples is None or pd.isna(examples) else float(examples)
         rows.append(
             {
                 "rung": int(k),
                 "epochs": g["epochs"].iloc[0] if "epochs" in g.columns else np.nan,
                 "max_train_samples": samples,
+                "max_examples": examples,
                 "trials": len(g),
                 "architectures": int(g["arch_id"].nunique()),
                 "promoted": int(a["promoted"].sum()),
                 "best": float(scores.max()) if len(scores) else np.nan,
             }
         )
-    cols = ["rung", "epochs", "max_train_samples", "trials", "architectures", "promoted", "best"]
+    cols = ["rung", "epochs", "max_train_samples", "max_examples", "trials", "architectures",
+            "promoted", "best"]  # fmt: skip
+    if "max_examples" not in df.columns:
+        cols.remove("max_examples")
     return pd.DataFrame(rows, columns=cols)
 
 

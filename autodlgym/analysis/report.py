@@ -157,6 +157,9 @@ def _header(
         if top_rung > 0:  # several fidelities: say which one the best was trained at
             samples = best.get("max_train_samples")
             on = "" if pd.isna(samples) else f" on {int(samples):,} examples"
+            examples = best.get("max_examples")
+            if examples is not None and not pd.isna(examples):
+                on += f" (its first {int(examples):,} examples)"
             fidelity_txt = (
                 f", {int(best['epochs'])} epochs{on} (rung {int(best['rung'])} of 0-{top_rung})"
             )

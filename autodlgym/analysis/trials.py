@@ -58,13 +58,17 @@ def _number(v: Any) -> float | None:
     return float(f"{f:.6g}") if math.isfinite(f) else None
 
 
+#: the fidelity's columns a trial's drill-down shows (``max_examples`` where the run has it)
+_FIDELITY_KEYS = ("epochs", "epochs_run", "max_train_samples", "max_examples", "time_limit", "seed")
+
+
 def trial_details(df: pd.DataFrame, curves: pd.DataFrame | None = None) -> dict[int, dict]:
     """What the drill-down of each trial shows, by trial id: ``summary`` (status, scores),
-    ``message``, ``fidelity`` (epochs, max_train_samples, time_limit, seed, epochs_run),
-    ``spec`` (the decisions), ``curve`` (``epoch``, ``val_score``, ``train_loss`` lists from
-    ``curves``), ``diagnostics`` (the scalar diagnostics at initialisation) and ``layers``
-    (per-layer ``block``, ``gain``, ``grad_norm`` where recorded). Non-finite numbers are
-    None."""
+    ``message``, ``fidelity`` (epochs, max_train_samples, max_examples where set, time_limit,
+    seed, epochs_run), ``spec`` (the decisions), ``curve`` (``epoch``, ``val_score``,
+    ``train_loss`` lists from ``curves``), ``diagnostics`` (the scalar diagnostics at
+    initialisation) and ``layers`` (per-layer ``block``, ``gain``, ``grad_norm`` where
+    recorded). Non-finite numbers are None."""
     _require(df, "trial_id", "status")
     by_trial: dict[int, dict[str, list]] = {}
     if curves is not None and len(curves):
@@ -105,9 +109,7 @@ def trial_details(df: pd.DataFrame, curves: pd.DataFrame | None = None) -> dict[
             if v is not None:
                 parts.append(f"{name} {v:.4f}")
         fidelity = {
-            k: (None if pd.isna(row.get(k)) else row.get(k))
-            for k in ("epochs", "epochs_run", "max_train_samples", "time_limit", "seed")
-            if k in row
+            k: (None if pd.isna(row.get(k)) else row.get(k)) for k in _FIDELITY_KEYS if k in row
         }
         out[tid] = {
             "summary": ", ".join(parts),

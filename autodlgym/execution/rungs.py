@@ -2,10 +2,12 @@
 Massively Parallel Hyperparameter Tuning") over trial fidelities.
 
 Rung ``k`` trains a candidate for ``min_epochs * reduction_factor**k`` epochs, up to the full
-fidelity (the last rung). Rungs below one epoch train one epoch on a fraction of the training
-set (the same fixed subset for every candidate), so the first rung costs a fraction of an
-epoch. Whenever a worker is free the runner asks :meth:`RungScheduler.promotion` first: a
-candidate in the top ``1/reduction_factor`` of its rung that has not gone up yet is promoted to
+fidelity (the last rung). A rung below one epoch trains the first whole batches of the first
+epoch that fit in that fraction of the training set (``Fidelity.max_examples``; the order comes
+from the run's seed, so every candidate sees a prefix of the same sequence of examples): the
+first rung costs a fraction of an epoch and its training is the beginning of a longer trial's.
+Whenever a worker is free the runner asks :meth:`RungScheduler.promotion` first: a candidate
+in the top ``1/reduction_factor`` of its rung that has not gone up yet is promoted to
 the next rung, the highest rung first; otherwise a new candidate from the searcher starts at
 rung 0. Many candidates are tried cheaply and the best are trained long; no candidate waits for
 a rung to fill, so one worker and many work the same way.

@@ -39,6 +39,7 @@ def trials_frame(store: ResultStore, space: Any, include_pending: bool = False) 
     diags: list[dict[str, Any]] = []
     diag_texts: list[str] = []
     extras: list[dict[str, Any]] = []
+    max_examples: list[int | None] = []
     for r in rows:
         (trial_id, arch_id, spec_json, fid_key, seed, status, val, test, loss, params,
          tparams, flops, tsec, esec, rss, gpu, epochs_run, message, worker, device, diag,
@@ -59,6 +60,7 @@ def trials_frame(store: ResultStore, space: Any, include_pending: bool = False) 
         }  # fmt: skip
         for name in BASE_COLUMNS:
             columns[name].append(record[name])
+        max_examples.append(fid.get("max_examples"))
         extras.append(json.loads(extra_json) if extra_json else {})
         d = json.loads(diag) if diag else {}
         diags.append(d)
@@ -72,6 +74,12 @@ def trials_frame(store: ResultStore, space: Any, include_pending: bool = False) 
             ).astype(dtype)
         else:
             frame[name] = pd.Series(columns[name], dtype=dtype)
+
+    if any(v is not None for v in max_examples):  # a first ASHA rung of the first batches
+        at = list(frame).index("max_train_samples") + 1
+        items = list(frame.items())
+        items.insert(at, ("max_examples", pd.Series(max_examples, dtype="Int64")))
+        frame = dict(items)
 
     # TrialResult fields without a column of their own (``latency``): one column each
     for name in sorted({k for e in extras for k, v in e.items() if v is not None}):

@@ -7,8 +7,9 @@ best-so-far, ``Run.best`` and the search's summary) reads trials through these t
   the search's deadline, with a finite validation score. A stopped trial keeps the score it
   reached; rankings mark it (a ``stopped`` column).
 * :func:`by_architecture`: one row per architecture. Of its evaluations, those at the highest
-  fidelity it reached (by epochs, then ``max_train_samples``, where none, the whole training
-  set, is the most), and among those its best validation score, the earliest trial on ties.
+  fidelity it reached (by epochs, then the examples an epoch trains on, ``max_train_samples``
+  or ``max_examples``, where none, the whole training set, is the most), and among those its
+  best validation score, the earliest trial on ties.
   A multi-fidelity search (ASHA rungs) evaluates an architecture several times; its row is
   its longest training, not its luckiest one, and never more than one row.
 """
@@ -35,8 +36,10 @@ def usable(df: pd.DataFrame) -> pd.Series:
 
 
 def fidelity_levels(df: pd.DataFrame) -> list[tuple[float, float]]:
-    """Each trial's fidelity as ``(epochs, max_train_samples)``, comparable low to high
-    (no ``max_train_samples``, the whole training set, is the most)."""
+    """Each trial's fidelity as ``(epochs, examples)``, comparable low to high: the examples
+    an epoch trains on, ``max_train_samples`` (none, the whole training set, is the most), or
+    fewer where ``max_examples`` stops it sooner (a first ASHA rung: the first batches of an
+    epoch)."""
     n = len(df)
     epochs = (
         pd.to_numeric(df["epochs"], errors="coerce").astype("float64").fillna(0.0).to_numpy()
@@ -51,13 +54,21 @@ def fidelity_levels(df: pd.DataFrame) -> list[tuple[float, float]]:
         if "max_train_samples" in df.columns
         else np.full(n, np.inf)
     )
+    if "max_examples" in df.columns:
+        capped = (
+            pd.to_numeric(df["max_examples"], errors="coerce")
+            .astype("float64")
+            .fillna(np.inf)
+            .to_numpy()
+        )
+        samples = np.minimum(samples, capped)
     return list(zip(epochs.tolist(), samples.tolist()))
 
 
 def rungs(df: pd.DataFrame) -> pd.Series:
     """Each trial's rung: the index of its fidelity among the frame's distinct fidelities,
-    ordered low to high (by ``epochs``, then ``max_train_samples``, where none is the most);
-    0 for every trial when there is one fidelity. An int64 Series on ``df``'s index."""
+    ordered low to high (:func:`fidelity_levels`); 0 for every trial when there is one
+    fidelity. An int64 Series on ``df``'s index."""
     levels = fidelity_levels(df)
     order = {level: i for i, level in enumerate(sorted(set(levels)))}
     return pd.Series([order[lv] for lv in levels], index=df.index, dtype="int64")

@@ -581,9 +581,10 @@ class ResultStore:
     ) -> pandas.DataFrame:
         """One row per finished trial with flat columns, sorted by ``trial_id``.
 
-        Columns: :data:`BASE_COLUMNS`; then one column per TrialResult field that has no
-        column of its own in the database (``latency``) when any trial has a value for it;
-        then one column per decision of the run's search space
+        Columns: :data:`BASE_COLUMNS` (with ``max_examples`` after ``max_train_samples``
+        when a trial's fidelity has one: a first ASHA rung); then one column per TrialResult
+        field that has no column of its own in the database (``latency``) when any trial has
+        a value for it; then one column per decision of the run's search space
         (``SearchSpace.columns``, None where inactive; one per spec key when the run config
         has no ``"space"``); then ``diag_<name>`` for each scalar diagnostic; then
         ``diagnostics`` (all diagnostics, per-layer lists included, as JSON) and ``spec``

@@ -190,8 +190,8 @@ class Task:
         self, full: Fidelity, first_time_limit: float | None = None
     ) -> list[Fidelity]:
         """The ladder of fidelities a rung scheduler (``--pruner asha``) climbs up to
-        ``full``, cheapest first: from a third of an epoch (one epoch on a fixed third of the
-        training set), three times more per rung. A ladder of one fidelity means the task
+        ``full``, cheapest first: from a third of an epoch (the first batches of an epoch over
+        ``full``'s training set, a third of it: ``max_examples``), three times more per rung. A ladder of one fidelity means the task
         cannot be evaluated at lower fidelity, and multi-fidelity search does not apply."""
         n_train = self.load().sizes()[0]
         if full.max_train_samples is not None:

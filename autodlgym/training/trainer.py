@@ -15,7 +15,6 @@ unknown task, a bad fidelity) raise :class:`~autodlgym.errors.AutoDLError`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import gc
 import math
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from autodlgym.clock import now as _now  # the injectable clock
 from autodlgym.clock import wall as _wall
+from autodlgym.errors import AutoDLError
 from autodlgym.searchspace.spec import ArchSpec
 from autodlgym.tasks import Task, get_task
 from autodlgym.training.limits import (
@@ -72,22 +72,40 @@ _TENSORS: dict[tuple[str, tuple, str], dict[str, torch.Tensor]] = {}
 
 
 #: the layout of a saved training state (:func:`save_state`); another version is not read
-STATE_VERSION = 1
+#: (version 1 could not stop inside an epoch and did not record its checks per epoch)
+STATE_VERSION = 2
 
 
 class _Continuation:
     """A trial's link to saved training states: the one it continues (``resume``, read by
-    :func:`load_state`) and whether it saves its own (``state``, filled by the training loop
-    once all its epochs trained)."""
+    :func:`load_state` and checked against this trial's batches by :func:`_plan_resume`),
+    where in its training that state was saved, and whether the trial saves its own
+    (``state``, filled by the training loop once it trained all its fidelity asks)."""
 
     def __init__(self, resume: dict[str, Any] | None, save: bool) -> None:
         self.resume = resume
         self.save = save
         self.state: dict[str, Any] | None = None
+        #: the epoch training resumes in and the batches of it already trained (indices
+        #: ``<= skip``; -1: none, the epoch starts afresh)
+        self.first = 1
+        self.skip = -1
+        #: the saved curve points a trial trained from scratch would also have made
+        self.curve: list[dict[str, float]] = []
+        #: losses and sizes of the batches trained since the last of those points
+        self.losses: list[Any] = []
+        self.sizes: list[int] = []
+        #: the saved trial's last check is not one a trial from scratch makes there: its
+        #: random state from before that check is the one to continue with
+        self.unchecked = False
 
     @property
-    def epochs_done(self) -> int:
-        return int(self.resume["epochs"]) if self.resume is not None else 0
+    def steps_done(self) -> int:
+        return int(self.resume["steps"]) if self.resume is not None else 0
+
+    @property
+    def examples_done(self) -> int:
+        return int(self.resume["examples"]) if self.resume is not None else 0
 
 
 def save_state(path: str, state: Mapping[str, Any]) -> None:
@@ -132,7 +150,10 @@ def load_state(
         and state.get("seed") == int(seed)
         and state.get("amp") == bool(amp)
     )
-    saved = Fidelity(int(state.get("epochs", 0)) or 1, state.get("max_train_samples"))
+    try:
+        saved = Fidelity.from_key(str(state.get("fidelity")))
+    except (ValueError, TypeError, AutoDLError):
+        return None
     return state if same and can_continue(saved, fidelity) else None
 
 
@@ -292,11 +313,14 @@ def train_and_score(
             ``throughput``.
         checkpoint: a file to write the trial's training state to (weights, optimiser,
             batch order and random state: :func:`save_state`) when it ends ``ok`` having
-            trained all its epochs, so a longer trial of the same spec can continue from it.
+            trained all its fidelity asks (its epochs, or up to its ``max_steps`` or
+            ``max_examples``, inside an epoch), so a longer trial of the same spec can
+            continue from it.
             A file that cannot be written is reported in ``message``; the trial stays ``ok``.
         resume_from: a file written by ``checkpoint``: the trial continues from it and trains
-            only the epochs it lacks (``result.continued_from`` says so; its ``curve`` starts
-            with the earlier trial's checks, its seconds count its own work). The result
+            only the batches it lacks (``result.continued_from`` says so; its ``curve`` starts
+            with the earlier trial's checks, those a trial trained from scratch makes too; its
+            seconds count its own work). The result
             equals a trial trained from scratch at ``fidelity`` (same weights, scores and
             curve values: :func:`~autodlgym.trial.can_continue` says when a state qualifies); a missing or
             unsuitable file trains from scratch.
@@ -456,6 +480,10 @@ def _run(
     model = build_model(spec, task.io)
     configure_trainable(model, str(spec.get("trainable", "all")), seed)
     model.to(dev)
+    batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
+    cap = _step_cap(fidelity, feed, batch_size)
+    if cont.resume is not None:
+        _plan_resume(cont, feed.n_batches(batch_size), checks_per_epoch)
     if cont.resume is not None:
         model.load_state_dict(cont.resume["model"])
     hooks = _install_checks(model, clock) if clock.limited else []
@@ -465,14 +493,19 @@ def _run(
         clock.check()
         clock.phase = "while counting FLOPs"
         result.flops = _count_flops(spec, task, model, feed.sample(1))
-        batch_size = max(1, min(int(spec.get("batch_size", 128)), n))
         if clock.throughput is not None and result.flops:
-            todo = fidelity  # a continued trial is limited by the epochs it still trains
-            if cont.resume is not None:
-                todo = dataclasses.replace(fidelity, epochs=fidelity.epochs - cont.epochs_done)
+            # a continued trial is limited by the work it still does
             clock.set_limit(
                 _adaptive_limit(
-                    clock.throughput, result.flops, todo, n, batch_size, feed, checks_per_epoch
+                    clock.throughput,
+                    result.flops,
+                    fidelity,
+                    n,
+                    batch_size,
+                    feed,
+                    checks_per_epoch,
+                    cap,
+                    cont,
                 )  # fmt: skip
             )
         clock.check()
@@ -489,7 +522,7 @@ def _run(
             clock.check()
         try:
             _train(model, spec, task, fidelity, seed, dev, feed, batch_size,
-                   callback, amp, result, clock, checks_per_epoch, cont)  # fmt: skip
+                   callback, amp, result, clock, checks_per_epoch, cont, cap)  # fmt: skip
         except _TimeLimit as exc:
             if result.steps_run == 0:
                 raise  # it learned nothing: a timeout
@@ -512,6 +545,65 @@ def _install_checks(model: torch.nn.Module, clock: _Clock) -> list[Any]:
     return [m.register_forward_pre_hook(check) for m in model.modules()]
 
 
+def _step_cap(fidelity: Fidelity, feed: Feed, batch_size: int) -> float:
+    """The most steps a trial at ``fidelity`` trains (``max_steps``, and ``max_examples`` over
+    the examples of a whole batch: the batch size, or the training set where one batch holds
+    it all); infinite where only its epochs decide."""
+    cap: float = fidelity.max_steps if fidelity.max_steps is not None else math.inf
+    if fidelity.max_examples is not None:
+        whole = feed.n if feed.n_batches(batch_size) == 1 else min(batch_size, feed.n)
+        cap = min(cap, max(1, fidelity.max_examples // max(1, whole)))
+    return cap
+
+
+def _check_positions(n_batches: int, checks_per_epoch: int) -> dict[int, int]:
+    """Batch index -> check number within the epoch, for the validation checks of an epoch:
+    evenly spaced in batches, the last one ending the epoch."""
+    k = min(checks_per_epoch, n_batches)
+    return {round(j * n_batches / k) - 1: j for j in range(1, k + 1)}
+
+
+def _plan_resume(cont: _Continuation, n_batches: int, checks_per_epoch: int) -> None:
+    """Where a trial continuing from ``cont.resume`` starts, and what it inherits: the curve
+    points and the losses since the last of them that a trial trained from scratch would hold
+    at the batch the state was saved at. A state saved with other batches or checks per epoch
+    is not continued (``cont.resume`` becomes None: the trial trains from scratch)."""
+    saved = cont.resume
+    assert saved is not None
+    if saved.get("n_batches") != n_batches or saved.get("checks_per_epoch") != checks_per_epoch:
+        cont.resume = None
+        return
+    epoch, batch = int(saved["epoch"]), int(saved["batch"])
+    checks = _check_positions(n_batches, checks_per_epoch)
+    expected = [
+        round(e - 1 + (c + 1) / n_batches, 6)
+        for e in range(1, epoch + 1)
+        for c in sorted(checks)
+        if e < epoch or c <= batch
+    ]
+    wanted = set(expected)
+    # the saved trial's own last check, where it stopped inside an epoch, is not one of them
+    curve = [dict(p) for p in saved["curve"] if p["epoch"] in wanted]
+    if [p["epoch"] for p in curve] != expected:
+        cont.resume = None
+        return
+    cont.curve = curve
+    if batch == n_batches - 1:  # it ended an epoch: the next one starts afresh
+        cont.first, cont.skip = epoch + 1, -1
+        return
+    cont.first, cont.skip = epoch, batch
+    cont.unchecked = batch not in checks
+    if cont.unchecked and saved.get("rng_unchecked") is None:
+        cont.resume = None
+        return
+    last_check = max((c for c in checks if c <= batch), default=-1)
+    losses = saved["epoch_losses"]
+    for b, size, loss in zip(saved["epoch_batches"], saved["epoch_sizes"], losses, strict=True):
+        if last_check < int(b) <= batch:
+            cont.losses.append(loss)
+            cont.sizes.append(int(size))
+
+
 def _adaptive_limit(
     throughput: Throughput,
     flops: int,
@@ -520,14 +612,21 @@ def _adaptive_limit(
     batch_size: int,
     feed: Feed,
     checks_per_epoch: int,
+    cap: float = math.inf,
+    cont: _Continuation | None = None,
 ) -> float:
-    """The trial's limit from its FLOPs and the work its fidelity asks for."""
+    """The trial's limit from its FLOPs and the work its fidelity asks for (less what the
+    state it continues from trained)."""
     steps = fidelity.epochs * math.ceil(n / batch_size)
     examples = fidelity.epochs * n
-    if fidelity.max_steps is not None and fidelity.max_steps < steps:
-        steps = fidelity.max_steps
+    if cap < steps:
+        steps = int(cap)
         examples = min(examples, steps * batch_size)
     checks = fidelity.epochs * min(checks_per_epoch, math.ceil(n / batch_size))
+    if cont is not None and cont.resume is not None:
+        steps = max(1, steps - cont.steps_done)
+        examples = max(1, examples - cont.examples_done)
+        checks = max(1, checks - len(cont.curve))
     scored = checks * feed.split_size("val") + feed.split_size("test")
     return trial_limit(throughput, flops, examples, steps, scored, ceiling=fidelity.time_limit)
 
@@ -602,9 +701,11 @@ def _train(
     clock: _Clock,
     checks_per_epoch: int,
     cont: _Continuation,
+    cap: float = math.inf,
 ) -> None:
-    """The training loop with its validation checks, then the test score (from the end of
-    a saved trial's epochs when ``cont`` continues one)."""
+    """The training loop with its validation checks, then the test score (from where a
+    saved trial stopped when ``cont`` continues one). ``cap``: the most steps it trains
+    (:func:`_step_cap`)."""
     import torch
     import torch.nn.functional as F
 
@@ -627,33 +728,62 @@ def _train(
 
     n_batches = feed.n_batches(batch_size)
     # batch indices after which a check runs: evenly spaced, the last one ends the epoch
-    k = min(checks_per_epoch, n_batches)
-    check_after = {round(j * n_batches / k) - 1: j for j in range(1, k + 1)}
-    max_steps = fidelity.max_steps if fidelity.max_steps is not None else math.inf
-    steps = 0
-    first = 1
+    check_after = _check_positions(n_batches, checks_per_epoch)
+    max_steps = cap
+    steps = examples = 0
+    first, skip = 1, -1
+    carried: tuple[list[Any], list[int]] = ([], [])  # losses since the last check, inherited
     if cont.resume is not None:
         saved = cont.resume
         optimizer.load_state_dict(saved["optimizer"])
         if scaler is not None and saved.get("scaler"):
             scaler.load_state_dict(saved["scaler"])
-        order.set_state(saved["order"])
-        torch.set_rng_state(saved["rng"])
-        if dev.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"], dev)
-        first = cont.epochs_done + 1
-        steps = result.steps_run = int(saved["steps"])
-        result.epochs_run = cont.epochs_done
-        result.curve = [dict(point) for point in saved["curve"]]
-        result.train_loss = saved.get("train_loss")
+        # the random state a trial from scratch has there: before the saved trial's own last
+        # check where that check is not one of its (scoring may draw: a DataLoader's seed)
+        rng, cuda_rng = saved["rng"], saved.get("cuda_rng")
+        if cont.unchecked:
+            rng, cuda_rng = saved["rng_unchecked"], saved.get("cuda_rng_unchecked")
+        torch.set_rng_state(rng)
+        if dev.type == "cuda" and cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, dev)
+        first, skip = cont.first, cont.skip
+        # inside an epoch: its order is drawn again from where it began, and the batches
+        # already trained are passed over
+        order.set_state(saved["epoch_order"] if skip >= 0 else saved["order"])
+        steps = result.steps_run = cont.steps_done
+        examples = cont.examples_done
+        result.epochs_run = first - 1
+        result.curve = [dict(point) for point in cont.curve]
+        result.train_loss = result.curve[-1]["train_loss"] if result.curve else None
         result.val_score = result.curve[-1]["val_score"] if result.curve else None
-        result.continued_epochs = cont.epochs_done
-    stop = False
+        result.continued_epochs = round(first - 1 + (skip + 1) / n_batches, 6)
+        carried = (list(cont.losses), list(cont.sizes))
+    stop = capped = False
+    unchecked: tuple[Any, Any] | None = None
+    # this epoch's batches (index, size, loss) and the batch order at its start, for a state
+    # saved inside it
+    epoch_batches: list[int] = []
+    epoch_sizes: list[int] = []
+    epoch_losses: list[Any] = []
+    epoch_order = order.get_state()
+    b = -1
     for epoch in range(first, fidelity.epochs + 1):
         model.train()
         losses, sizes = [], []  # summed once per check: no extra tensor op per step
+        epoch_batches, epoch_sizes, epoch_losses = [], [], []
+        epoch_order = order.get_state()
+        if epoch == first and skip >= 0:
+            losses, sizes = carried
+            if cont.save:
+                for bb, size, loss in zip(cont.resume["epoch_batches"], cont.resume["epoch_sizes"],
+                                          cont.resume["epoch_losses"], strict=True):  # fmt: skip
+                    epoch_batches.append(int(bb))
+                    epoch_sizes.append(int(size))
+                    epoch_losses.append(loss)
         clock.train()
         for b, batch in enumerate(feed.epoch(order, batch_size)):
+            if epoch == first and b <= skip:
+                continue  # trained by the state this trial continues from
             last = steps + 1 >= max_steps
             if batch is not None:  # None: a lone leftover example, which breaks batch norm
                 clock.phase = f"in epoch {epoch}"
@@ -675,7 +805,12 @@ def _train(
                     optimizer.step()
                 losses.append(loss.detach())
                 sizes.append(batch.size)
+                if cont.save:
+                    epoch_batches.append(b)
+                    epoch_sizes.append(batch.size)
+                    epoch_losses.append(losses[-1])
                 steps += 1
+                examples += batch.size
                 clock.stretch_steps += 1
                 clock.stretch_examples += batch.size
                 result.steps_run = steps
@@ -683,6 +818,11 @@ def _train(
             if b not in check_after and not last:
                 continue
             # a validation check: after each 1/checks_per_epoch of the epoch, and at max_steps
+            if last and cont.save and b not in check_after:  # a check of this trial's only
+                unchecked = (
+                    torch.get_rng_state(),
+                    torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                )
             sync()
             clock.pause()
             clock.observe(result.flops)
@@ -717,6 +857,7 @@ def _train(
                 result.status = PRUNED
                 result.message = f"stopped by the callback after check {len(result.curve)}"
                 stop = True
+            capped = last and not stop
             stop = stop or last
             if stop:
                 break
@@ -726,22 +867,37 @@ def _train(
         sync()
         clock.pause()
 
-    if cont.save and not stop and result.epochs_run == fidelity.epochs:
+    # all it was asked to train (its epochs, or up to its cap): a longer trial can go on
+    if cont.save and result.status != PRUNED and (capped or result.epochs_run == fidelity.epochs):
         cont.state = {
             "version": STATE_VERSION,
             "arch_id": spec.arch_id,
             "task": task.key,
             "seed": int(seed),
             "amp": bool(amp),
+            "fidelity": fidelity.key(),
             "max_train_samples": fidelity.max_train_samples,
             "epochs": int(fidelity.epochs),
+            "checks_per_epoch": int(checks_per_epoch),
+            "n_batches": int(n_batches),
+            # where it stopped: the last batch it trained, in this epoch
+            "epoch": int(epoch) if fidelity.epochs >= first else int(first - 1),
+            "batch": int(b) if fidelity.epochs >= first else int(n_batches - 1),
             "steps": int(steps),
+            "examples": int(examples),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
             "order": order.get_state(),
+            "epoch_order": epoch_order,
+            "epoch_batches": epoch_batches,
+            "epoch_sizes": epoch_sizes,
+            "epoch_losses": [loss.detach().clone() for loss in epoch_losses],
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            # before its last check, where that check came from its cap alone
+            "rng_unchecked": unchecked[0] if unchecked else None,
+            "cuda_rng_unchecked": unchecked[1] if unchecked else None,
             "curve": [dict(point) for point in result.curve],
             "train_loss": result.train_loss,
             "diagnostics": result.diagnostics,

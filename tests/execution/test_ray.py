@@ -330,8 +330,8 @@ def test_two_workers_promote_the_best_of_a_rung(free_cpus, tmp_path: Path) -> No
     )  # fmt: skip
     run_search(cfg, progress=False)
     df = load_results(cfg.out).sort_values("trial_id")
-    first = df[df.max_train_samples == 100]  # rung 0: a third of 300 examples
-    promoted = df[df.max_train_samples == 300]
+    first = df[df.max_examples == 100]  # rung 0: the first batches, a third of 300 examples
+    promoted = df[df.max_examples.isna()]
     assert len(first) >= 3 and len(promoted) >= 1
     for _, row in promoted[promoted.epochs == 1].iterrows():
         # It was among the top third of the first-rung results the driver had collected when it

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import pytest
 
 from autodlgym import load_results
@@ -15,13 +18,18 @@ def test_ladder_goes_from_a_fraction_of_an_epoch_to_the_full_fidelity():
     full = Fidelity(20, None, 1200.0)
     ladder = rung_fidelities(full, n_train=3500)
     assert ladder == [
-        Fidelity(1, 1167, 60.0),  # a third of an epoch: one epoch on a third of the data
+        # a third of an epoch: the first batches of one, covering a third of the data
+        Fidelity(1, None, 60.0, max_examples=1167),
         Fidelity(1, None, 60.0),
         Fidelity(3, None, 180.0),
         Fidelity(9, None, 540.0),
         full,
     ]
-    assert rung_fidelities(Fidelity(1), 100) == [Fidelity(1, 33), Fidelity(1)]
+    assert rung_fidelities(Fidelity(1), 100) == [Fidelity(1, max_examples=33), Fidelity(1)]
+    # on a subset of the training set, the first rung is a third of that subset
+    assert rung_fidelities(Fidelity(3, 300), 300)[0] == Fidelity(1, 300, max_examples=100)
+    # the earlier ladder: one epoch on a fixed third of the training set
+    assert rung_fidelities(Fidelity(1), 100, prefix=False) == [Fidelity(1, 33), Fidelity(1)]
     capped = rung_fidelities(full, n_train=3500, first_time_limit=10.0)
     assert [f.time_limit for f in capped] == [10.0, 30.0, 90.0, 270.0, 1200.0]
     # a rung is known by how much it trains, whatever its time limit
@@ -78,10 +86,13 @@ def _asha_config(tmp_path, space, **kw) -> RunConfig:
 
 
 def _rungs_of(df) -> list[int]:
-    """Rung index of every trial: 0 = a third of 300 examples, 1 = 1 epoch, 2 = 3 epochs."""
+    """Rung index of every trial: 0 = the first batches of an epoch over 300 examples, covering
+    at most 100 of them (or, on the earlier ladder, one epoch on 100 examples), 1 = 1 epoch,
+    2 = 3 epochs."""
     out = []
-    for e, m in zip(df.epochs, df.max_train_samples):
-        if int(e) == 1 and int(m) == 100:
+    capped = df.max_examples if "max_examples" in df else [pd.NA] * len(df)
+    for e, m, c in zip(df.epochs, df.max_train_samples, capped):
+        if int(e) == 1 and (int(m) == 100 or (not pd.isna(c) and int(c) == 100)):
             out.append(0)
         else:
             out.append({1: 1, 3: 2}[int(e)])
@@ -98,9 +109,17 @@ def test_one_worker_promotes_the_best_of_the_first_rung(tmp_path, tiny_space_con
     ok = first[first.status == OK]
     best = ok.sort_values(["val_score", "arch_id"], ascending=[False, True]).iloc[0]
     assert df.iloc[3].arch_id == best.arch_id
-    # the promoted trial trained on the whole (300-example) training set
+    # the promoted trial trained on the whole (300-example) training set, continuing from the
+    # first rung's trial: 64-example batches, so the first rung trained 1 of the 5 steps
     assert df.iloc[3].epochs_run == 1 and df.iloc[3].max_train_samples == 300
-    assert df.iloc[0].max_train_samples == 100
+    assert pd.isna(df.iloc[3].max_examples) and df.iloc[0].max_examples == 100
+    assert df.iloc[0].max_train_samples == 300 and df.iloc[0].epochs_run == 0
+    source = df[(df.trial_id < 3) & (df.arch_id == best.arch_id)].iloc[0]
+    assert int(df.iloc[3].continued_from) == int(source.trial_id)
+    batch = json.loads(best.spec)["batch_size"]
+    assert int(source.steps_run) == 100 // batch
+    assert df.iloc[3].continued_epochs == pytest.approx(source.steps_run / -(-300 // batch))
+    assert int(df.iloc[3].steps_run) == -(-300 // batch)
 
 
 def test_resumed_run_promotes_as_if_it_never_stopped(tmp_path, tiny_space_config):
@@ -111,6 +130,24 @@ def test_resumed_run_promotes_as_if_it_never_stopped(tmp_path, tiny_space_config
     assert _rungs_of(df) == [0, 0, 0, 1, 0]
     best = df[df.trial_id < 3].sort_values(["val_score", "arch_id"], ascending=[False, True])
     assert df.iloc[3].arch_id == best.iloc[0].arch_id
+
+
+def test_a_run_begun_on_the_earlier_ladder_resumes_on_it(tmp_path, tiny_space_config, monkeypatch):
+    import functools
+
+    import autodlgym.tasks.base as base
+    from autodlgym.trial import rung_fidelities as ladder
+
+    cfg = _asha_config(tmp_path, tiny_space_config, trials=3)
+    with monkeypatch.context() as m:  # the first rung as runs made before had it
+        m.setattr(base, "rung_fidelities", functools.partial(ladder, prefix=False))
+        run_search(cfg, progress=False)
+    run_search(RunConfig(out=cfg.out, trials=5), resume=True, progress=False)
+    df = load_results(cfg.out).sort_values("trial_id")
+    # the last candidate started on the subset rung of the first three, not on a new one
+    assert "max_examples" not in df and _rungs_of(df) == [0, 0, 0, 1, 0]
+    assert list(df.max_train_samples) == [100, 100, 100, 300, 100]
+    assert "continued_from" not in df  # a promotion from a subset is trained from scratch
 
 
 def test_asha_needs_no_optuna_pruner_and_rejects_unknown_pruners(tmp_path):
