@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import sys
 
 import numpy as np
@@ -203,8 +204,15 @@ def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path, fake_
     row = df.iloc[0]
     assert row.status == "stopped" and row.epochs_run >= 1
     curves = ResultStore(cfg.out, create=False).curves()
-    assert len(curves) == row.epochs_run
+    # a check per whole epoch, then the model it reached scored where it stopped
+    assert curves.epoch.iloc[:-1].tolist() == list(range(1, len(curves)))
+    assert row.epochs_run == math.floor(curves.epoch.iloc[-1])
     assert row.val_score == curves.val_score.iloc[-1]  # the last score it reached
+    assert np.isfinite(row.test_score)  # and its test score, from the same weights
+    from autodlgym.analysis.leaderboard import leaderboard
+
+    top = leaderboard(cfg.out).iloc[0]  # the top row shows it (it showed no test score)
+    assert top.trial_id == 0 and top.stopped and top.test_score == row.test_score
     assert 0 < row.train_seconds < 3.0
     # the summary's best counts it, with the score it reached
     assert (summary.best_trial_id, summary.best_val_score) == (0, row.val_score)
