@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autodlgym import AutoDLError, load_results
+from autodlgym import AutoDLError, Run, load_results
 from autodlgym.progress import SearchProgress, progress_style, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.runner import RunConfig, run_search
@@ -295,3 +295,29 @@ def test_adaptive_limits_cut_trials_which_keep_their_scores_and_the_run_counts_t
     assert summary.statuses == {"stopped": 1, "ok": 1}
     assert summary.throughput == pytest.approx(statistics.median(df.throughput))
     assert second.throughput == pytest.approx(1e15 / tp.slowdown())
+
+
+def test_a_final_retrain_stopped_by_the_deadline_is_not_a_seed(tmp_path, fake_clock):
+    """Final selection averages retrains that trained the candidate's whole fidelity: one
+    the deadline stopped part way is recorded (stopped, with its scores) but not averaged."""
+    fake_clock.tick = 0.0005
+    cfg = RunConfig(
+        out=str(tmp_path / "run"), task="digits", searcher="tests.test_runner:OneSpec",
+        trials=1, time_budget=2.5, epochs=4, trial_time_limit="none", pruner="none",
+        final_seeds=3, baselines=False,
+    )  # fmt: skip
+    summary = run_search(cfg, progress=False)
+    df = load_results(cfg.out).set_index("trial_id")
+    retrain = df[df.phase == "retrain"]
+    assert df.loc[0, "status"] == "ok"
+    done, stopped = retrain[retrain.status == "ok"], retrain[retrain.status == "stopped"]
+    if stopped.empty or done.empty:
+        pytest.skip(f"the fake clock let {len(done)} retrains finish of {len(retrain)}")
+    assert (stopped.epochs_run < 4).all() and stopped.val_score.notna().all()
+    with Run.open(cfg.out) as run:
+        final = run.final()
+    vals = [df.loc[0, "val_score"], *done.val_score]
+    assert final["n"] == summary.final_seeds == len(vals)
+    assert final["val_mean"] == pytest.approx(np.mean(vals))
+    tests = [df.loc[0, "test_score"], *done.test_score]
+    assert final["test_mean"] == pytest.approx(np.mean(tests))
