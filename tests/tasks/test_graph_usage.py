@@ -206,7 +206,7 @@ def test_export_without_trial_takes_a_stopped_answer_trained_whole(tmp_path, cap
         result = train_and_score(spec, run.task, fidelity, seed=0, callback=advance,
                                  deadline=fake_clock.wall() + 2.5)  # fmt: skip
         assert result.status == STOPPED and result.epochs_run == 3
-        assert result.val_score is not None and result.test_score is None
+        assert result.val_score is not None and result.test_score is not None
         run.store.append(0, spec, fidelity, 0, result)
         assert run.answer() == 0
     assert cli.main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "model")]) == 0
