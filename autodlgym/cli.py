@@ -982,6 +982,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     )  # fmt: skip
     how = "trained now" if s.trained_now else "kept by autodlgym retrain"
     print(f"trial {s.trial_id} exported to {s.out} (weights of trial {s.weights_from}, {how})")
+    if s.note:
+        print(s.note)
     print(f"files: {', '.join(s.files)}" + ("" if s.onnx == "model.onnx" else f"; {s.onnx}"))
     if "predict.py" in s.files:
         print(

@@ -45,7 +45,7 @@ import numpy as np
 
 from autodlgym.errors import AutoDLError
 from autodlgym.tasks import preprocessing as pp
-from autodlgym.trial import OK, RETRAIN, Fidelity
+from autodlgym.trial import OK, RETRAIN, STOPPED, Fidelity
 
 #: files an export writes (a re-export into the same directory replaces all of them)
 EXPORT_FILES = (
@@ -67,6 +67,9 @@ class ExportSummary:
     program: str  # "program.pt2" or "program.ts"
     onnx: str  # "model.onnx", or why there is none
     files: list[str] = field(default_factory=list)
+    #: a line on how the weights relate to the trial, when that needs saying (a ``stopped``
+    #: trial's architecture trained for its whole fidelity); empty otherwise
+    note: str = ""
 
 
 def preprocessing_for(task: Any) -> dict[str, Any]:
@@ -121,7 +124,10 @@ def export_model(
 
     Args:
         run_dir: a run directory written by ``autodlgym search``.
-        trial_id: any ``ok`` trial of the run (a search trial or a retrained one).
+        trial_id: any ``ok`` trial of the run (a search trial or a retrained one), or a
+            ``stopped`` one (the search's time budget, or its time limit, ended its training):
+            a stopped trial's architecture is exported trained for its whole fidelity (kept
+            retrained weights, else trained now), not as far as the trial got.
         out: the directory to write (made if missing; earlier export files in it are replaced).
         epochs: use (or train) weights at this many epochs; None takes the best kept
             retrained weights of the architecture, else trains at the trial's own epochs.
@@ -130,8 +136,9 @@ def export_model(
             made (see ``Run.open``).
 
     Raises:
-        AutoDLError: no such run or trial, a trial that did not end ``ok``, training that
-            fails, or a program that does not reproduce the model.
+        AutoDLError: no such run or trial, a trial that failed (``error``, ``nan``,
+            ``timeout``, ...) or was pruned, training that fails, or a program that does not
+            reproduce the model.
     """
     import torch
 
@@ -165,9 +172,10 @@ def export_model(
                 f"{run_dir} has no trial {trial_id} (trial ids: {have}); see autodlgym leaderboard {run_dir}"
             )
         row = rows.iloc[0]
-        if row["status"] != OK:
+        if row["status"] not in (OK, STOPPED):
             raise AutoDLError(
-                f"trial {trial_id} ended with status {row['status']}; export an ok trial"
+                f"trial {trial_id} ended with status {row['status']}; export an ok or stopped "
+                f"trial (autodlgym leaderboard {run_dir} lists them)"
             )
         spec = ArchSpec.from_json(row["spec"])
         source = _pick_weights(store, df, row, epochs)
@@ -180,6 +188,14 @@ def export_model(
                     f"training trial {trial_id}'s spec for export ended {result.status}: {result.message}"
                 )
         info_row = run.frame().set_index("trial_id").loc[source]
+        note = ""
+        if row["status"] == STOPPED:
+            reached = int(row["epochs_run"]) if row["epochs_run"] == row["epochs_run"] else 0
+            note = (
+                f"trial {trial_id} was stopped after {reached} of its {int(row['epochs'])} "
+                f"epochs ({row['message']}); its architecture is exported trained for "
+                f"{int(info_row['epochs'])} epochs (trial {source})"
+            )
     state = torch.load(model_path(run_dir, source), map_location="cpu", weights_only=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the build draws initial weights, which the state replaces
@@ -231,7 +247,7 @@ def export_model(
     }
     (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     files = sorted(p.name for p in out.iterdir() if p.name in EXPORT_FILES)
-    return ExportSummary(out, int(trial_id), int(source), trained_now, program, onnx, files)
+    return ExportSummary(out, int(trial_id), int(source), trained_now, program, onnx, files, note)
 
 
 # Graph models ---------------------------------------------------------------------------------

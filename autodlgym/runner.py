@@ -161,7 +161,9 @@ class RunConfig:
             is the first seed) and the best mean validation score wins
             (``SearchSummary.best_*``, ``Run.final()``, export's default trial), reported
             with its standard deviation. With ``time_budget`` the search keeps
-            ``FINAL_SHARE`` of it for this, and stops retraining when it runs out. None:
+            ``FINAL_SHARE`` of it for this, and stops retraining when it runs out (a retrain
+            the deadline stops part way is recorded but not averaged: its scores are of a
+            shorter training than the candidate was ranked at). None:
             ``FINAL_AUTO_SEEDS`` on a task of fewer than ``FINAL_AUTO_ROWS`` training rows
             searched under a ``time_budget``, else 0 (off).
         baselines: fit scikit-learn yardsticks on the task's own split before the search
@@ -420,6 +422,15 @@ def _scores(result: TrialResult) -> tuple[float, float | None] | None:
     if result.status not in (OK, STOPPED) or val is None or not math.isfinite(val):
         return None
     return float(val), result.test_score
+
+
+def _seed_scores(result: TrialResult) -> tuple[float, float | None] | None:
+    """``(val, test)`` of a final-selection retrain that trained its whole fidelity (``ok``);
+    None for one the deadline stopped part way: its scores are of a shorter training than
+    the candidate was ranked at, so they do not enter its mean over seeds."""
+    from autodlgym.trial import OK
+
+    return _scores(result) if result.status == OK else None
 
 
 def _takes(cls: type, name: str) -> bool:
@@ -822,7 +833,7 @@ class _Search:
             seed = config.seed + offset
             hit = self.store.lookup(spec.arch_id, fidelity, seed)
             if hit is not None:
-                evals[source].append(_scores(hit[1]))
+                evals[source].append(_seed_scores(hit[1]))
                 continue
             if deadline is not None and clock.wall() >= deadline - 1.0:
                 skipped += 1
@@ -878,7 +889,7 @@ class _Search:
             source = pending.pop(job.trial_id)
             spec, fidelity, seed = self.final_jobs.pop(job.trial_id)
             self.store.append(job.trial_id, spec, fidelity, seed, result)
-            evals[source].append(_scores(result))
+            evals[source].append(_seed_scores(result))
 
     # the ask / submit / collect loop ------------------------------------------------------
     def record(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from autodlgym import AutoDLError, load_results
+from autodlgym import AutoDLError, Run, load_results
 from autodlgym.progress import SearchProgress, progress_style, wants_progress
 from autodlgym.results.store import ResultStore
 from autodlgym.runner import RunConfig, run_search
@@ -203,8 +204,15 @@ def test_deadline_stops_the_trial_in_flight_and_resume_continues(tmp_path, fake_
     row = df.iloc[0]
     assert row.status == "stopped" and row.epochs_run >= 1
     curves = ResultStore(cfg.out, create=False).curves()
-    assert len(curves) == row.epochs_run
+    # a check per whole epoch, then the model it reached scored where it stopped
+    assert curves.epoch.iloc[:-1].tolist() == list(range(1, len(curves)))
+    assert row.epochs_run == math.floor(curves.epoch.iloc[-1])
     assert row.val_score == curves.val_score.iloc[-1]  # the last score it reached
+    assert np.isfinite(row.test_score)  # and its test score, from the same weights
+    from autodlgym.analysis.leaderboard import leaderboard
+
+    top = leaderboard(cfg.out).iloc[0]  # the top row shows it (it showed no test score)
+    assert top.trial_id == 0 and top.stopped and top.test_score == row.test_score
     assert 0 < row.train_seconds < 3.0
     # the summary's best counts it, with the score it reached
     assert (summary.best_trial_id, summary.best_val_score) == (0, row.val_score)
@@ -287,3 +295,29 @@ def test_adaptive_limits_cut_trials_which_keep_their_scores_and_the_run_counts_t
     assert summary.statuses == {"stopped": 1, "ok": 1}
     assert summary.throughput == pytest.approx(statistics.median(df.throughput))
     assert second.throughput == pytest.approx(1e15 / tp.slowdown())
+
+
+def test_a_final_retrain_stopped_by_the_deadline_is_not_a_seed(tmp_path, fake_clock):
+    """Final selection averages retrains that trained the candidate's whole fidelity: one
+    the deadline stopped part way is recorded (stopped, with its scores) but not averaged."""
+    fake_clock.tick = 0.0005
+    cfg = RunConfig(
+        out=str(tmp_path / "run"), task="digits", searcher="tests.test_runner:OneSpec",
+        trials=1, time_budget=2.5, epochs=4, trial_time_limit="none", pruner="none",
+        final_seeds=3, baselines=False,
+    )  # fmt: skip
+    summary = run_search(cfg, progress=False)
+    df = load_results(cfg.out).set_index("trial_id")
+    retrain = df[df.phase == "retrain"]
+    assert df.loc[0, "status"] == "ok"
+    done, stopped = retrain[retrain.status == "ok"], retrain[retrain.status == "stopped"]
+    if stopped.empty or done.empty:
+        pytest.skip(f"the fake clock let {len(done)} retrains finish of {len(retrain)}")
+    assert (stopped.epochs_run < 4).all() and stopped.val_score.notna().all()
+    with Run.open(cfg.out) as run:
+        final = run.final()
+    vals = [df.loc[0, "val_score"], *done.val_score]
+    assert final["n"] == summary.final_seeds == len(vals)
+    assert final["val_mean"] == pytest.approx(np.mean(vals))
+    tests = [df.loc[0, "test_score"], *done.test_score]
+    assert final["test_mean"] == pytest.approx(np.mean(tests))

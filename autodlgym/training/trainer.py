@@ -211,9 +211,14 @@ class _Clock:
         self.limit = limit
         self.limit_at = self.start + limit
 
-    def extend(self, seconds: float) -> None:
-        """Allow ``seconds`` more from now (a trial cut at its limit scores what it learned)."""
-        self.limit_at = _now() + seconds
+    def extend(self, seconds: float, deadline: bool = False) -> None:
+        """Allow ``seconds`` more from now (a trial cut at its limit, or with ``deadline``
+        stopped by the search's deadline, scores what it learned)."""
+        if deadline:
+            self.deadline_at = _now() + seconds
+            self.limit_at = max(self.limit_at, self.deadline_at)
+        else:
+            self.limit_at = _now() + seconds
 
     def check(self, where: str | None = None) -> None:
         now = _now()
@@ -303,7 +308,9 @@ def train_and_score(
             gets a point (with a fractional ``epoch``) and ``callback`` is called at each. They
             do not change training, so the scores at the end are the same for any value.
         deadline: ``time.time()`` at which a trial still training stops at its next batch
-            with status ``stopped``, keeping the scores of the checks it finished.
+            with status ``stopped``; having trained some steps, it then scores the model it
+            reached as a cut trial does (validation where training went past the last check,
+            then test, within the same grace), so every trial with a score has both.
         progress: called as ``progress(epochs_done, steps_done)`` (epochs as a fraction)
             about twice a second while training, for progress displays.
         adaptive_limit: the trial's time limit follows this process's measured speed
@@ -418,8 +425,11 @@ def train_model(
             _fail(result, TIMEOUT, str(exc))
             result.cut = None
     except _Stopped as exc:
-        result.status = STOPPED
-        result.message = str(exc)
+        if result.status == STOPPED:  # stopped, then its scoring ran out of the grace
+            result.message = f"{result.message}; {exc} while scoring it, test not measured"
+        else:
+            result.status = STOPPED
+            result.message = str(exc)
         result.test_score = None
     except Exception as exc:  # noqa: BLE001 - a failing candidate never stops a search
         _fail(result, OOM if _is_oom(exc) else ERROR, f"{type(exc).__name__}: {exc}")
@@ -527,6 +537,10 @@ def _run(
             if result.steps_run == 0:
                 raise  # it learned nothing: a timeout
             _score_cut(model, task, feed, amp, dev, result, clock, str(exc))
+        except _Stopped as exc:
+            if result.steps_run == 0:
+                raise  # stopped before it trained: nothing to score
+            _score_cut(model, task, feed, amp, dev, result, clock, str(exc), deadline=True)
         finally:
             result.train_seconds = clock.pause()
     finally:
@@ -640,22 +654,29 @@ def _score_cut(
     result: TrialResult,
     clock: _Clock,
     reason: str,
+    deadline: bool = False,
 ) -> None:
-    """A trial cut at its limit after training: score what it learned (validation where the
-    last check is older than its last step, then test), within a grace, and end ``stopped``
-    with ``cut=True``."""
+    """A trial cut at its limit after training, or stopped by the search's ``deadline``:
+    score what it learned (validation where the last check is older than its last step, then
+    test), within a grace, and end ``stopped`` (``cut=True`` for a limit)."""
     import torch
 
     clock.pause()
     clock.observe(result.flops)
-    clock.extend(grace(clock.limit or 0.0))
-    result.cut = True
+    clock.extend(grace(clock.limit or 0.0), deadline=deadline)
     epochs = round(clock.epochs_done, 6)
     result.status = STOPPED
-    result.message = (
-        f"cut: {reason} after {result.steps_run} steps ({epochs:g} epochs); "
-        "kept the scores it reached"
-    )
+    if deadline:
+        result.message = (
+            f"{reason}; scored the model it reached after {result.steps_run} steps "
+            f"({epochs:g} epochs)"
+        )
+    else:
+        result.cut = True
+        result.message = (
+            f"cut: {reason} after {result.steps_run} steps ({epochs:g} epochs); "
+            "kept the scores it reached"
+        )
     use_amp = amp and dev.type == "cuda"
     amp_dtype = amp_dtype_for(dev) if use_amp else torch.float16
     score = functools.partial(
@@ -671,6 +692,7 @@ def _score_cut(
         if not math.isfinite(val_score):
             raise _NonFinite(f"validation outputs became non-finite by epoch {epochs:g}")
         result.val_score = val_score
+        result.epochs_run = max(result.epochs_run, math.floor(epochs))  # one it ended in full
         result.curve.append(
             {
                 "epoch": epochs,

@@ -183,3 +183,46 @@ def test_a_graph_level_model_exports_its_weights_and_predicts_new_graphs(tmp_pat
     torch.save(new, tmp_path / "new.pt")
     assert cli.main(["predict", str(tmp_path / "model"), "--input", str(tmp_path / "new.pt")]) == 0
     assert capsys.readouterr().out.split() == [str(i) for i in want.argmax(1)]
+
+
+def test_export_without_trial_takes_a_stopped_answer_trained_whole(tmp_path, capsys, fake_clock):
+    """The run's answer is a trial the search's deadline stopped in its third epoch: export
+    trains its architecture for the trial's whole fidelity and says so."""
+    from autodlgym.searchspace.spec import ArchSpec
+    from autodlgym.training.trainer import train_and_score
+    from autodlgym.trial import STOPPED, Fidelity
+
+    config = RunConfig(task="csbm", task_kwargs=TINY, trials=1, epochs=6,
+                       out=str(tmp_path / "run"), seed=0)  # fmt: skip
+    spec = ArchSpec({"n_stages": 1, "stage1.block": "gcn", "stage1.depth": 1,
+                     "stage1.width": 16, "lr": 0.01, "weight_decay": 0.0, "dropout": 0.0,
+                     "optimizer": "adam", "init": "torch_default"})  # fmt: skip
+    fidelity = Fidelity(epochs=6)
+
+    def advance(check, value):  # a second passes at each validation check
+        fake_clock.advance(1.0)
+
+    with Run.create(config) as run:
+        result = train_and_score(spec, run.task, fidelity, seed=0, callback=advance,
+                                 deadline=fake_clock.wall() + 2.5)  # fmt: skip
+        assert result.status == STOPPED and result.epochs_run == 3
+        assert result.val_score is not None and result.test_score is not None
+        run.store.append(0, spec, fidelity, 0, result)
+        assert run.answer() == 0
+    assert cli.main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "stopped after 3 of its 6 epochs" in out and "trained for 6 epochs (trial 1)" in out
+    df = load_results(tmp_path / "run").set_index("trial_id")
+    assert df.loc[1, "status"] == OK and df.loc[1, "epochs"] == 6 and df.loc[1, "seed"] == 0
+    assert df.loc[1, "epochs_run"] == 6 and df.loc[1, "phase"] == "retrain"
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert meta["trial_id"] == 0 and meta["weights_from_trial"] == 1
+    assert meta["test_score"] == pytest.approx(df.loc[1, "test_score"])
+    # the exported weights are trial 1's: they score its test accuracy on the task's graph
+    model = _kept_model(tmp_path / "run", tmp_path / "model")
+    data = get_task("csbm", **TINY).load()
+    g = data.graphs[0]
+    with torch.no_grad():
+        pred = model(g.x, g.edge_index).argmax(1)
+    test = torch.as_tensor(data.test)
+    assert float((pred[test] == g.y[test]).float().mean()) == pytest.approx(meta["test_score"])

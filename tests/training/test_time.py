@@ -94,7 +94,13 @@ def test_deadline_stops_at_the_next_batch_keeping_the_scores_reached(spec, fake_
     assert [p["epoch"] for p in result.curve] == [0.25, 0.5, 0.75]
     assert result.steps_run == 30 and result.epochs_run == 0
     assert result.val_score == result.curve[-1]["val_score"]  # the last check it finished
-    assert result.test_score is None
+    # it scored the model it reached: test on the weights 30 steps made, as a trial told to
+    # stop after 30 steps measures it
+    same = train_and_score(
+        spec, "digits", Fidelity(epochs=100_000, max_steps=30), seed=0, checks_per_epoch=4
+    )
+    assert same.steps_run == 30 and same.val_score == result.val_score
+    assert result.test_score == same.test_score
 
 
 def test_deadline_with_time_passing_per_batch_keeps_whole_epochs(spec, fake_clock):
@@ -105,9 +111,13 @@ def test_deadline_with_time_passing_per_batch_keeps_whole_epochs(spec, fake_cloc
     )
     elapsed = fake_clock.t - t0
     assert result.status == STOPPED and "time budget" in result.message
-    assert result.epochs_run >= 1 and len(result.curve) == result.epochs_run
+    # a check after each whole epoch, then the model it reached scored where it stopped
+    epochs = [p["epoch"] for p in result.curve]
+    assert epochs[:-1] == list(range(1, len(epochs)))
+    assert result.epochs_run == math.floor(epochs[-1]) >= 1
+    assert "scored the model it reached" in result.message
     assert result.val_score == result.curve[-1]["val_score"]
-    assert result.test_score is None
+    assert result.test_score is not None
     assert 0 < result.train_seconds <= elapsed
 
 
