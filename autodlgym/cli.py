@@ -1084,11 +1084,13 @@ def cmd_space(args: argparse.Namespace) -> int:
         _, task, space = plan(config)
         print(space.describe())
         if not args.space and task.io is not None:
-            from autodlgym.searchspace.config import modality_priors
+            from autodlgym.searchspace.config import modality_decisions, modality_priors
 
             print(f"blocks for {task.io.modality} inputs ({task.name}):")
             for block, offered, reason in modality_priors(task.io.modality):
                 print(f"  {'+' if offered else '-'} {block:<10} {reason}")
+            for line in modality_decisions(task.io.modality):
+                print(line)
         return 0
     if args.space_command == "sample":
         if args.n < 0:

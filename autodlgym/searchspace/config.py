@@ -134,9 +134,11 @@ def default_config(modality: str | None = None) -> dict[str, Any]:
 
     Args:
         modality: ``vector``, ``sequence`` or ``image``: only the built-in blocks whose
-            registration lists it (:func:`modality_blocks`), and the stage options it
-            narrows (:data:`~autodlgym.searchspace.builtins.MODALITY_OPTIONS`: kernel 1 on
-            vectors). None: every block for every modality.
+            registration lists it (:func:`modality_blocks`), the options it narrows
+            (:data:`~autodlgym.searchspace.builtins.MODALITY_OPTIONS`: kernel 1, AdamW /
+            Adam, learning rates and weight decays of tabular MLPs on vectors) and the
+            decisions it leaves out (:data:`~autodlgym.searchspace.builtins.MODALITY_DROPPED`:
+            pooling and ``trainable`` on vectors). None: every block for every modality.
     """
     config = copy.deepcopy(_DEFAULT_TEMPLATE)
     # graph blocks need a graph task: they have a default space of their own (graph_config)
@@ -144,7 +146,11 @@ def default_config(modality: str | None = None) -> dict[str, Any]:
     if modality is not None:
         blocks = modality_blocks(modality, blocks)
         for name, options in builtins.MODALITY_OPTIONS.get(modality, {}).items():
-            config["stage"][name] = {**config["stage"][name], "options": list(options)}
+            part = config["stage"] if name in config["stage"] else config["globals"]
+            part[name] = {**part[name], "options": list(options)}
+        for name in builtins.MODALITY_DROPPED.get(modality, ()):
+            config["stage"].pop(name, None)
+            config["globals"].pop(name, None)
     config["stage"]["block"]["options"] = blocks
     condition_on_blocks(config["stage"], set(config["stage"]))
     return config
@@ -226,6 +232,22 @@ def modality_priors(modality: str) -> list[tuple[str, bool, str]]:
         )
         out.append((b, offered, reason))
     return out
+
+
+def modality_decisions(modality: str) -> list[str]:
+    """What ``modality``'s default space changes in the decisions of the general default
+    (:data:`~autodlgym.searchspace.builtins.MODALITY_OPTIONS` and ``MODALITY_DROPPED``), as
+    lines for ``autodlgym space show --task``; none when it changes nothing."""
+    narrowed = builtins.MODALITY_OPTIONS.get(modality, {})
+    dropped = builtins.MODALITY_DROPPED.get(modality, ())
+    if not narrowed and not dropped:
+        return []
+    lines = [f"decisions for {modality} inputs (see autodlgym.searchspace.builtins):"]
+    for name, options in narrowed.items():
+        lines.append(f"  ~ {name:<14} narrowed to {', '.join(str(o) for o in options)}")
+    if dropped:
+        lines.append(f"  - left out: {', '.join(dropped)}")
+    return lines
 
 
 def condition_on_blocks(stage: dict[str, Any], free: set[str]) -> None:

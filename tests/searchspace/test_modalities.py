@@ -115,3 +115,39 @@ def test_a_search_on_a_users_table_gets_the_data_budget_and_the_table_space(tmp_
         )  # fmt: skip
     )
     assert given.constraints.max_params == 1000 and given.constraints.max_flops is None
+
+
+def test_a_vector_space_has_the_tabular_training_priors_and_no_dead_decisions():
+    space = SearchSpace.default("vector")
+    names = {c.name for c in space.choices}
+    # nothing a vector cannot use: no pooling over columns, every weight trains
+    assert not {"stage2.downsample", "stage2.lp_p", "head_pool", "trainable", "momentum"} & names
+    assert set(_options(space, "optimizer")) == {"adam", "adamw"}
+    assert max(_options(space, "lr")) <= 1e-2 and "instance" not in _options(space, "norm")
+    assert max(_options(space, "weight_decay")) == 0.1
+    # other modalities keep the general options
+    seq = SearchSpace.default("sequence")
+    assert "sgd" in _options(seq, "optimizer") and "stage2.downsample" in {
+        c.name for c in seq.choices
+    }
+    # every vector spec validates and builds (the builder's defaults stand for what is left out)
+    import numpy as np
+    import torch
+
+    from autodlgym.nn.build import build_model
+    from autodlgym.searchspace.io import IOSpec
+
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        spec = space.sample(rng)
+        model = build_model(spec, IOSpec("vector", (7,), 3))
+        assert model(torch.randn(4, 7)).shape == (4, 3)
+
+
+def test_space_show_says_what_a_vector_space_narrows_and_leaves_out():
+    from autodlgym.searchspace.config import modality_decisions
+
+    lines = modality_decisions("vector")
+    assert any("optimizer" in ln and "adamw" in ln for ln in lines)
+    assert any("left out" in ln and "downsample" in ln for ln in lines)
+    assert modality_decisions("image") == []
