@@ -63,8 +63,17 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=100)
     p.add_argument("--train-seconds", type=float, default=600.0)
     p.add_argument("--iterations", type=int, default=2000, help="most training updates")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4, help="episodes per task and update")
     p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument(
+        "--tasks-per-update", type=int, default=4, help="training tasks averaged per update"
+    )
+    p.add_argument(
+        "--keep",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the policy's incumbent bonus (train_searcher's keep)",
+    )
     p.add_argument("--baselines", default="random,evolution,tpe,local-search,predictor")
     p.add_argument("--t4", action="store_true", help="also REINFORCE vs random on 10 tables")
     p.add_argument("--t4-only", action="store_true", help="only T4 (no learned searcher)")
@@ -85,7 +94,9 @@ def main() -> None:
     print(
         f"bench_rl: folds {','.join(folds)}; {args.seeds} test seeds from {TEST_FIRST_SEED}; "
         f"budget {args.budget}; training seed {TRAIN_SEED}, <= {args.train_seconds:.0f} s or "
-        f"{args.iterations} updates of {args.batch} episodes (lr {args.lr}); baselines "
+        f"{args.iterations} updates of {args.batch} episodes x {args.tasks_per_update} task(s) "
+        f"(lr {args.lr}, keep {args.keep}); "
+        f"baselines "
         f"{','.join(baselines)}; out {out}",
         flush=True,
     )
@@ -100,6 +111,8 @@ def main() -> None:
             iterations=args.iterations,
             seconds=args.train_seconds,
             lr=args.lr,
+            keep=args.keep,
+            tasks_per_update=args.tasks_per_update,
             seed=TRAIN_SEED,
             log=lambda line: print(f"  {line}", flush=True),
         )
