@@ -7,7 +7,10 @@ its input is the mean embedding of the last candidate's options and the task-fre
 among this search's scores, whether it raised the best, whether it failed, its z-score among
 them). It proposes the next candidate one decision at a time, in the space's order: each
 option is scored against a query made of the hidden state, the decision and the options chosen
-so far. Options are embedded by ``decision=value``, so a policy trained on one space runs on
+so far; a policy built with ``keep`` also adds a learned bonus (a function of the hidden
+state and the decision) to the option the best candidate so far (:func:`incumbent`) took, so
+it can learn to edit the incumbent, as local search and evolution do, and how much to.
+Options are embedded by ``decision=value``, so a policy trained on one space runs on
 any other: an option it never saw shares one "unknown" embedding (and then proposes close to
 uniformly there). A candidate already evaluated in this search is drawn again (up to
 :data:`REDRAWS` times), so the policy does not spend evaluations on repeats.
@@ -62,9 +65,29 @@ def option_keys(space: SearchSpace) -> list[list[str]]:
     return [[f"{c.name}={o!r}" for o in c.options] for c in space.choices]
 
 
-def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64, emb: int = 32):
+def incumbent(history: SearchHistory) -> ArchSpec | None:
+    """The best-scoring candidate of a search so far (the earliest of ties; None before a
+    success)."""
+    best, spec = None, None
+    for s, score in history.evaluations:
+        if score is not None and (best is None or score > best):
+            best, spec = score, s
+    return spec
+
+
+def make_policy(
+    vocab: Sequence[str],
+    decisions: Sequence[str],
+    hidden: int = 64,
+    emb: int = 32,
+    keep: bool = False,
+    keep_init: float = 2.0,
+):
     """A fresh policy (a torch module) for option keys ``vocab`` and decision names
-    ``decisions`` (index 0 of each is "unknown")."""
+    ``decisions`` (index 0 of each is "unknown"). With ``keep`` each decision's logits also
+    add a learned bonus (a function of the hidden state and the decision) to the option the
+    best candidate so far took: the policy can learn to edit the incumbent, as local search
+    and evolution do, and how much to, from the history it has read."""
     import torch
     from torch import nn
 
@@ -73,7 +96,7 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
             super().__init__()
             self.vocab = {k: i + 1 for i, k in enumerate(vocab)}
             self.decisions = {k: i + 1 for i, k in enumerate(decisions)}
-            self.config = {"hidden": hidden, "emb": emb}
+            self.config = {"hidden": hidden, "emb": emb, "keep": keep, "keep_init": keep_init}
             self.option = nn.Embedding(len(vocab) + 1, emb)
             self.bias = nn.Embedding(len(vocab) + 1, 1)
             self.decision = nn.Embedding(len(decisions) + 1, emb)
@@ -81,6 +104,14 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
             self.gru = nn.GRUCell(hidden, hidden)
             self.query = nn.Linear(hidden, emb)
             self.context = nn.Linear(emb, emb, bias=False)
+            if keep:
+                # the bonus starts at keep_init for every decision: an untrained policy edits
+                # the incumbent a decision or two at a time, as local search does
+                self.keep_h = nn.Linear(hidden, 1)
+                self.keep_d = nn.Embedding(len(decisions) + 1, 1)
+                nn.init.zeros_(self.keep_h.weight)
+                nn.init.constant_(self.keep_h.bias, keep_init)
+                nn.init.zeros_(self.keep_d.weight)
             nn.init.zeros_(self.bias.weight)
             nn.init.normal_(self.option.weight, std=0.1)
             nn.init.normal_(self.decision.weight, std=0.1)
@@ -113,12 +144,18 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
             ids: tuple[list[list[int]], list[int]],
             gen: torch.Generator,
             greedy: bool = False,
+            incumbents: Sequence[ArchSpec | None] | None = None,
         ) -> tuple[list[dict[str, Any]], list[list[int]], torch.Tensor, torch.Tensor, np.ndarray]:
             """One candidate per row of ``h``: (values, option ids, log-prob, entropy, the
-            option indices as an action of the space, 0 for inactive decisions)."""
+            option indices as an action of the space, 0 for inactive decisions).
+            ``incumbents``: each row's best candidate so far (or None), for a ``keep``
+            policy."""
             opts, decs = ids
             b = h.shape[0]
             q0 = self.query(h)
+            use_keep = keep and incumbents is not None and any(i is not None for i in incumbents)
+            if use_keep:
+                keep_h = self.keep_h(h).squeeze(-1)  # (b,)
             ctx = torch.zeros(b, emb)
             logp = torch.zeros(b)
             ent = torch.zeros(b)
@@ -133,6 +170,12 @@ def make_policy(vocab: Sequence[str], decisions: Sequence[str], hidden: int = 64
                 e = self.option(opt_ids)  # (k, emb)
                 q = q0 + self.decision.weight[decs[j]] + self.context(ctx)
                 logits = q @ e.T + self.bias(opt_ids).squeeze(-1)
+                if use_keep:
+                    onehot = torch.zeros(b, len(c.options))
+                    for r, inc in enumerate(incumbents):
+                        if inc is not None and c.name in inc:
+                            onehot[r, c.index(inc[c.name])] = 1.0
+                    logits = logits + onehot * (keep_h + self.keep_d.weight[decs[j], 0])[:, None]
                 dist = torch.distributions.Categorical(logits=logits)
                 if greedy:
                     pick = logits.argmax(-1)
@@ -246,11 +289,12 @@ class LearnedSearcher(Searcher):
         with torch.no_grad():
             self._catch_up(policy)
             seen = {spec for spec, _ in self.history.evaluations}
+            best = incumbent(self.history)
             for _ in range(n):
                 spec = None
                 for _ in range(REDRAWS):
                     values, *_ = policy.propose(
-                        self._h, self.space, self._ids, self._gen, self.greedy
+                        self._h, self.space, self._ids, self._gen, self.greedy, [best]
                     )
                     spec = self.space.validate(ArchSpec(values[0]))
                     if spec not in seen:

@@ -142,3 +142,81 @@ def test_a_missing_policy_is_a_one_line_cli_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "no trained policy" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_incumbent_is_the_earliest_best_scored_candidate():
+    from autodlgym.searchers.learned import incumbent
+    from autodlgym.searchspace.history import SearchHistory
+
+    space = get_task("nasbench-graph:cora").default_space()
+    a, b, c, d = (space.sample(s) for s in range(4))
+    history = SearchHistory(space, 5)
+    assert incumbent(history) is None
+    history.add(a, None)  # a failure is never the incumbent
+    assert incumbent(history) is None
+    for spec, score in ((b, 0.5), (c, 0.7), (d, 0.7)):
+        history.add(spec, score)
+    assert incumbent(history) == c
+
+
+@pytest.mark.parametrize("bonus", [50.0, -50.0])
+def test_the_keep_bonus_moves_proposals_towards_the_incumbent(bonus, tmp_path):
+    import torch
+
+    from autodlgym.searchers.learned import load_policy, make_policy, option_keys, save_policy
+
+    space = get_task("nasbench-graph:cora").default_space()
+    vocab = [k for keys in option_keys(space) for k in keys]
+    policy = make_policy(vocab, space.names, keep=True, keep_init=bonus)
+    best = space.sample(7)
+    gen = torch.Generator().manual_seed(0)
+    h = policy.initial(4)
+    with torch.no_grad():
+        values, *_ = policy.propose(h, space, policy.ids(space), gen, False, [best] * 4)
+        kept = [sum(v[c.name] == best[c.name] for c in space.choices) for v in values]
+        # no incumbent yet: no bonus, proposals spread over the options
+        free, *_ = policy.propose(h, space, policy.ids(space), gen, False, [None] * 4)
+    if bonus > 0:
+        assert kept == [len(space.choices)] * 4  # every decision copies the incumbent
+    else:
+        assert kept == [0] * 4  # no decision copies it
+    assert any(v != dict(best) for v in free)
+    # the option travels with the saved policy; files saved before it load without it
+    loaded = load_policy(save_policy(policy, tmp_path / "p.pt"))
+    assert loaded.config["keep"] is True and loaded.config["keep_init"] == bonus
+    blob = torch.load(tmp_path / "p.pt", weights_only=True)
+    plain = make_policy(vocab, space.names)
+    blob["config"] = {"hidden": 64, "emb": 32}
+    blob["state"] = plain.state_dict()
+    torch.save(blob, tmp_path / "old.pt")
+    assert load_policy(tmp_path / "old.pt").config["keep"] is False
+
+
+def test_an_update_can_average_several_training_tasks(monkeypatch):
+    import autodlgym.rl.learn as learn
+
+    tasks = ["nasbench-graph:citeseer", "nasbench-graph:proteins", "nasbench-graph:cora"]
+    drawn: list[list[str]] = []
+    real = learn._episodes
+
+    def recording(policy, copies, *args):
+        out = real(policy, copies, *args)
+        drawn[-1].append(copies[0].task.name)
+        return out
+
+    monkeypatch.setattr(learn, "_episodes", recording)
+
+    def train(k):  # one update: drawn[0] holds the tasks it learnt from
+        drawn[:] = [[]]
+        return rl.train_searcher(
+            tasks, budget=3, batch=2, iterations=1, tasks_per_update=k, seed=0,
+            log=lambda line: None,
+        )  # fmt: skip
+
+    policy = train(3)
+    assert sorted(drawn[0]) == sorted(tasks)  # every task, once, in the one update
+    assert policy.meta["iterations"] == 1
+    train(1)
+    assert len(drawn[0]) == 1
+    with pytest.raises(AutoDLError, match="tasks_per_update"):
+        rl.train_searcher(tasks, tasks_per_update=4, log=lambda line: None)

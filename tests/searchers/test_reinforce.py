@@ -178,6 +178,8 @@ def test_baseline_failures_and_foreign_specs():
         {"hidden": 0},
         {"momentum": 0.9},
         {"policy": "lstm"},
+        {"reward": "regret"},
+        {"avoid_duplicates": "sometimes"},
     ],
 )
 def test_bad_options_are_user_errors(options):
@@ -196,3 +198,79 @@ def test_asking_loads_no_task_data(monkeypatch):
     (spec,) = agent.ask(1)
     agent.tell(spec, ok(0.5))
     assert agent.n_updates == 1
+
+
+def test_defaults_are_the_measured_setting():
+    agent = make_searcher("reinforce", DEFAULT, seed=0)
+    assert (agent.lr, agent.avoid_duplicates, agent.reward_kind) == (0.15, True, "score")
+    old = make_searcher("reinforce", DEFAULT, seed=0, lr=0.05, avoid_duplicates=False)
+    assert (old.lr, old.avoid_duplicates) == (0.05, False)
+
+
+def _concentrated(avoid_duplicates: bool) -> ReinforceSearcher:
+    """A factorised agent on ONE_STAGE whose policy puts most of its mass on one spec."""
+    agent = ReinforceSearcher(ONE_STAGE, seed=1, avoid_duplicates=avoid_duplicates)
+    agent.policy.logits[:, 0] = 5.0  # 0.98-0.99 on the first option of every decision
+    return agent
+
+
+def test_avoid_duplicates_plays_a_repeat_again():
+    repeated = _concentrated(False)
+    plain = [repeated.ask(1)[0].arch_id for _ in range(12)]
+    assert len(set(plain)) < len(plain)  # the concentrated policy repeats itself
+    novel = _concentrated(True)
+    ids = [novel.ask(1)[0].arch_id for _ in range(12)]
+    assert len(set(ids)) == len(ids)
+    # a repeat is not learnt from and leaves no episode behind
+    assert novel.n_updates == 0 and sum(len(q) for q in novel.pending.values()) == 12
+
+
+def test_a_discarded_spec_may_be_proposed_again():
+    agent = _concentrated(True)
+    (spec,) = agent.ask(1)
+    agent.discard(spec)
+    assert spec.arch_id not in agent.proposed and not agent.pending
+    saved = agent.state_dict()
+    agent.ask(3)
+    resumed = ReinforceSearcher(ONE_STAGE, seed=9)
+    resumed.load_state_dict(saved)
+    assert resumed.proposed == set() and resumed.avoid_duplicates
+
+
+def test_rank_reward_ranks_each_score_among_those_told_before():
+    agent = ReinforceSearcher(DEFAULT, seed=5, decay=0.5, reward="rank", failure_reward=5.0)
+    a, b, c, d = agent.ask(4)
+    agent.tell(a, ok(0.5))
+    assert agent.baseline == 0.5  # the first score: rank 0.5
+    agent.tell(b, ok(0.7))  # beats 1 of 1: rank 1
+    assert agent.baseline == pytest.approx(0.75)
+    agent.tell(c, ok(0.6))  # beats 1 of 2: rank 0.5
+    assert agent.baseline == pytest.approx(0.625)
+    # a failure ranks below every score, whatever failure_reward says
+    agent.tell(d, TrialResult.failure("nan", "loss became nan"))
+    assert agent.baseline == pytest.approx(0.3125)
+    assert agent.n_updates == 4
+
+
+def test_rank_reward_does_not_depend_on_the_score_scale():
+    runs = []
+    for scale, shift in ((1.0, 0.0), (100.0, -3.0)):
+        agent = ReinforceSearcher(ONE_STAGE, seed=2, reward="rank")
+        asked = []
+        for _ in range(5):
+            for spec in agent.ask(3):
+                asked.append(spec)
+                agent.tell(spec, ok(scale * (conv_reward(spec) + 0.1 * spec["n_stages"]) + shift))
+        runs.append((asked, agent.policy.logits.copy()))
+    assert runs[0][0] == runs[1][0]
+    assert np.allclose(runs[0][1], runs[1][1])
+
+
+def test_old_states_keep_the_old_behaviour():
+    agent = ReinforceSearcher(ONE_STAGE, seed=3)
+    saved = agent.state_dict()
+    for key in ("avoid_duplicates", "reward_kind", "proposed", "rewards"):
+        saved.pop(key)
+    resumed = ReinforceSearcher(ONE_STAGE, seed=3, reward="rank")
+    resumed.load_state_dict(saved)
+    assert resumed.avoid_duplicates is False and resumed.reward_kind == "score"
